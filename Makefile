@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine (see README):  make tutorial   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
+TEST_ENV := ESMFOLD_WEIGHTS=tiny
+
+.PHONY: tutorial test setup sync figures clean
+
+tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
+	$(BIN)/python -m helpers.runner
+
+test: $(VENV)/.installed  ## unit tests + every notebook under nbmake, with the tiny stand-in on CPU
+	$(TEST_ENV) $(BIN)/python -m pytest -v -rA tests notebooks --nbmake --nbmake-timeout=900
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+sync:  ## re-pair every notebook with its .py script
+	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
+
+figures: $(VENV)/.installed  ## regenerate the committed figures in figures/
+	$(BIN)/python -m helpers.figures
+
+clean:
+	rm -rf $(VENV) notebooks/_executed

@@ -1,0 +1,108 @@
+"""Where the series' data comes from: a local `shared/` folder if present, else its public source (cached)."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+#: Environment variable naming a folder laid out like the project's `shared/` data folder.
+DATA_ENV = "ESMFOLD_DATA"
+#: Environment variable naming the cache folder for downloads and stand-in checkpoints.
+CACHE_ENV = "ESMFOLD_CACHE"
+
+_RCSB = "https://files.rcsb.org/download/"
+#: Public home of every file this series reads from `shared/` (users without it download from here).
+PUBLIC_SOURCES = {
+    "sequences/1CA2_seed.fasta": "https://www.rcsb.org/fasta/entry/1CA2",
+    "sequences/P0DTC2_spike.fasta": "https://rest.uniprot.org/uniprotkb/P0DTC2.fasta",
+    "reference_predictions/esmfold_v1_fairesm_65aa.pdb": (
+        "https://raw.githubusercontent.com/silviacambiago/esmfold-project/"
+        "0f9b49fb8e1ab69f6ab9fd4a23ef69004737c850/result.pdb"
+    ),
+    "esmfold_v1/config.json": "https://huggingface.co/facebook/esmfold_v1/raw/main/config.json",
+    "benchmarks/cameo2022.csv": (
+        "https://raw.githubusercontent.com/bjing2016/EigenFold/"
+        "0628664fc481605e8c398527d009e815611cf5db/splits/cameo2022.csv"
+    ),
+}
+
+#: The 65-residue ESM README example whose published fair-esm prediction lies in `reference_predictions/`.
+REFERENCE_65AA = "MKTVRQERLKSIVRILERSKEPVSGAQLAEELSVSRQVIVQDIAYLRSLGYNIVATPRGYVLAGG"
+#: Published all-atom mean pLDDT for that sequence (ESM README, github facebookresearch/esm).
+REFERENCE_65AA_PLDDT = 88.3
+
+
+def repo_root() -> Path:
+    """The repository folder (parent of `helpers/`)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Folder for downloads and stand-in checkpoints (`$ESMFOLD_CACHE`, default ~/.cache/gpu-poor-esmfold)."""
+    path = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "gpu-poor-esmfold"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def shared_dir() -> Path | None:
+    """The local shared data folder: `$ESMFOLD_DATA`, else `../shared` beside the repository, else None."""
+    candidates = [os.environ.get(DATA_ENV), repo_root().parent / "shared"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def public_url(relpath: str) -> str:
+    """Public download address of a shared file (structures come from RCSB)."""
+    if relpath in PUBLIC_SOURCES:
+        return PUBLIC_SOURCES[relpath]
+    if relpath.startswith("structures/"):
+        name = Path(relpath).name
+        if name.endswith(".bcif"):
+            return f"https://models.rcsb.org/{name}"
+        return _RCSB + name
+    raise KeyError(f"No public source is known for {relpath!r}")
+
+
+def fetch(relpath: str) -> Path:
+    """Path to a shared data file: the local copy if there is one, else downloaded once into the cache."""
+    local = shared_dir()
+    if local is not None and (local / relpath).is_file():
+        return local / relpath
+    target = cache_dir() / "data" / relpath
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = public_url(relpath)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                payload = response.read()
+        except OSError as err:
+            raise FileNotFoundError(
+                f"{relpath} is not in a local shared folder (set ${DATA_ENV}) and downloading {url} failed: {err}"
+            ) from err
+        target.write_bytes(payload)
+    return target
+
+
+def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """Records of a FASTA file as (header, sequence) pairs; sequence lines are joined, whitespace dropped."""
+    records: list[tuple[str, str]] = []
+    header, chunks = None, []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line.startswith(">"):
+            if header is not None:
+                records.append((header, "".join(chunks)))
+            header, chunks = line[1:].strip(), []
+        elif line and header is not None:
+            chunks.append(line)
+    if header is not None:
+        records.append((header, "".join(chunks)))
+    return records
+
+
+def seed_sequence() -> str:
+    """The seed article's protein: human carbonic anhydrase II, PDB 1CA2 chain A SEQRES (259 aa)."""
+    return read_fasta(fetch("sequences/1CA2_seed.fasta"))[0][1]

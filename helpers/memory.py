@@ -1,0 +1,115 @@
+"""Measure wall time and peak memory of a block of code (GPU via torch and the driver, CPU via peak RSS)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+GIB = 1024**3
+#: A free Colab T4 reports 15 GB total; about this much is usable by PyTorch (GiB).
+T4_BUDGET_GIB = 14.56
+
+OOM_ADVICE = (
+    "Out of memory. The memory has been freed and the kernel is still alive. Next steps, cheapest first: "
+    "set a trunk chunk size (model.trunk.set_chunk_size(64), or 32), fold a shorter protein, "
+    "then move to a smaller recipe: fp16 language model (notebook 02) → int8 weights (notebook 03). "
+    "If memory still looks full, restart the runtime."
+)
+
+
+def free_memory() -> None:
+    """Collect garbage and return cached CUDA blocks to the driver."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _reset_cpu_peak() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_peak_rss_gib() -> float:
+    """Peak resident memory of this process in GiB (since the last reset where supported)."""
+    kib = _status_kib("VmHWM")
+    if kib is None:
+        import resource
+
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if sys.platform == "darwin":
+            kib //= 1024
+    return kib / 1024**2
+
+
+def device_used_gib(device: int | None = None) -> float:
+    """Memory in use on the whole GPU as nvidia-smi reports it (all processes + CUDA context), in GiB."""
+    free, total = torch.cuda.mem_get_info(device)
+    return (total - free) / GIB
+
+
+def is_oom(error: BaseException) -> bool:
+    """True for CUDA/CPU out-of-memory errors."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+@contextmanager
+def measure(label: str = "", device: str | None = None, **extra):
+    """Time a block and record its peak memory; an out-of-memory error is caught, memory freed, status 'OOM'.
+
+    Yields a dict that is filled in when the block ends and drops straight into a pandas DataFrame.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    on_cuda = device.startswith("cuda")
+    record = {"label": label, "device": device, **extra}
+    free_memory()
+    if on_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        record["cpu peak is"] = "since this block" if _reset_cpu_peak() else "since process start"
+    start = time.perf_counter()
+    try:
+        yield record
+        record["status"] = "ok"
+    except BaseException as error:  # noqa: BLE001 — only OOM is swallowed, everything else re-raised below
+        if not is_oom(error):
+            raise
+        record["status"] = "OOM"
+        record["advice"] = OOM_ADVICE
+        traceback.clear_frames(error.__traceback__)
+        del error
+        print(f"[{label}] {OOM_ADVICE}", file=sys.stderr)
+    finally:
+        if on_cuda:
+            torch.cuda.synchronize()
+        record["seconds"] = time.perf_counter() - start
+        if on_cuda:
+            record["peak allocated (GiB)"] = torch.cuda.max_memory_allocated() / GIB
+            record["peak reserved (GiB)"] = torch.cuda.max_memory_reserved() / GIB
+            record["device used, nvidia-smi (GiB)"] = device_used_gib()
+        else:
+            record["peak RSS, CPU (GiB)"] = cpu_peak_rss_gib()
+        if record.get("status") == "OOM":
+            free_memory()

@@ -1,0 +1,272 @@
+"""Load ESMFold — real weights or a stand-in — as (model, tokenizer) through `EsmForProteinFolding.from_pretrained`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from helpers import data
+
+#: The real model on the Hugging Face hub.
+REAL_MODEL_ID = "facebook/esmfold_v1"
+#: Environment variable that picks the weights: a hub id or local path (default: the real model), `random-full`, or `tiny`.
+WEIGHTS_ENV = "ESMFOLD_WEIGHTS"
+#: Stand-ins built locally from the real architecture, with random weights.
+STAND_INS = ("tiny", "random-full")
+#: esmfold_v1 tokenizer vocabulary: AlphaFold residue order, then special tokens (token id = AlphaFold residue index).
+AF2_VOCAB = list("ARNDCQEGHILKMFPSTWYV") + ["X", "<pad>", "<mask>", "<cls>", "<sep>", "<eos>"]
+
+#: Loader recipes: how each variant reaches its precision. Later notebooks add more.
+VARIANTS = {
+    "fp32": {"dtype": torch.float32, "description": "everything fp32 (the checkpoint's fp16 LM tensors are upcast)"},
+}
+
+# Overrides that shrink the real configuration to a few hundred thousand parameters (same classes, same code path).
+_TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "esmfold_config": {
+        "lddt_head_hid_dim": 32,
+        "trunk": {
+            "num_blocks": 2,
+            "sequence_state_dim": 64,
+            "pairwise_state_dim": 32,
+            "sequence_head_width": 16,
+            "pairwise_head_width": 16,
+            "structure_module": {
+                "sequence_dim": 64,
+                "pairwise_dim": 32,
+                "ipa_dim": 8,
+                "resnet_dim": 32,
+                "num_heads_ipa": 4,
+                "num_qk_points": 4,
+                "num_v_points": 4,
+                "num_blocks": 2,
+            },
+        },
+    },
+}
+
+
+def weights_source(source: str | None = None) -> str:
+    """The weights to use: `source` if given, else `$ESMFOLD_WEIGHTS`, else the real `facebook/esmfold_v1`."""
+    return source or os.environ.get(WEIGHTS_ENV) or REAL_MODEL_ID
+
+
+def is_stand_in(source: str | None = None) -> bool:
+    """True when the weights are a random-weight stand-in (structures and accuracy numbers are meaningless)."""
+    return weights_source(source) in STAND_INS
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        merged[key] = _merge(merged.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+def config_dict(kind: str = "random-full") -> dict:
+    """The esmfold_v1 configuration (from shared data or the hub), shrunk for `tiny`."""
+    full = json.loads(data.fetch("esmfold_v1/config.json").read_text())
+    if kind == "random-full":
+        return full
+    if kind == "tiny":
+        return _merge(full, _TINY)
+    raise ValueError(f"Unknown stand-in {kind!r}; choose one of {STAND_INS}")
+
+
+def _write_tokenizer(folder: Path) -> None:
+    from transformers import EsmTokenizer
+
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(AF2_VOCAB) + "\n")
+    EsmTokenizer(vocab_file=str(vocab)).save_pretrained(folder)
+
+
+def _own_tensors(module: torch.nn.Module) -> list:
+    return list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+
+
+def _random_shards(model: torch.nn.Module, max_shard_bytes: int):
+    """Yield {name: tensor} shards of random weights, materialising one module at a time (LM fp16, rest fp32)."""
+    shard, size = {}, 0
+    persistent = set(model.state_dict().keys())
+    for module_name, module in model.named_modules():
+        if not _own_tensors(module):
+            continue
+        module.to_empty(device="cpu", recurse=False)
+        with torch.no_grad():
+            for _, tensor in _own_tensors(module):
+                if tensor.is_floating_point():
+                    tensor.normal_(0.0, 0.02)
+                else:
+                    tensor.zero_()
+            model._init_weights(module)
+        for name, tensor in _own_tensors(module):
+            full_name = f"{module_name}.{name}" if module_name else name
+            if full_name not in persistent:
+                continue
+            if tensor.is_floating_point():
+                dtype = torch.float16 if full_name.startswith("esm.") else torch.float32
+                tensor = tensor.detach().to(dtype)
+            shard[full_name] = tensor.detach().clone().contiguous()
+            size += tensor.numel() * tensor.element_size()
+        module.to("meta")
+        if size >= max_shard_bytes:
+            yield shard
+            shard, size = {}, 0
+    if shard:
+        yield shard
+
+
+def build_stand_in(kind: str, folder: str | os.PathLike, seed: int = 0, max_shard_bytes: int = 2_000_000_000) -> Path:
+    """Write a random-weight esmfold checkpoint (+ tokenizer) shard by shard, never holding the whole model in RAM."""
+    from safetensors.torch import save_file
+    from transformers import EsmConfig, EsmForProteinFolding
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = EsmConfig(**config_dict(kind))
+    torch.manual_seed(seed)
+    with torch.device("meta"):
+        model = EsmForProteinFolding(config)
+    index, total = {}, 0
+    for i, shard in enumerate(_random_shards(model, max_shard_bytes)):
+        name = f"model-{i + 1:05d}.safetensors"
+        save_file(shard, tmp / name, metadata={"format": "pt"})
+        for key, tensor in shard.items():
+            index[key] = name
+            total += tensor.numel() * tensor.element_size()
+        del shard
+    (tmp / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": index}, indent=1)
+    )
+    config.save_pretrained(tmp)
+    _write_tokenizer(tmp)
+    (tmp / "STAND_IN.txt").write_text(
+        f"Random-weight stand-in '{kind}' of facebook/esmfold_v1 (seed {seed}). Structures are meaningless.\n"
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def load_config(source: str | None = None):
+    """The model configuration alone (a few kB): from the hub/path, or the stand-in's recipe."""
+    from transformers import EsmConfig
+
+    source = weights_source(source)
+    if source in STAND_INS:
+        return EsmConfig(**config_dict(source))
+    return EsmConfig.from_pretrained(source)
+
+
+def meta_model(source: str | None = None):
+    """The model built on PyTorch's meta device: every shape and parameter count, no weights, no memory."""
+    from transformers import EsmForProteinFolding
+
+    with torch.device("meta"):
+        return EsmForProteinFolding(load_config(source))
+
+
+def checkpoint_path(source: str | None = None) -> str:
+    """What `from_pretrained` should open: a hub id / local path, or a stand-in's folder (built on first use)."""
+    source = weights_source(source)
+    if source not in STAND_INS:
+        return source
+    folder = data.cache_dir() / f"esmfold-{source}"
+    if not (folder / "model.safetensors.index.json").is_file():
+        print(f"Building the '{source}' stand-in checkpoint in {folder} (once) …", flush=True)
+        build_stand_in(source, folder)
+    return str(folder)
+
+
+class NoGPUError(RuntimeError):
+    """Raised before loading real weights on a machine without a CUDA GPU."""
+
+
+def default_device() -> str:
+    """'cuda' when a CUDA GPU is visible, else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def require_gpu(source: str | None = None, device: str | None = None) -> str:
+    """Return the device to use; stop with a clear message if the real weights would be loaded without a GPU."""
+    device = device or default_device()
+    if device == "cpu" and not is_stand_in(source):
+        raise NoGPUError(
+            "No CUDA GPU is visible, and these notebooks would load the real 8.4 GB ESMFold weights on the CPU — "
+            "on a Colab CPU runtime that exhausts the 12.7 GB of RAM and kills the kernel.\n"
+            "Fix: in Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again.\n"
+            f"To try the notebook without a GPU, use the tiny stand-in: set {WEIGHTS_ENV}=tiny "
+            "(structures will be meaningless)."
+        )
+    return device
+
+
+def load_model(
+    variant: str = "fp32",
+    device: str | None = None,
+    source: str | None = None,
+    chunk_size: int | None = None,
+):
+    """Return (model, tokenizer) for a named variant on `device`, always via `from_pretrained` with an explicit dtype.
+
+    `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says.
+    """
+    from transformers import AutoTokenizer, EsmForProteinFolding
+
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    device = require_gpu(source, device)
+    path = checkpoint_path(source)
+    recipe = VARIANTS[variant]
+    model = EsmForProteinFolding.from_pretrained(path, dtype=recipe["dtype"], device_map=device)
+    model.eval()
+    model.trunk.set_chunk_size(chunk_size)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def component_parameters(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts of the three stages: language model, folding trunk, structure module (+ small heads)."""
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    total = count(model)
+    sm = count(model.trunk.structure_module)
+    counts = {
+        "language model (ESM-2)": count(model.esm),
+        "folding trunk": count(model.trunk) - sm,
+        "structure module": sm,
+    }
+    counts["heads and adapters"] = total - sum(counts.values())
+    counts["total"] = total
+    return counts
+
+
+def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
+    """Bytes held by parameters and buffers, per stage and in total, computed from the loaded tensors."""
+    def nbytes(module, exclude=()):
+        skip = {id(t) for m in exclude for t in list(m.parameters()) + list(m.buffers())}
+        tensors = list(module.parameters()) + list(module.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors if id(t) not in skip)
+
+    sm = model.trunk.structure_module
+    out = {
+        "language model (ESM-2)": nbytes(model.esm),
+        "folding trunk": nbytes(model.trunk, exclude=[sm]),
+        "structure module": nbytes(sm),
+    }
+    out["heads and adapters"] = nbytes(model, exclude=[model.esm, model.trunk])
+    out["total"] = nbytes(model)
+    return out

@@ -1,0 +1,183 @@
+"""Notebook plumbing: the start-of-notebook checks, the stand-in banner, provenance, and the repository URL stamp."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from helpers import data, models
+
+#: The one place that names the published repository (badges and Colab setup cells are stamped from it).
+REPO = "OWNER/gpu-poor-esmfold"
+#: The git ref (tag or commit) that Colab setup cells install the helpers from.
+REF = "main"
+#: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
+TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
+#: Set to a number of GiB to cap this process's GPU memory (e.g. 14.56 to emulate a free Colab T4 on a big GPU).
+MEMORY_CAP_ENV = "ESMFOLD_MEMORY_CAP_GIB"
+
+_STAND_IN_TEXT = {
+    "tiny": "a TINY random-weight model (a few hundred thousand parameters) — for tests only: memory, time, "
+    "structures and pLDDT are all meaningless",
+    "random-full": "the FULL-SIZE esmfold_v1 architecture with RANDOM weights — memory and time are real, "
+    "but structures, pLDDT and pTM are meaningless",
+}
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def check_versions() -> list[str]:
+    """Warn (never fail) when torch or transformers lie outside the tested range; return the warnings."""
+    import torch
+    import transformers
+
+    found = {"torch": torch.__version__, "transformers": transformers.__version__}
+    messages = []
+    for name, (low, high) in TESTED.items():
+        version = _major_minor(found[name])
+        if not _major_minor(low) <= version <= _major_minor(high):
+            messages.append(
+                f"{name} {found[name]} is outside the range this series was tested with ({low}–{high}); "
+                "it will probably work, but if a cell fails, this is the first thing to check."
+            )
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    return messages
+
+
+def stand_in_banner(source: str | None = None) -> str | None:
+    """HTML banner saying loudly that a stand-in model is in use, or None for real weights."""
+    source = models.weights_source(source)
+    if source not in models.STAND_INS:
+        return None
+    return (
+        '<div style="border:3px solid #c00;background:#fee;padding:10px;font-size:15px;color:#600">'
+        f"<b>⚠ STAND-IN MODEL ({source})</b>: this run uses {_STAND_IN_TEXT[source]}. "
+        f"Unset <code>{models.WEIGHTS_ENV}</code> to use the real <code>{models.REAL_MODEL_ID}</code>.</div>"
+    )
+
+
+def apply_memory_cap() -> float | None:
+    """Cap this process's CUDA memory at `$ESMFOLD_MEMORY_CAP_GIB` (T4 emulation); return the cap or None."""
+    import torch
+
+    cap = os.environ.get(MEMORY_CAP_ENV)
+    if not cap or not torch.cuda.is_available():
+        return None
+    total = torch.cuda.get_device_properties(0).total_memory / 1024**3
+    torch.cuda.set_per_process_memory_fraction(min(1.0, float(cap) / total))
+    return float(cap)
+
+
+def start(needs_gpu: bool = True) -> str:
+    """Run at the top of every notebook: version check, stand-in banner, GPU check, memory cap; return the device."""
+    from IPython.display import HTML, display
+
+    check_versions()
+    banner = stand_in_banner()
+    if banner:
+        display(HTML(banner))
+        print(f"STAND-IN MODEL: {models.weights_source()} — results below are not real ESMFold results.")
+    device = models.require_gpu(device=None) if needs_gpu else models.default_device()
+    cap = apply_memory_cap()
+    print(f"device: {device_name(device)}" + (f" (capped at {cap} GiB)" if cap else ""))
+    print(f"weights: {models.weights_source()}")
+    return device
+
+
+def device_name(device: str) -> str:
+    """Human name of the device: the GPU's model, or the CPU's."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "CPU"
+
+
+def provenance(device: str, source: str | None = None) -> dict:
+    """Who/what/when of a measurement: device, versions, date, and which weights (real or random)."""
+    import torch
+    import transformers
+
+    source = models.weights_source(source)
+    return {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "date": _dt.date.today().isoformat(),
+        "weights": source,
+        "weights kind": "random (memory/time only)" if source in models.STAND_INS else "real",
+    }
+
+
+def provenance_line(device: str, source: str | None = None) -> str:
+    """One-line provenance for figure footers."""
+    p = provenance(device, source)
+    return (
+        f"{p['device']} · torch {p['torch']} · transformers {p['transformers']} · {p['date']} · "
+        f"weights: {p['weights']} ({p['weights kind']})"
+    )
+
+
+# --- repository URL stamping -------------------------------------------------------------------------------
+
+_BADGE = re.compile(r"https://colab\.research\.google\.com/github/([^/\s\"')]+/[^/\s\"')]+)/blob/([^/\s\"')]+)/")
+_SETUP_REPO = re.compile(r'REPO = "https://github\.com/([^"]+)"')
+_SETUP_REF = re.compile(r'REF = "([^"]+)"')
+_RAW = re.compile(r"https://raw\.githubusercontent\.com/([^/\s\"')]+/[^/\s\"')]+)/([^/\s\"')]+)/")
+
+
+def stamped_files() -> list[Path]:
+    """Files that carry the repository URL: every notebook (both halves of each pair) and the README."""
+    root = data.repo_root()
+    return sorted((root / "notebooks").glob("[0-9]*.ipynb")) + sorted((root / "notebooks").glob("[0-9]*.py")) + [
+        root / "README.md"
+    ]
+
+
+def repo_references(text: str) -> set[tuple[str, str]]:
+    """Every (repo, ref) a text points at through a Colab badge, a raw figure URL or a setup cell."""
+    refs = {(m.group(1), m.group(2)) for m in _BADGE.finditer(text)}
+    refs |= {(m.group(1), m.group(2)) for m in _RAW.finditer(text)}
+    repos, setup_refs = _SETUP_REPO.findall(text), _SETUP_REF.findall(text)
+    refs |= {(repo, ref) for repo, ref in zip(repos, setup_refs)}
+    return refs
+
+
+def stamp(repo: str, ref: str = "main") -> list[Path]:
+    """Rewrite badges, raw figure URLs and setup cells to `repo`@`ref`, and record them here; return changed files."""
+    changed = []
+    for path in stamped_files() + [Path(__file__)]:
+        text = path.read_text()
+        new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", text)
+        new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)
+        new = _SETUP_REPO.sub(f'REPO = "https://github.com/{repo}"', new)
+        new = _SETUP_REF.sub(f'REF = "{ref}"', new)
+        if path == Path(__file__):
+            new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', new, flags=re.M)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "stamp":
+        sys.exit("usage: python -m helpers.notebook stamp OWNER/REPO [REF]")
+    for changed_path in stamp(*sys.argv[2:]):
+        print("stamped", changed_path)
