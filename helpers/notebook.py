@@ -159,10 +159,10 @@ def repo_references(text: str) -> set[tuple[str, str]]:
     return refs
 
 
-def stamp(repo: str, ref: str = "main") -> list[Path]:
-    """Rewrite badges, raw figure URLs and setup cells to `repo`@`ref`, and record them here; return changed files."""
+def stamp(repo: str, ref: str = "main", files: list[Path] | None = None) -> list[Path]:
+    """Rewrite badges, raw figure URLs and setup cells to `repo`@`ref` (and record them here); return changed files."""
     changed = []
-    for path in stamped_files() + [Path(__file__)]:
+    for path in stamped_files() + [Path(__file__)] if files is None else files:
         text = path.read_text()
         new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", text)
         new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)

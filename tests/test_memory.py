@@ -1,0 +1,48 @@
+"""The measuring context manager on CPU, including a simulated out-of-memory error."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import memory
+
+
+def test_measure_records_time_and_cpu_peak():
+    with memory.measure("alloc", device="cpu", variant="x") as record:
+        block = np.ones(300 * 1024**2 // 8)  # 300 MiB that must show up in the peak
+        block.sum()
+        del block
+    assert record["status"] == "ok" and record["seconds"] > 0 and record["variant"] == "x"
+    assert record["cpu peak is"] == "since this block"  # Linux lets us reset the peak
+    with memory.measure("idle", device="cpu") as idle:
+        pass
+    assert record["peak RSS, CPU (GiB)"] - idle["peak RSS, CPU (GiB)"] > 0.2
+    frame = pd.DataFrame([record, idle])
+    assert list(frame["label"]) == ["alloc", "idle"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), RuntimeError("CUDA error: out of memory")],
+)
+def test_simulated_oom_is_caught_and_reported(error, capsys):
+    with memory.measure("too big", device="cpu") as record:
+        big = torch.ones(1000)
+        raise error
+    assert record["status"] == "OOM"
+    assert "chunk" in record["advice"] and "notebook 02" in record["advice"]
+    assert "Out of memory" in capsys.readouterr().err
+    assert record["seconds"] >= 0 and "peak RSS, CPU (GiB)" in record
+    del big
+
+
+def test_other_errors_propagate():
+    with pytest.raises(ValueError):
+        with memory.measure("bug", device="cpu"):
+            raise ValueError("not a memory problem")
+
+
+def test_is_oom():
+    assert memory.is_oom(MemoryError())
+    assert not memory.is_oom(RuntimeError("shape mismatch"))

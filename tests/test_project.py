@@ -1,0 +1,119 @@
+"""Project promises: pins agree, notebooks are paired and clean, badges agree, README commands, notebook anatomy."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from helpers import notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _pins(lines):
+    return {m.group(1).lower(): m.group(2) for line in lines if (m := re.match(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==([^\s#]+)", line))}
+
+
+def test_environment_yml_and_requirements_agree():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    env = _pins((ROOT / "environment.yml").read_text().splitlines())
+    env.pop("python", None)
+    assert env.pop("torch") == "2.13.0"
+    assert req and req == env
+    makefile = (ROOT / "Makefile").read_text()
+    assert "torch==2.13.0" in makefile and "requirements.txt" in makefile
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS and NOTEBOOKS[0].name.startswith("01_")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_jupytext_pair_in_sync(path):
+    paired = path.with_suffix(".py")
+    assert paired.is_file(), f"{path.name} has no .py pair"
+    a = jupytext.read(path)
+    b = jupytext.read(paired)
+    cells_a = [(c.cell_type, c.source.strip()) for c in a.cells]
+    cells_b = [(c.cell_type, c.source.strip()) for c in b.cells]
+    assert cells_a == cells_b, f"{path.name} and {paired.name} differ: run `make sync`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_has_no_py3dmol_or_widget_output(path):
+    nb = json.loads(path.read_text())
+    assert "widgets" not in nb.get("metadata", {})
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            mimes = set(output.get("data", {}))
+            assert not any("3dmol" in m or "widget" in m for m in mimes), f"{path.name} carries {mimes}"
+            assert "3Dmol" not in json.dumps(output), f"{path.name} carries a py3Dmol view"
+
+
+# Patterns are matched against the notebook's py:percent twin, where markdown lines start with "# ".
+ANATOMY = {
+    "title": r"^# # \d\d · ",
+    "what you will learn": r"\*\*What you will learn\*\*",
+    "T4 time (labelled estimate)": r"Estimated run time on a free Colab T4:.*estimate",
+    "Colab badge": r"colab-badge\.svg",
+    "setup cell": r'IS_COLAB = "google.colab" in sys.modules',
+    "numbered sections": r"^# ## 1 · ",
+    "recap": r"^# ## Recap",
+    "exercises": r"^# ## Exercises",
+    "solutions": r'tags=\["solution"\]',
+    "next": r"^# ## Next",
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_anatomy(path):
+    text = path.with_suffix(".py").read_text()
+    missing = [part for part, pattern in ANATOMY.items() if not re.search(pattern, text, re.M | re.S)]
+    assert not missing, f"{path.name} lacks: {missing}"
+    positions = [re.search(ANATOMY[p], text, re.M | re.S).start() for p in ["title", "setup cell", "numbered sections", "recap", "exercises", "next"]]
+    assert positions == sorted(positions), "anatomy parts are out of order"
+
+
+@pytest.mark.parametrize("path", notebook.stamped_files(), ids=lambda p: p.name)
+def test_badges_figures_and_setup_cells_agree_with_the_one_repo_url(path):
+    refs = notebook.repo_references(path.read_text())
+    assert refs, f"{path.name} has no badge, figure URL or setup cell"
+    assert refs == {(notebook.REPO, notebook.REF)}, f"{path.name} points at {refs}"
+
+
+def test_every_badge_opens_its_own_notebook():
+    for path in NOTEBOOKS:
+        text = path.with_suffix(".py").read_text()
+        assert f"/blob/{notebook.REF}/notebooks/{path.name})" in text
+
+
+def test_stamp_rewrites_every_reference(tmp_path):
+    copies = []
+    for path in notebook.stamped_files():
+        copy = tmp_path / path.name
+        shutil.copy(path, copy)
+        copies.append(copy)
+    changed = notebook.stamp("someone/esmfold-course", "v1.0", files=copies)
+    assert set(changed) == set(copies)
+    for copy in copies:
+        assert notebook.repo_references(copy.read_text()) == {("someone/esmfold-course", "v1.0")}
+
+
+def test_readme_states_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- commands -->\s*```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    assert block, "README lacks the commands block"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.split("#")[0].strip()]
+    assert commands == ["make tutorial", "make test"]
+    ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert ci[-1] == "make test" and not any(line.startswith(("pip", "pytest", "python")) for line in ci)
+
+
+def test_readme_series_table_lists_every_notebook():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.name}" in readme
