@@ -26,6 +26,9 @@ VARIANTS = {
     "fp32": {"dtype": torch.float32, "description": "everything fp32 (the checkpoint's fp16 LM tensors are upcast)"},
 }
 
+# Bump when build_stand_in changes what it writes (cached stand-ins are then rebuilt).
+_BUILDER_VERSION = 1
+
 # Overrides that shrink the real configuration to a few hundred thousand parameters (same classes, same code path).
 _TINY = {
     "hidden_size": 64,
@@ -178,12 +181,20 @@ def meta_model(source: str | None = None):
         return EsmForProteinFolding(load_config(source))
 
 
+def _fingerprint(kind: str) -> str:
+    """Short hash of a stand-in's configuration and builder, so a changed recipe never reuses a stale checkpoint."""
+    import hashlib
+
+    recipe = json.dumps([config_dict(kind), _BUILDER_VERSION], sort_keys=True)
+    return hashlib.sha256(recipe.encode()).hexdigest()[:10]
+
+
 def checkpoint_path(source: str | None = None) -> str:
     """What `from_pretrained` should open: a hub id / local path, or a stand-in's folder (built on first use)."""
     source = weights_source(source)
     if source not in STAND_INS:
         return source
-    folder = data.cache_dir() / f"esmfold-{source}"
+    folder = data.cache_dir() / f"esmfold-{source}-{_fingerprint(source)}"
     if not (folder / "model.safetensors.index.json").is_file():
         print(f"Building the '{source}' stand-in checkpoint in {folder} (once) …", flush=True)
         build_stand_in(source, folder)
