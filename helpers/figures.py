@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import data, memory, models, plots, structure
+from helpers import data, memory, models, notebook, plots, structure
 
 
 def figures_dir() -> Path:
@@ -74,13 +74,124 @@ def reference_plddt(out_dir: Path) -> Path:
     return path
 
 
-def main() -> None:
-    """Write every figure that can be made without a GPU."""
+_VARIANT_PROBE = """
+import json, sys, time, torch
+from helpers import memory, models
+variant = sys.argv[1]
+with memory.measure(variant, device="cpu") as record:
+    model, _ = models.load_model(variant, device="cpu", source="random-full")
+sizes = models.weights_bytes(model)
+print("@@" + json.dumps({"variant": variant, **sizes, "load seconds (CPU)": record["seconds"],
+                         "load peak RSS (GiB)": record["peak RSS, CPU (GiB)"]}))
+"""
+
+
+def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
+    """Load each variant of the full-size architecture on CPU (one process each); write its weight bytes per stage.
+
+    Slow (minutes, ≈ 17 GB of RAM for fp32) and needs the `random-full` stand-in; bytes equal the real model's.
+    """
+    import json
+    import subprocess
+    import sys
+
+    import transformers
+
+    rows = []
+    for variant in variants or list(models.VARIANTS):
+        run = subprocess.run([sys.executable, "-c", _VARIANT_PROBE, variant], capture_output=True, text=True)
+        line = next((ln for ln in run.stdout.splitlines() if ln.startswith("@@")), None)
+        if line is None:
+            print(f"{variant}: failed\n{run.stderr[-2000:]}")
+            continue
+        rows.append(json.loads(line[2:]))
+        print(rows[-1])
+    table = pd.DataFrame(rows)
+    table["provenance"] = (
+        f"loaded on CPU ({notebook.device_name('cpu')}), torch {__import__('torch').__version__}, transformers "
+        f"{transformers.__version__}, {_dt.date.today().isoformat()}, random-full stand-in (same tensors and "
+        "bytes as the real weights)"
+    )
+    path = out_dir / "03_variant_weights.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+_STAGES = ["language model (ESM-2)", "folding trunk", "structure module", "heads and adapters"]
+
+
+def variant_weights_figure(out_dir: Path) -> Path:
+    """Stacked bars of each variant's weights per stage (from 03_variant_weights.csv) against a T4's budget."""
+    import matplotlib.pyplot as plt
+
+    table = pd.read_csv(out_dir / "03_variant_weights.csv").set_index("variant")
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    bottom = pd.Series(0.0, index=table.index)
+    for stage, colour in zip(_STAGES, ["#4C72B0", "#DD8452", "#55A868", "#8172B3"]):
+        gib = table[stage] / memory.GIB
+        ax.bar(table.index, gib, bottom=bottom, color=colour, label=stage)
+        bottom += gib
+    for x, total in enumerate(bottom):
+        ax.text(x, total + 0.15, f"{total:.2f}", ha="center", fontsize=8)
+    ax.axhline(memory.T4_BUDGET_GIB, color="red", ls="--", lw=1.2)
+    ax.text(len(table) - 0.5, memory.T4_BUDGET_GIB + 0.2, f"free Colab T4: {memory.T4_BUDGET_GIB} GiB", color="red",
+            ha="right", fontsize=9)
+    ax.set_ylabel("weights (GiB)")
+    ax.set_ylim(0, 16.5)
+    ax.set_title("ESMFold weights per loader variant (before any activation)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.9))
+    fig.text(0.01, 0.01, "Exact bytes of each variant's tensors — " + table["provenance"].iloc[0], fontsize=6.5,
+             color="0.35", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path = out_dir / "03_variant_weights.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def variant_table_markdown() -> str:
+    """The README's per-variant weights table, rendered from figures/03_variant_weights.csv."""
+    table = pd.read_csv(figures_dir() / "03_variant_weights.csv")
+    lines = ["| variant | recipe | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4 |",
+             "|---|---|---|---|---|---|"]
+    for _, row in table.iterrows():
+        lines.append(
+            f"| `{row['variant']}` | {models.VARIANTS[row['variant']].description} | {row['total'] / 1e9:.2f} | "
+            f"{row['total'] / memory.GIB:.2f} | {row['language model (ESM-2)'] / memory.GIB:.2f} | "
+            f"{row['total'] / memory.GIB / memory.T4_BUDGET_GIB:.0%} |"
+        )
+    lines.append("")
+    lines.append(f"*Provenance: {table['provenance'].iloc[0]}. Regenerate with `python -m helpers.figures weights`.*")
+    return "\n".join(lines)
+
+
+_MARK = ("<!-- variants:start -->", "<!-- variants:end -->")
+
+
+def update_readme() -> bool:
+    """Rewrite the README's variants table from the CSV; return True if it changed."""
+    readme = data.repo_root() / "README.md"
+    text = readme.read_text()
+    start, end = text.index(_MARK[0]) + len(_MARK[0]), text.index(_MARK[1])
+    new = text[:start] + "\n" + variant_table_markdown() + "\n" + text[end:]
+    readme.write_text(new)
+    return new != text
+
+
+def main(argv: list[str]) -> None:
+    """Write every figure that can be made without a GPU; `weights` first re-measures the per-variant weights CSV."""
     out_dir = figures_dir()
     out_dir.mkdir(exist_ok=True)
-    for make in (weights_per_stage, reference_plddt):
+    if "weights" in argv:
+        print("wrote", variant_weights(out_dir))
+    for make in (weights_per_stage, reference_plddt, variant_weights_figure):
         print("wrote", make(out_dir))
+    if update_readme():
+        print("updated the README's variants table")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

@@ -76,9 +76,10 @@ def is_oom(error: BaseException) -> bool:
 
 @contextmanager
 def measure(label: str = "", device: str | None = None, **extra):
-    """Time a block and record its peak memory; an out-of-memory error is caught, memory freed, status 'OOM'.
+    """Time a block and record its peak memory (GPU via torch and the driver, CPU RAM as peak RSS); OOM is caught.
 
-    Yields a dict that is filled in when the block ends and drops straight into a pandas DataFrame.
+    An out-of-memory error inside the block is swallowed: memory is freed, the record's status says 'OOM' and advice
+    is printed. The record is a dict that is filled in when the block ends and drops straight into a pandas DataFrame.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_cuda = device.startswith("cuda")
@@ -87,8 +88,7 @@ def measure(label: str = "", device: str | None = None, **extra):
     if on_cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    else:
-        record["cpu peak is"] = "since this block" if _reset_cpu_peak() else "since process start"
+    record["cpu peak is"] = "since this block" if _reset_cpu_peak() else "since process start"
     start = time.perf_counter()
     try:
         yield record
@@ -109,7 +109,6 @@ def measure(label: str = "", device: str | None = None, **extra):
             record["peak allocated (GiB)"] = torch.cuda.max_memory_allocated() / GIB
             record["peak reserved (GiB)"] = torch.cuda.max_memory_reserved() / GIB
             record["device used, nvidia-smi (GiB)"] = device_used_gib()
-        else:
-            record["peak RSS, CPU (GiB)"] = cpu_peak_rss_gib()
+        record["peak RSS, CPU (GiB)"] = cpu_peak_rss_gib()
         if record.get("status") == "OOM":
             free_memory()

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,10 +22,54 @@ STAND_INS = ("tiny", "random-full")
 #: esmfold_v1 tokenizer vocabulary: AlphaFold residue order, then special tokens (token id = AlphaFold residue index).
 AF2_VOCAB = list("ARNDCQEGHILKMFPSTWYV") + ["X", "<pad>", "<mask>", "<cls>", "<sep>", "<eos>"]
 
-#: Loader recipes: how each variant reaches its precision. Later notebooks add more.
+#: Every module outside the ESM-2 language model (kept out of quantization by the `*-lm` variants).
+NON_LM_MODULES = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a variant reaches its precision: a dtype, optional fp16 LM, optional quantization, optional post-step."""
+
+    description: str
+    dtype: torch.dtype = torch.float32
+    fp16_esm: bool = False  # the config flag: the LM is built (and loaded) in fp16, the rest in `dtype`
+    quanto: str | None = None  # optimum-quanto weights: "int8", "int4" or "float8"
+    torchao: str | None = None  # torchao config: "int8-weight-only" or "int8-dynamic"
+    lm_only: bool = False  # quantize only the language model
+    half_lm_after_load: bool = False  # the seed's route: load fp32, then model.esm = model.esm.half()
+    needs_bf16: bool = False
+
+
+#: Loader recipes, one per variant name. Every one goes through `EsmForProteinFolding.from_pretrained`.
 VARIANTS = {
-    "fp32": {"dtype": torch.float32, "description": "everything fp32 (the checkpoint's fp16 LM tensors are upcast)"},
+    "fp32": Recipe("everything fp32 (the checkpoint's fp16 LM tensors are upcast on load)"),
+    "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True),
+    "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True),
+    "bf16": Recipe("everything bf16 (needs Ampere or newer: L4, A100, RTX 30/40)", dtype=torch.bfloat16, needs_bf16=True),
+    "int8": Recipe("the seed's route: Quanto int8 weights everywhere, fp32 activations", quanto="int8"),
+    "int8-lm": Recipe("Quanto int8 weights in the LM only, trunk fp32", quanto="int8", lm_only=True),
+    "int4": Recipe("Quanto int4 weights everywhere", quanto="int4"),
+    "float8": Recipe("Quanto float8 (e4m3) weights everywhere", quanto="float8"),
+    "torchao-int8wo": Recipe("torchao int8 weight-only", torchao="int8-weight-only"),
+    "torchao-int8dq": Recipe("torchao int8 dynamic activations + int8 weights", torchao="int8-dynamic"),
 }
+
+
+def _quantization_config(recipe: Recipe):
+    """The transformers quantization config of a recipe, or None."""
+    skip = NON_LM_MODULES if recipe.lm_only else None
+    if recipe.quanto:
+        from transformers import QuantoConfig
+
+        return QuantoConfig(weights=recipe.quanto, modules_to_not_convert=skip)
+    if recipe.torchao:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+        from transformers import TorchAoConfig
+
+        config = {"int8-weight-only": Int8WeightOnlyConfig, "int8-dynamic": Int8DynamicActivationInt8WeightConfig}
+        return TorchAoConfig(config[recipe.torchao](), modules_to_not_convert=skip)
+    return None
+
 
 # Bump when build_stand_in changes what it writes (cached stand-ins are then rebuilt).
 _BUILDER_VERSION = 1
@@ -237,11 +282,22 @@ def load_model(
     from transformers import AutoTokenizer, EsmForProteinFolding
 
     if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    device = require_gpu(source, device)
-    path = checkpoint_path(source)
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {list(VARIANTS)}")
     recipe = VARIANTS[variant]
-    model = EsmForProteinFolding.from_pretrained(path, dtype=recipe["dtype"], device_map=device)
+    device = require_gpu(source, device)
+    if recipe.needs_bf16 and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise RuntimeError(
+            f"The '{variant}' variant needs bf16 arithmetic, which this GPU ({torch.cuda.get_device_name(0)}) lacks "
+            "(a T4 has none). Use 'fp16' (fp16 language model, fp32 trunk) instead."
+        )
+    path = checkpoint_path(source)
+    config = load_config(path)
+    config.esmfold_config.fp16_esm = recipe.fp16_esm  # explicit: the hub config says False, the class default True
+    model = EsmForProteinFolding.from_pretrained(
+        path, config=config, dtype=recipe.dtype, device_map=device, quantization_config=_quantization_config(recipe)
+    )
+    if recipe.half_lm_after_load:
+        model.esm = model.esm.half()
     model.eval()
     model.trunk.set_chunk_size(chunk_size)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -265,12 +321,21 @@ def component_parameters(model: torch.nn.Module) -> dict[str, int]:
     return counts
 
 
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor really stores: for quantized subclasses (Quanto, torchao), the sum of their inner tensors."""
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if flatten is not None and type(tensor) not in (torch.Tensor, torch.nn.Parameter):
+        names, _ = flatten()
+        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
+
+
 def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
     """Bytes held by parameters and buffers, per stage and in total, computed from the loaded tensors."""
     def nbytes(module, exclude=()):
         skip = {id(t) for m in exclude for t in list(m.parameters()) + list(m.buffers())}
         tensors = list(module.parameters()) + list(module.buffers())
-        return sum(t.numel() * t.element_size() for t in tensors if id(t) not in skip)
+        return sum(tensor_bytes(t) for t in tensors if id(t) not in skip)
 
     sm = model.trunk.structure_module
     out = {

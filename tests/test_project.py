@@ -117,3 +117,17 @@ def test_readme_series_table_lists_every_notebook():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme
+
+
+def test_readme_variants_table_is_rendered_from_the_committed_csv():
+    from helpers import figures, models
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- variants:start -->")[1].split("<!-- variants:end -->")[0].strip()
+    assert block == figures.variant_table_markdown().strip(), "run `python -m helpers.figures`"
+    assert all(f"| `{v}` |" in block for v in models.VARIANTS)
+
+
+def test_committed_figures_have_their_csv_and_state_provenance():
+    for png in sorted((ROOT / "figures").glob("*.png")):
+        assert png.with_suffix(".csv").is_file(), f"{png.name} has no CSV next to it"

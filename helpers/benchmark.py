@@ -1,0 +1,78 @@
+"""Load a variant, fold a sequence, and record both steps' memory and time in one row (variants compared side by side)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from helpers import folding, memory, metrics, models
+
+
+def load_and_fold(variant: str, sequence: str, device: str, chunk_size: int | None = 64, source: str | None = None,
+                  num_recycles: int | None = None):
+    """Load `variant`, fold `sequence` once, free the model; return (row of measurements, FoldResult or None)."""
+    row = {"variant": variant, "recipe": models.VARIANTS[variant].description, "length": len(sequence),
+           "chunk size": chunk_size}
+    result = None
+    model = None
+    with memory.measure(f"load {variant}", device=device) as load:
+        model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
+    row.update({f"load {k}": v for k, v in load.items() if k not in ("label", "device", "cpu peak is")})
+    if load["status"] == "ok":
+        row["weights (GiB)"] = models.weights_bytes(model)["total"] / memory.GIB
+        with memory.measure(f"fold {variant}", device=device) as fold:
+            result = folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
+        row.update({f"fold {k}": v for k, v in fold.items() if k not in ("label", "device", "cpu peak is")})
+        if result is not None:
+            row.update(result.summary())
+    del model
+    memory.free_memory()
+    return row, result
+
+
+def agreement_table(results: dict, reference: str = "fp32") -> pd.DataFrame:
+    """Agreement of every variant's prediction with the reference variant's (TM-score, RMSD, lDDT-Cα, ΔpLDDT, ΔpTM)."""
+    base = results[reference]
+    rows = {name: metrics.compare_predictions(base, other) for name, other in results.items() if other is not None}
+    return pd.DataFrame(rows).T
+
+
+def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None) -> dict:
+    """Seconds spent in the language model, in each trunk pass (48 blocks) and in the structure module, for one fold.
+
+    Forward hooks read a (CUDA-synchronised) clock as each stage starts and ends; the rest (input/output heads) is
+    the remainder of the total.
+    """
+    import time
+
+    import torch
+
+    device = next(model.parameters()).device
+
+    def now():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    spans = {"language model": [], "trunk pass": [], "structure module": []}
+    starts = {}
+    blocks = model.trunk.blocks
+    watched = {"language model": (model.esm, model.esm), "trunk pass": (blocks[0], blocks[-1]),
+               "structure module": (model.trunk.structure_module, model.trunk.structure_module)}
+    handles = []
+    for name, (first, last) in watched.items():
+        handles.append(first.register_forward_pre_hook(lambda *_, n=name: starts.__setitem__(n, now())))
+        handles.append(last.register_forward_hook(lambda *_, n=name: spans[n].append(now() - starts[n])))
+    try:
+        begin = now()
+        folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
+        total = now() - begin
+    finally:
+        for handle in handles:
+            handle.remove()
+    out = {"language model (s)": sum(spans["language model"])}
+    for i, seconds in enumerate(spans["trunk pass"], 1):
+        out[f"trunk pass {i} (s)"] = seconds
+    out["structure module, all passes (s)"] = sum(spans["structure module"])
+    out["other (s)"] = total - sum(sum(v) for v in spans.values())
+    out["total (s)"] = total
+    return out

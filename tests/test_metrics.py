@@ -1,0 +1,72 @@
+"""Agreement metrics: perfect for identical structures, invariant to rigid motion, checked against TM-align."""
+
+import numpy as np
+import pytest
+from biotite.sequence import ProteinSequence
+from biotite.structure.io.pdb import PDBFile
+
+from helpers import data, metrics
+
+
+def _ca(code, chain, model=1):
+    atoms = PDBFile.read(str(data.fetch(f"structures/{code}.pdb"))).get_structure(model=model)
+    atoms = atoms[(atoms.atom_name == "CA") & (atoms.chain_id == chain)]
+    return atoms.coord.astype(float), "".join(ProteinSequence.convert_letter_3to1(r) for r in atoms.res_name)
+
+
+def _rigid(coords, seed=1):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    return coords @ q.T + rng.normal(0, 20, 3)
+
+
+@pytest.fixture(scope="module")
+def ubiquitin():
+    return _ca("1UBQ", "A")[0]
+
+
+def test_identical_structures_score_perfectly(ubiquitin):
+    assert metrics.tm_score(ubiquitin, ubiquitin) == pytest.approx(1.0)
+    assert metrics.ca_rmsd(ubiquitin, ubiquitin) == pytest.approx(0.0, abs=1e-4)
+    assert metrics.lddt_ca(ubiquitin, ubiquitin) == pytest.approx(1.0)
+
+
+def test_rigid_motion_changes_nothing(ubiquitin):
+    moved = _rigid(ubiquitin)
+    assert metrics.tm_score(ubiquitin, moved) == pytest.approx(1.0, abs=1e-6)
+    assert metrics.ca_rmsd(ubiquitin, moved) == pytest.approx(0.0, abs=1e-3)
+    assert metrics.lddt_ca(ubiquitin, moved) == pytest.approx(1.0)
+
+
+def test_perturbation_moves_every_metric_the_right_way(ubiquitin):
+    rng = np.random.default_rng(0)
+    small = ubiquitin + rng.normal(0, 0.5, ubiquitin.shape)
+    large = ubiquitin + rng.normal(0, 3.0, ubiquitin.shape)
+    assert 1.0 > metrics.tm_score(ubiquitin, small) > metrics.tm_score(ubiquitin, large)
+    assert 0 < metrics.ca_rmsd(ubiquitin, small) < metrics.ca_rmsd(ubiquitin, large)
+    assert 1.0 > metrics.lddt_ca(ubiquitin, small) > metrics.lddt_ca(ubiquitin, large)
+
+
+@pytest.mark.parametrize("code, chain, a, b", [("1GYA", "A", 1, 2), ("1GYA", "A", 1, 10)])
+def test_sequence_dependent_tm_score_matches_tm_align_on_nmr_models(code, chain, a, b):
+    tmtools = pytest.importorskip("tmtools")
+    first, seq = _ca(code, chain, a)
+    second, _ = _ca(code, chain, b)
+    reference = tmtools.tm_align(second, first, seq, seq).tm_norm_chain2
+    assert metrics.tm_score(first, second) == pytest.approx(reference, abs=0.01)
+
+
+def test_tm_score_never_exceeds_tm_align_which_may_also_shift_residues():
+    tmtools = pytest.importorskip("tmtools")
+    first, seq = _ca("2AXD", "S", 1)
+    second, _ = _ca("2AXD", "S", 5)
+    ours = metrics.tm_score(first, second)
+    assert ours <= tmtools.tm_align(second, first, seq, seq).tm_norm_chain2 + 1e-6
+    assert ours > 0.7
+
+
+def test_mismatched_inputs_are_rejected(ubiquitin):
+    with pytest.raises(ValueError, match="paired"):
+        metrics.tm_score(ubiquitin, ubiquitin[:-1])
