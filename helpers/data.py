@@ -106,3 +106,30 @@ def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
 def seed_sequence() -> str:
     """The seed article's protein: human carbonic anhydrase II, PDB 1CA2 chain A SEQRES (259 aa)."""
     return read_fasta(fetch("sequences/1CA2_seed.fasta"))[0][1]
+
+
+def sequence_of_length(length: int) -> tuple[str, str]:
+    """A real protein sequence of exactly `length` residues and how it was made (memory and time depend on length only).
+
+    The first `length` residues of the SARS-CoV-2 spike glycoprotein (UniProt P0DTC2, 1,273 aa); past 1,273 the spike
+    sequence is repeated end to end — a real-protein composition, not a real protein.
+    """
+    spike = read_fasta(fetch("sequences/P0DTC2_spike.fasta"))[0][1]
+    if length < 1:
+        raise ValueError("length must be at least 1")
+    if length <= len(spike):
+        return spike[:length], f"UniProt P0DTC2 residues 1–{length}"
+    repeats = -(-length // len(spike))
+    return (spike * repeats)[:length], f"UniProt P0DTC2 repeated {repeats}× and cut to {length} (not a real protein)"
+
+
+#: The seed article's GPU memory (nvidia-smi, "GB" as it reports them; no trunk chunking; GPU not stated), read from
+#: its text and plots — cited from github.com/davideaguglia/ESMFold, not measured here. {variant: {length: GB}}
+SEED_MEMORY_GB = {
+    "fp32": {30: 15.0, 256: 16.0, 480: 20.3},
+    "fp16-seed": {30: 9.2, 256: 10.2, 480: 14.4},
+    "int8": {30: 5.2, 256: 6.0, 480: 10.5},
+}
+#: The seed's fold times in seconds (short sequences ≈ 1 s, int8 ≈ 1.7 s; ≈ 35 s at L = 480 for all three).
+SEED_SECONDS = {"fp32": {30: 1.0, 480: 35.0}, "fp16-seed": {30: 1.0, 480: 35.0}, "int8": {30: 1.7, 480: 35.0}}
+SEED_URL = "https://github.com/davideaguglia/ESMFold"

@@ -166,17 +166,80 @@ def variant_table_markdown() -> str:
     return "\n".join(lines)
 
 
-_MARK = ("<!-- variants:start -->", "<!-- variants:end -->")
+def max_length_table(out_dir: Path) -> Path:
+    """The "Which recipe fits my hardware?" table, predicted from the committed grid, as figures/04_max_length.csv."""
+    from helpers import fit
+
+    grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
+    table = fit.hardware_table()
+    table["provenance"] = (
+        f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
+        f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles, grid lengths "
+        f"{', '.join(map(str, sorted(grid['length'].unique())))}; peak allocated + {fit.CUDA_CONTEXT_GIB} GiB CUDA "
+        "context allowance ≤ GPU size"
+    )
+    path = out_dir / "04_max_length.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def max_length_markdown() -> str:
+    """The README's hardware table, rendered from figures/04_max_length.csv."""
+    from helpers import fit
+
+    table = pd.read_csv(figures_dir() / "04_max_length.csv")
+    budgets = list(fit.BUDGETS_GIB)
+    lines = ["| recipe | weights (GiB) | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
+    for _, row in table.iterrows():
+        lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
+    lines.append("")
+    lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
+                 "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
+                 "`python -m helpers.fit grid && python -m helpers.figures`.*")
+    return "\n".join(lines)
+
+
+def predicted_memory_figure(out_dir: Path) -> Path:
+    """Predicted peak memory against length per recipe (unchunked and chunk 32), with the seed's cited numbers."""
+    import matplotlib.pyplot as plt
+
+    from helpers import fit
+
+    grid = fit.predicted_grid()
+    grid = grid[grid["variant"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
+    seed = {k: v for k, v in data.SEED_MEMORY_GB.items()}
+    fig, ax = plt.subplots(figsize=(9.5, 5.5))
+    plots.plot_memory_vs_length(grid, value="predicted peak allocated (GiB)", budget_gib=memory.T4_BUDGET_GIB,
+                                seed=seed, ax=ax,
+                                title="Predicted peak GPU memory (allocated) against length — solid: unchunked, dotted: chunk 32")
+    ax.set_ylim(0, 40)
+    raw = pd.read_csv(out_dir / "04_predicted_grid.csv")
+    fig.text(0.01, 0.005, f"PREDICTION (fake-tensor trace of the esmfold_v1 architecture on CPU, torch {raw['torch'].iloc[0]}, "
+             f"transformers {raw['transformers'].iloc[0]}, {raw['date'].iloc[0]}), not a GPU measurement; squares: seed "
+             "article, nvidia-smi, cited (github.com/davideaguglia/ESMFold).", fontsize=6.5, color="0.35")
+    fig.subplots_adjust(bottom=0.14)
+    path = out_dir / "04_predicted_memory.png"
+    grid.to_csv(out_dir / "04_predicted_memory.csv", index=False)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+_MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown}
 
 
 def update_readme() -> bool:
-    """Rewrite the README's variants table from the CSV; return True if it changed."""
+    """Rewrite the README's generated tables from their CSVs; return True if anything changed."""
     readme = data.repo_root() / "README.md"
-    text = readme.read_text()
-    start, end = text.index(_MARK[0]) + len(_MARK[0]), text.index(_MARK[1])
-    new = text[:start] + "\n" + variant_table_markdown() + "\n" + text[end:]
-    readme.write_text(new)
-    return new != text
+    text = original = readme.read_text()
+    for name, render in _MARKS.items():
+        start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start_mark not in text:
+            continue
+        start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
+        text = text[:start] + "\n" + render() + "\n" + text[end:]
+    readme.write_text(text)
+    return text != original
 
 
 def main(argv: list[str]) -> None:
@@ -185,7 +248,10 @@ def main(argv: list[str]) -> None:
     out_dir.mkdir(exist_ok=True)
     if "weights" in argv:
         print("wrote", variant_weights(out_dir))
-    for make in (weights_per_stage, reference_plddt, variant_weights_figure):
+    makers = [weights_per_stage, reference_plddt, variant_weights_figure]
+    if (out_dir / "04_predicted_grid.csv").exists():
+        makers += [max_length_table, predicted_memory_figure]
+    for make in makers:
         print("wrote", make(out_dir))
     if update_readme():
         print("updated the README's variants table")

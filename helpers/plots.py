@@ -70,3 +70,84 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
         ax.figure.text(0.01, 0.01, provenance, fontsize=7, color="0.35")
         ax.figure.subplots_adjust(bottom=0.25)
     return ax
+
+
+_COLOURS = {"fp32": "#4C72B0", "fp16": "#DD8452", "fp16-seed": "#C44E52", "bf16": "#937860", "int8": "#55A868",
+            "int8-lm": "#8172B3", "int4": "#DA8BC3", "float8": "#8C8C8C", "torchao-int8wo": "#CCB974",
+            "torchao-int8dq": "#64B5CD"}
+
+
+def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = 14.56,
+                          seed: dict | None = None, title: str = "", provenance: str = "", ax=None):
+    """Peak memory against sequence length, one line per (variant, chunk size); weights floors dotted; the seed's
+    published numbers (if given) as hollow markers; a GPU budget line. Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5))
+    styles = {"none": "-", "128": "--", "64": "-.", "32": ":"}
+    for (variant, chunk), part in table.groupby(["variant", table["chunk size"].astype(str)], sort=False):
+        part = part.dropna(subset=[value]).sort_values("length")
+        colour = _COLOURS.get(variant, None)
+        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=colour,
+                label=f"{variant}, chunk {chunk}")
+    for variant, part in table.groupby("variant", sort=False):
+        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=_COLOURS.get(variant), lw=0.8, ls=(0, (1, 3)))
+    for variant, points in (seed or {}).items():
+        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, mew=1.5,
+                color=_COLOURS.get(variant, "black"), label=f"seed article, {variant} (cited, nvidia-smi GB)")
+    if budget_gib:
+        ax.axhline(budget_gib, color="red", lw=1.5)
+        ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib} GiB", color="red", va="bottom", fontsize=8)
+    ax.set_xlabel("sequence length L (residues)")
+    ax.set_ylabel(value)
+    ax.set_title(title or f"{value} against sequence length (dotted: weights only)")
+    ax.legend(fontsize=7, ncol=2)
+    if provenance:
+        ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
+        ax.figure.subplots_adjust(bottom=0.14)
+    return ax
+
+
+def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", ax=None):
+    """Seconds per fold against sequence length, one line per (variant, chunk size); the seed's times if given."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4.5))
+    for (variant, chunk), part in table.groupby(["variant", table["chunk size"].astype(str)], sort=False):
+        part = part[part["status"] == "ok"].sort_values("length")
+        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=_COLOURS.get(variant),
+                ls={"none": "-", "128": "--", "64": "-.", "32": ":"}.get(chunk, "-"), label=f"{variant}, chunk {chunk}")
+    for variant, points in (seed or {}).items():
+        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=_COLOURS.get(variant, "black"),
+                label=f"seed article, {variant} (cited)")
+    ax.set_xlabel("sequence length L (residues)")
+    ax.set_ylabel("seconds per fold (4 trunk passes)")
+    ax.set_title("Time against sequence length")
+    ax.legend(fontsize=7, ncol=2)
+    if provenance:
+        ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
+        ax.figure.subplots_adjust(bottom=0.15)
+    return ax
+
+
+def plot_prediction_vs_measurement(table, provenance: str = "", ax=None):
+    """Parity plot: the "will it fit?" prediction against the measured peak for every measured point."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    ok = table.dropna(subset=["peak allocated (GiB)", "predicted peak allocated (GiB)"])
+    for variant, part in ok.groupby("variant", sort=False):
+        ax.plot(part["peak allocated (GiB)"], part["predicted peak allocated (GiB)"], "o", color=_COLOURS.get(variant),
+                label=variant)
+    top = max(ok["peak allocated (GiB)"].max(), ok["predicted peak allocated (GiB)"].max()) * 1.05
+    ax.plot([0, top], [0, top], color="black", lw=0.8)
+    ax.set_xlabel("measured peak allocated (GiB)")
+    ax.set_ylabel("predicted peak allocated (GiB)")
+    ax.set_title("“Will it fit?” prediction vs measurement")
+    ax.legend(fontsize=8)
+    if provenance:
+        ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
+    return ax

@@ -1,0 +1,346 @@
+"""“Will it fit?” — predict a fold's peak GPU memory on the CPU, without weights or a GPU, by running the real model
+code on fake tensors and counting the bytes of live tensors."""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+
+def _is_fake(tensor) -> bool:
+    """True for tensors without data: fake tensors and meta-device tensors."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return isinstance(tensor, FakeTensor) or tensor.device.type == "meta"
+
+
+class LiveBytes(TorchDispatchMode):
+    """A dispatch mode that counts the bytes of live tensor storages (each counted once, uncounted when freed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: dict[int, int] = {}
+        self._refs: dict[int, weakref.ref] = {}
+        self.scalar_reads = 0
+
+    def _free(self, key: int) -> None:
+        self.live -= self._seen.pop(key, 0)
+        self._refs.pop(key, None)
+
+    def track(self, tensor: torch.Tensor) -> None:
+        """Count a tensor's storage if it is new."""
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        if key in self._seen:
+            return
+        size = storage.nbytes()
+        self._seen[key] = size
+        self.live += size
+        self.peak = max(self.peak, self.live)
+        self._refs[key] = weakref.ref(storage, lambda _, k=key: self._free(k))
+
+    def reset_peak(self) -> None:
+        """Start a new peak from what is live now."""
+        self.peak = self.live
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.nonzero.default and _is_fake(args[0]):
+            # Data-dependent size: on fake tensors nonzero cannot know how many elements it selects. Its one use in
+            # the fold (pTM's argmax) selects one; its output is a few bytes either way.
+            out = torch.zeros((1, args[0].dim()), dtype=torch.long, device=args[0].device)
+        elif func is torch.ops.aten._local_scalar_dense.default and _is_fake(args[0]):
+            # A tensor read as a Python number (pTM indexes with that argmax): fake tensors have no values; any valid
+            # index gives the same memory.
+            self.scalar_reads += 1
+            return False if args[0].dtype == torch.bool else 0
+        else:
+            out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            self.track(out)
+        else:
+            for leaf in tree_leaves(out):
+                if isinstance(leaf, torch.Tensor):
+                    self.track(leaf)
+        return out
+
+
+def clear_model_caches() -> None:
+    """Empty the transformers ESMFold helpers' functools caches (cached tensors must not leak between fake and real runs)."""
+    from transformers.models.esm import modeling_esmfold
+    from transformers.models.esm.openfold_utils import residue_constants, rigid_utils
+
+    for module in (rigid_utils, residue_constants, modeling_esmfold):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+
+
+def _cast(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast floating parameters and buffers in place of `.to(dtype)` (which cannot swap fake tensors)."""
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is not None and param.is_floating_point():
+                sub._parameters[name] = torch.nn.Parameter(param.to(dtype), requires_grad=False)
+        for name, buf in list(sub._buffers.items()):
+            if buf is not None and buf.is_floating_point():
+                sub._buffers[name] = buf.to(dtype)
+
+
+#: Variants whose activations match the fp32 model's (weights are quantized, the arithmetic runs in fp32).
+_FP32_ACTIVATIONS = ("fp32", "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq")
+#: What `torch.cuda.max_memory_allocated` does not see but nvidia-smi does: the CUDA context and cuBLAS workspace.
+#: An allowance, not a measurement (typically 0.3–0.6 GiB; it differs by GPU, driver and torch version).
+CUDA_CONTEXT_GIB = 0.5
+
+
+def activation_profile(variant: str) -> str:
+    """Which fake model traces a variant's activations: 'fp32', 'fp16-lm' or 'bf16'."""
+    if variant in _FP32_ACTIVATIONS:
+        return "fp32"
+    if variant in ("fp16", "fp16-seed"):
+        return "fp16-lm"
+    if variant == "bf16":
+        return "bf16"
+    raise ValueError(f"No activation profile is known for variant {variant!r}")
+
+
+class FakeFolder:
+    """The real ESMFold model code built on fake tensors (no memory, no weights) for one activation profile."""
+
+    def __init__(self, profile: str = "fp32", source: str | None = None):
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        from transformers import EsmForProteinFolding
+
+        from helpers import models
+
+        self.profile = profile
+        self.mode = FakeTensorMode(allow_non_fake_inputs=True)
+        config = models.load_config(source or "random-full")
+        config.esmfold_config.fp16_esm = False
+        clear_model_caches()
+        with self.mode:
+            self.model = EsmForProteinFolding(config).eval()
+            if profile == "fp16-lm":
+                _cast(self.model.esm, torch.float16)
+            elif profile == "bf16":
+                _cast(self.model, torch.bfloat16)
+        clear_model_caches()
+
+    def largest_linear_bytes(self) -> int:
+        """fp32 bytes of the largest Linear weight (Quanto dequantizes one such weight per multiply)."""
+        return max(m.weight.numel() * 4 for m in self.model.modules() if isinstance(m, torch.nn.Linear))
+
+    def trace(self, length: int, chunk_size: int | None = None, num_recycles: int | None = None, batch: int = 1):
+        """(weights bytes, peak live bytes) of one fold of `batch` sequences of `length` residues."""
+        counter = LiveBytes()
+        clear_model_caches()
+        try:
+            with self.mode, counter, torch.no_grad():
+                for tensor in list(self.model.parameters()) + list(self.model.buffers()):
+                    counter.track(tensor)
+                weights = counter.live
+                counter.reset_peak()
+                self.model.trunk.set_chunk_size(chunk_size)
+                ids = torch.zeros(batch, length, dtype=torch.long)
+                output = self.model(ids, num_recycles=num_recycles)
+                del output
+        finally:
+            clear_model_caches()
+        return weights, counter.peak
+
+
+_FOLDERS: dict = {}
+
+
+def _folder(profile: str, source: str | None) -> FakeFolder:
+    key = (profile, source or "random-full")
+    if key not in _FOLDERS:
+        _FOLDERS[key] = FakeFolder(profile, source)
+    return _FOLDERS[key]
+
+
+def variant_weight_bytes(variant: str, source: str | None = None) -> int:
+    """Exact weight bytes of a loaded variant: from the committed per-variant table for esmfold_v1, else by loading."""
+    import pandas as pd
+
+    from helpers import data, models
+
+    source = source or "random-full"
+    if source in ("random-full", models.REAL_MODEL_ID):
+        table = pd.read_csv(data.repo_root() / "figures" / "03_variant_weights.csv").set_index("variant")
+        return int(table.loc[variant, "total"])
+    model, _ = models.load_model(variant, device="cpu", source=source)
+    return models.weights_bytes(model)["total"]
+
+
+def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
+                 source: str | None = None, batch: int = 1) -> dict:
+    """Predicted peak GPU memory of one fold (what `torch.cuda.max_memory_allocated` would report), in GiB.
+
+    `source` picks the architecture: the full-size esmfold_v1 by default (only its configuration is read), or 'tiny'.
+
+    Runs the real transformers model code on fake tensors with the variant's activation precision, counting live
+    tensor bytes. Quantized variants combine that exact activation trace with their exact quantized weight bytes
+    (Quanto and torchao tensors do not run on fake tensors) plus one dequantized fp32 weight (Quanto's temporary).
+    """
+    import time
+
+    start = time.perf_counter()
+    folder = _folder(activation_profile(variant), source)
+    traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
+    activations = peak - traced_weights
+    quantized = variant not in ("fp32", "fp16", "fp16-seed", "bf16")
+    weights = variant_weight_bytes(variant, source) if quantized else traced_weights
+    extra = folder.largest_linear_bytes() if quantized and not variant.startswith("torchao") else 0
+    gib = 1024**3
+    return {
+        "variant": variant,
+        "length": length,
+        "chunk size": chunk_size,
+        "weights (GiB)": weights / gib,
+        "activations peak (GiB)": (activations + extra) / gib,
+        "predicted peak allocated (GiB)": (weights + activations + extra) / gib,
+        "predicted nvidia-smi (GiB)": (weights + activations + extra) / gib + CUDA_CONTEXT_GIB,
+        "method": "fake-tensor trace" + (" + exact quantized weight bytes" if quantized else ""),
+        "seconds to predict": time.perf_counter() - start,
+    }
+
+
+# --- the "Which recipe fits my hardware?" table ------------------------------------------------------------------
+
+#: Grid of the committed prediction table: lengths × trunk chunk sizes, per activation profile.
+GRID_LENGTHS = (64, 128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536)
+GRID_CHUNKS = (None, 32, 64, 128)
+GRID_PROFILES = ("fp32", "fp16-lm")
+#: GPU memory sizes of the hardware table, GiB (a "4 GB" card has 4 GiB); the last is a free Colab T4's budget.
+BUDGETS_GIB = {"4 GB": 4.0, "6 GB": 6.0, "8 GB": 8.0, "12 GB": 12.0, "T4 (14.56 GiB)": 14.56}
+
+
+def _grid_path():
+    from helpers import data
+
+    return data.repo_root() / "figures" / "04_predicted_grid.csv"
+
+
+def build_grid(profile: str, path=None) -> None:
+    """Trace every (length, chunk) of the grid for one activation profile, appending rows to the CSV (resumable)."""
+    import csv
+    import datetime as dt
+
+    import transformers
+
+    path = path or _grid_path()
+    done = set()
+    if path.exists():
+        with open(path) as handle:
+            done = {(r["profile"], int(r["length"]), r["chunk size"]) for r in csv.DictReader(handle)}
+    folder = _folder(profile, None)
+    fields = ["profile", "length", "chunk size", "weights bytes (traced)", "peak live bytes", "activation bytes",
+              "recycles", "torch", "transformers", "date", "method"]
+    unchunked = {}
+    for chunk in GRID_CHUNKS:
+        for length in GRID_LENGTHS:
+            if (profile, length, str(chunk or "none")) in done:
+                continue
+            if chunk is not None and chunk >= length and length in unchunked:
+                weights, peak = unchunked[length]  # one chunk covering the whole sequence = unchunked
+            else:
+                weights, peak = folder.trace(length, chunk)
+            if chunk is None:
+                unchunked[length] = (weights, peak)
+            row = {"profile": profile, "length": length, "chunk size": chunk or "none",
+                   "weights bytes (traced)": weights, "peak live bytes": peak, "activation bytes": peak - weights,
+                   "recycles": "default (4 passes)", "torch": torch.__version__,
+                   "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
+                   "method": "fake-tensor trace of the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
+            new = not path.exists()
+            with open(path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+            print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) >= 2 and sys.argv[1] == "grid":
+        for name in sys.argv[2:] or GRID_PROFILES:
+            build_grid(name)
+    else:
+        sys.exit("usage: python -m helpers.fit grid [fp32|fp16-lm ...]")
+
+
+def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
+    """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
+    the point is on it, else traced now. `source` names another architecture (e.g. 'tiny')."""
+    import pandas as pd
+
+    from helpers import models
+
+    source = source or "random-full"
+    if source in ("random-full", models.REAL_MODEL_ID) and _grid_path().exists():
+        grid = pd.read_csv(_grid_path())
+        hit = grid[(grid["profile"] == activation_profile(variant)) & (grid["length"] == length)
+                   & (grid["chunk size"].astype(str) == str(chunk_size or "none"))]
+        if len(hit):
+            quantized = variant not in ("fp32", "fp16", "fp16-seed", "bf16")
+            weights = variant_weight_bytes(variant, source) if quantized else int(hit["weights bytes (traced)"].iloc[0])
+            extra = _folder(activation_profile(variant), source).largest_linear_bytes() if (
+                quantized and not variant.startswith("torchao")) else 0
+            return (weights + int(hit["activation bytes"].iloc[0]) + extra) / 1024**3
+    return predict_peak(variant, length, chunk_size, source=source)["predicted peak allocated (GiB)"]
+
+
+#: Variants in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
+TABLE_VARIANTS = ("fp32", "fp16", "int8-lm", "int8", "float8", "int4", "torchao-int8wo")
+
+
+def predicted_grid(source: str | None = None):
+    """The committed grid with each variant's predicted peak allocated GiB (weights + traced activations)."""
+    import pandas as pd
+
+    grid = pd.read_csv(_grid_path())
+    rows = []
+    for variant in TABLE_VARIANTS:
+        part = grid[grid["profile"] == activation_profile(variant)].copy()
+        if part.empty:
+            continue
+        quantized = variant not in ("fp32", "fp16", "fp16-seed", "bf16")
+        extra = 10240 * 2560 * 4 if quantized and not variant.startswith("torchao") else 0  # largest Linear, fp32
+        weights = variant_weight_bytes(variant, source) if quantized else part["weights bytes (traced)"]
+        part["variant"] = variant
+        part["weights (GiB)"] = weights / 1024**3
+        part["predicted peak allocated (GiB)"] = (weights + part["activation bytes"] + extra) / 1024**3
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True)
+
+
+def hardware_table(source: str | None = None):
+    """Longest grid length each variant folds within each GPU size (peak + CUDA context allowance), with the chunk
+    size that gets there (the largest — fastest — chunk size that fits; 'none' = unchunked)."""
+    import pandas as pd
+
+    grid = predicted_grid(source)
+    order = {"none": 0, "128": 1, "64": 2, "32": 3}
+    rows = []
+    for variant, part in grid.groupby("variant", sort=False):
+        row = {"variant": variant, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
+        for label, budget in BUDGETS_GIB.items():
+            fits = part[part["predicted peak allocated (GiB)"] + CUDA_CONTEXT_GIB <= budget]
+            if fits.empty:
+                row[label] = "does not fit"
+                continue
+            longest = fits["length"].max()
+            chunks = fits[fits["length"] == longest]["chunk size"].astype(str)
+            best = min(chunks, key=lambda c: order[c])
+            beyond = part["length"].max() == longest
+            row[label] = f"{'≥ ' if beyond else ''}{longest} aa (chunk {best})"
+        rows.append(row)
+    return pd.DataFrame(rows)
