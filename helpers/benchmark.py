@@ -37,36 +37,67 @@ def agreement_table(results: dict, reference: str = "fp32") -> pd.DataFrame:
 
 
 def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None) -> dict:
-    """Seconds spent in the language model, in each trunk pass (48 blocks) and in the structure module, for one fold.
+    """Seconds and peak memory of each stage of one fold: the language model, each trunk pass (48 blocks) and the
+    structure module (all passes).
 
-    Forward hooks read a (CUDA-synchronised) clock as each stage starts and ends; the rest (input/output heads) is
-    the remainder of the total.
+    Forward hooks read a (CUDA-synchronised) clock and reset the peak-memory counter as each stage starts, and read
+    both as it ends; "other" is the rest of the total time (input embedding, output heads). Peak memory is torch's
+    peak allocated on CUDA, and the live tensor bytes counted on a CPU; it includes the weights.
     """
     import time
 
     import torch
 
+    from helpers import fit
+
     device = next(model.parameters()).device
+    on_cuda = device.type == "cuda"
+    counter = None if on_cuda else fit.LiveBytes()
 
     def now():
-        if device.type == "cuda":
+        if on_cuda:
             torch.cuda.synchronize()
         return time.perf_counter()
 
+    def reset_peak():
+        if on_cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            counter.reset_peak()
+
+    def peak():
+        return (torch.cuda.max_memory_allocated() if on_cuda else counter.peak) / memory.GIB
+
     spans = {"language model": [], "trunk pass": [], "structure module": []}
+    peaks = {name: 0.0 for name in spans}
     starts = {}
     blocks = model.trunk.blocks
     watched = {"language model": (model.esm, model.esm), "trunk pass": (blocks[0], blocks[-1]),
                "structure module": (model.trunk.structure_module, model.trunk.structure_module)}
+
+    def enter(name):
+        reset_peak()
+        starts[name] = now()
+
+    def leave(name):
+        spans[name].append(now() - starts[name])
+        peaks[name] = max(peaks[name], peak())
+
     handles = []
     for name, (first, last) in watched.items():
-        handles.append(first.register_forward_pre_hook(lambda *_, n=name: starts.__setitem__(n, now())))
-        handles.append(last.register_forward_hook(lambda *_, n=name: spans[n].append(now() - starts[n])))
+        handles.append(first.register_forward_pre_hook(lambda *_, n=name: enter(n)))
+        handles.append(last.register_forward_hook(lambda *_, n=name: leave(n)))
     try:
+        if counter is not None:
+            counter.__enter__()
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                counter.track(tensor)
         begin = now()
         folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
         total = now() - begin
     finally:
+        if counter is not None:
+            counter.__exit__(None, None, None)
         for handle in handles:
             handle.remove()
     out = {"language model (s)": sum(spans["language model"])}
@@ -75,54 +106,7 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
     out["structure module, all passes (s)"] = sum(spans["structure module"])
     out["other (s)"] = total - sum(sum(v) for v in spans.values())
     out["total (s)"] = total
+    out["language model peak (GiB)"] = peaks["language model"]
+    out["trunk pass peak (GiB)"] = peaks["trunk pass"]
+    out["structure module peak (GiB)"] = peaks["structure module"]
     return out
-
-
-def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True) -> pd.DataFrame:
-    """Measure peak memory and time of one fold per (variant, chunk size, length): one load per variant, peaks reset
-    before each point, a progress bar; after a variant/chunk size runs out of memory, its longer lengths are skipped.
-
-    On CUDA, "peak allocated" is torch's; on a CPU, the live tensor bytes are counted as they are allocated. With
-    `predict`, each row also carries the "will it fit?" prediction for the same point.
-    """
-    from tqdm.auto import tqdm
-
-    from helpers import data, fit
-
-    rows = []
-    bar = tqdm(total=len(variants) * len(lengths) * len(chunk_sizes), desc="sweep")
-    for variant in variants:
-        model, tokenizer = models.load_model(variant, device=device, source=source)
-        weights = models.weights_bytes(model)["total"] / memory.GIB
-        for chunk in chunk_sizes:
-            model.trunk.set_chunk_size(chunk)
-            stopped = False
-            for length in sorted(lengths):
-                row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights}
-                if stopped:
-                    row["status"] = "skipped (shorter length ran out of memory)"
-                else:
-                    sequence, origin = data.sequence_of_length(length)
-                    counter = fit.LiveBytes() if not device.startswith("cuda") else None
-                    with memory.measure(f"{variant} L={length}", device=device) as record:
-                        if counter is None:
-                            folding.fold(model, tokenizer, sequence)
-                        else:
-                            with counter:
-                                for tensor in list(model.parameters()) + list(model.buffers()):
-                                    counter.track(tensor)
-                                folding.fold(model, tokenizer, sequence)
-                    row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
-                    row["sequence"] = origin
-                    if counter is not None:
-                        row["peak allocated (GiB)"] = counter.peak / memory.GIB
-                    stopped = record["status"] == "OOM"
-                    if predict and not stopped:
-                        row["predicted peak allocated (GiB)"] = fit.lookup_or_predict(
-                            variant, length, chunk, models.weights_source(source))
-                rows.append(row)
-                bar.update()
-        del model
-        memory.free_memory()
-    bar.close()
-    return pd.DataFrame(rows)

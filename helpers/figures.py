@@ -225,6 +225,40 @@ def predicted_memory_figure(out_dir: Path) -> Path:
     return path
 
 
+def measured_sweep(out_dir: Path) -> list[Path]:
+    """On a CUDA GPU only: measure the full sweep (every recipe × chunk size × length) and write its CSV and figures.
+
+    Refuses to run without a GPU or with the tiny stand-in, so that no smoke-mode number is ever committed.
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from helpers import benchmark, notebook
+
+    source = models.weights_source()
+    if not torch.cuda.is_available() or source == "tiny":
+        raise SystemExit("measured figures need a CUDA GPU and the real weights or the random-full stand-in")
+    cap = notebook.apply_memory_cap()
+    variants = [v for v in models.VARIANTS if v not in ("fp16-seed", "bf16")]
+    lengths = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
+    table = benchmark.sweep(variants, lengths, [None, 128, 64, 32], "cuda", source=source)
+    line = notebook.provenance_line("cuda", source)
+    table["provenance"] = line + (f" · memory cap {cap} GiB" if cap else "")
+    csv = out_dir / "04_measured_sweep.csv"
+    table.to_csv(csv, index=False)
+    paths = [csv]
+    for name, draw in [("04_measured_memory", lambda: plots.plot_memory_vs_length(
+            table, seed=data.SEED_MEMORY_GB, budget_gib=memory.T4_BUDGET_GIB, provenance=line)),
+            ("04_measured_time", lambda: plots.plot_time_vs_length(table, seed=data.SEED_SECONDS, provenance=line)),
+            ("04_prediction_vs_measurement", lambda: plots.plot_prediction_vs_measurement(table, provenance=line))]:
+        ax = draw()
+        ax.figure.savefig(out_dir / f"{name}.png", dpi=120)
+        plt.close(ax.figure)
+        table.to_csv(out_dir / f"{name}.csv", index=False)
+        paths.append(out_dir / f"{name}.png")
+    return paths
+
+
 _MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown}
 
 
@@ -243,9 +277,13 @@ def update_readme() -> bool:
 
 
 def main(argv: list[str]) -> None:
-    """Write every figure that can be made without a GPU; `weights` first re-measures the per-variant weights CSV."""
+    """Write every figure that needs no GPU; `weights` re-measures the per-variant weights CSV (CPU, minutes);
+    `measured` first runs the full GPU sweep (a CUDA GPU, hours)."""
     out_dir = figures_dir()
     out_dir.mkdir(exist_ok=True)
+    if "measured" in argv:
+        for path in measured_sweep(out_dir):
+            print("wrote", path)
     if "weights" in argv:
         print("wrote", variant_weights(out_dir))
     makers = [weights_per_stage, reference_plddt, variant_weights_figure]
