@@ -110,3 +110,53 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
     out["trunk pass peak (GiB)"] = peaks["trunk pass"]
     out["structure module peak (GiB)"] = peaks["structure module"]
     return out
+
+
+def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True) -> pd.DataFrame:
+    """Measure peak memory and time of one fold per (variant, chunk size, length): one load per variant, peaks reset
+    before each point, a progress bar; after a variant/chunk size runs out of memory, its longer lengths are skipped.
+
+    On CUDA, "peak allocated" is torch's; on a CPU, the live tensor bytes are counted as they are allocated. With
+    `predict`, each row also carries the "will it fit?" prediction for the same point.
+    """
+    from tqdm.auto import tqdm
+
+    from helpers import data, fit
+
+    rows = []
+    bar = tqdm(total=len(variants) * len(lengths) * len(chunk_sizes), desc="sweep")
+    for variant in variants:
+        model, tokenizer = models.load_model(variant, device=device, source=source)
+        weights = models.weights_bytes(model)["total"] / memory.GIB
+        for chunk in chunk_sizes:
+            model.trunk.set_chunk_size(chunk)
+            stopped = False
+            for length in sorted(lengths):
+                row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights}
+                if stopped:
+                    row["status"] = "skipped (shorter length ran out of memory)"
+                else:
+                    sequence, origin = data.sequence_of_length(length)
+                    counter = fit.LiveBytes() if not device.startswith("cuda") else None
+                    with memory.measure(f"{variant} L={length}", device=device) as record:
+                        if counter is None:
+                            folding.fold(model, tokenizer, sequence)
+                        else:
+                            with counter:
+                                for tensor in list(model.parameters()) + list(model.buffers()):
+                                    counter.track(tensor)
+                                folding.fold(model, tokenizer, sequence)
+                    row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
+                    row["sequence"] = origin
+                    if counter is not None:
+                        row["peak allocated (GiB)"] = counter.peak / memory.GIB
+                    stopped = record["status"] == "OOM"
+                    if predict and not stopped:
+                        row["predicted peak allocated (GiB)"] = fit.lookup_or_predict(
+                            variant, length, chunk, models.weights_source(source))
+                rows.append(row)
+                bar.update()
+        del model
+        memory.free_memory()
+    bar.close()
+    return pd.DataFrame(rows)

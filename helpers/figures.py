@@ -215,9 +215,10 @@ def predicted_memory_figure(out_dir: Path) -> Path:
     ax.set_ylim(0, 40)
     raw = pd.read_csv(out_dir / "04_predicted_grid.csv")
     fig.text(0.01, 0.005, f"PREDICTION (fake-tensor trace of the esmfold_v1 architecture on CPU, torch {raw['torch'].iloc[0]}, "
-             f"transformers {raw['transformers'].iloc[0]}, {raw['date'].iloc[0]}), not a GPU measurement; squares: seed "
-             "article, nvidia-smi, cited (github.com/davideaguglia/ESMFold).", fontsize=6.5, color="0.35")
-    fig.subplots_adjust(bottom=0.14)
+             f"transformers {raw['transformers'].iloc[0]}, {raw['date'].iloc[0]}), not a GPU measurement.\nSquares: the seed "
+             "article's nvidia-smi readings, cited from github.com/davideaguglia/ESMFold (GPU not stated).", fontsize=7,
+             color="0.35")
+    fig.subplots_adjust(bottom=0.16)
     path = out_dir / "04_predicted_memory.png"
     grid.to_csv(out_dir / "04_predicted_memory.csv", index=False)
     fig.savefig(path, dpi=120)
@@ -259,7 +260,38 @@ def measured_sweep(out_dir: Path) -> list[Path]:
     return paths
 
 
-_MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown}
+def seed_comparison(out_dir: Path) -> Path:
+    """The predictor against the seed article's nvidia-smi numbers, point by point (figures/04_seed_comparison.csv)."""
+    from helpers import fit
+
+    rows = []
+    for seed_variant, points in data.SEED_MEMORY_GB.items():
+        variant = "fp16" if seed_variant == "fp16-seed" else seed_variant  # same fold; the seed route only loads differently
+        for length, reported in points.items():
+            allocated = fit.lookup_or_predict(variant, length, None)
+            rows.append({"seed variant": seed_variant, "length": length, "seed nvidia-smi (GB, cited)": reported,
+                         "predicted peak allocated (GiB)": round(allocated, 2),
+                         f"predicted + {fit.CUDA_CONTEXT_GIB} GiB context (GiB)": round(allocated + fit.CUDA_CONTEXT_GIB, 2),
+                         "the same in GB (10⁹ bytes)": round((allocated + fit.CUDA_CONTEXT_GIB) * 1024**3 / 1e9, 2)})
+    table = pd.DataFrame(rows)
+    table["provenance"] = (f"predicted (fake-tensor trace, unchunked, default recycles), {_dt.date.today().isoformat()}; "
+                           f"seed numbers cited from {data.SEED_URL} (GPU and units as reported there)")
+    path = out_dir / "04_seed_comparison.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def seed_comparison_markdown() -> str:
+    """The README's predictor-vs-seed table, rendered from figures/04_seed_comparison.csv."""
+    table = pd.read_csv(figures_dir() / "04_seed_comparison.csv")
+    cols = [c for c in table.columns if c != "provenance"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
+    lines += ["", f"*{table['provenance'].iloc[0]}.*"]
+    return "\n".join(lines)
+
+
+_MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown}
 
 
 def update_readme() -> bool:
@@ -289,10 +321,12 @@ def main(argv: list[str]) -> None:
     makers = [weights_per_stage, reference_plddt, variant_weights_figure]
     if (out_dir / "04_predicted_grid.csv").exists():
         makers += [max_length_table, predicted_memory_figure]
+        if "seed" in argv or not (out_dir / "04_seed_comparison.csv").exists():
+            makers.append(seed_comparison)
     for make in makers:
         print("wrote", make(out_dir))
     if update_readme():
-        print("updated the README's variants table")
+        print("updated the README's generated tables")
 
 
 if __name__ == "__main__":

@@ -344,3 +344,48 @@ def hardware_table(source: str | None = None):
             row[label] = f"{'≥ ' if beyond else ''}{longest} aa (chunk {best})"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+class TooLongError(ValueError):
+    """A sequence predicted not to fit the GPU budget with the chosen recipe; the message names a recipe that does."""
+
+
+#: Recipes from the most to the least precise: the order in which `check_fits` suggests the next one.
+_LADDER = ("fp32", "fp16", "int8-lm", "int8", "int4")
+
+
+def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_gib: float | None = None) -> float:
+    """Return the predicted peak (GiB, with the CUDA-context allowance) of folding `length` residues with `variant`;
+    raise TooLongError naming the next recipe or chunk size that fits if it exceeds `budget_gib` (default: this GPU's
+    memory, or a T4's). Uses the committed grid (rounded up to the next grid length), else a fresh trace."""
+    if budget_gib is None:
+        budget_gib = (torch.cuda.get_device_properties(0).total_memory / 1024**3 if torch.cuda.is_available()
+                      else BUDGETS_GIB["T4 (14.56 GiB)"])
+    grid = predicted_grid()
+    longer = sorted(length_ for length_ in grid["length"].unique() if length_ >= length)
+
+    def predicted(v, chunk):
+        if longer:
+            row = grid[(grid["variant"] == v) & (grid["length"] == longer[0])
+                       & (grid["chunk size"].astype(str) == str(chunk or "none"))]
+            if len(row):
+                return float(row["predicted peak allocated (GiB)"].iloc[0]) + CUDA_CONTEXT_GIB
+        return predict_peak(v, length, chunk)["predicted nvidia-smi (GiB)"]
+
+    need = predicted(variant, chunk_size)
+    if need <= budget_gib:
+        return need
+    options = [(v, c) for v in _LADDER[_LADDER.index(variant) if variant in _LADDER else 0:]
+               for c in (chunk_size, 64, 32) if v != variant or c != chunk_size]
+    for v, c in options:
+        if v in set(grid["variant"]) and predicted(v, c) <= budget_gib:
+            raise TooLongError(
+                f"{length} residues with '{variant}' (chunk size {chunk_size or 'none'}) need about {need:.1f} GiB, "
+                f"more than the {budget_gib:.1f} GiB budget. Predicted to fit: '{v}' with chunk size {c or 'none'} "
+                f"(≈ {predicted(v, c):.1f} GiB)."
+            )
+    raise TooLongError(
+        f"{length} residues need about {need:.1f} GiB with '{variant}', more than the {budget_gib:.1f} GiB budget, and "
+        "no recipe of notebooks 01–04 is predicted to fit: fold a shorter piece (a domain), or see notebooks 06–07 "
+        "(offload, a leaner trunk)."
+    )

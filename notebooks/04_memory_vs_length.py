@@ -1,0 +1,246 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: tags,jupyter,cellView,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,accelerator
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Memory and time against sequence length — and “will it fit?”
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/main/notebooks/04_memory_vs_length.ipynb)
+#
+# **What you will learn**
+# - how peak GPU memory and time grow with sequence length for each recipe, and where a T4 runs out;
+# - what the trunk's chunk size buys in memory and costs in time;
+# - where one fold's time goes: language model, trunk passes, structure module;
+# - how to predict a fold's peak memory on a CPU in seconds — no weights, no GPU — by running the real model code on
+#   *fake* tensors, and the “Which recipe fits my hardware?” table computed that way.
+#
+# **Estimated run time on a free Colab T4:** about 30 minutes for the default (quick) sweep; the full grid of
+# every recipe × chunk size × length takes hours (*estimates: no T4 was available to measure them*).
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import importlib.util
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REF = "main"
+if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+elif importlib.util.find_spec("helpers") is None:
+    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+
+from helpers import benchmark, data, fit, memory, models, notebook, plots
+
+DEVICE = notebook.start()
+
+# %% [markdown]
+# ## 1 · The sweep
+#
+# For each recipe we load the model **once**, then fold sequences of increasing length with each trunk chunk size,
+# resetting the peak-memory counters before every fold. A recipe/chunk size that runs out of memory skips its longer
+# lengths (the error is caught; the kernel survives). Sequences are real: the first L residues of the SARS-CoV-2
+# spike protein (UniProt P0DTC2, 1,273 aa) — memory and time depend on the length, not the letters; past 1,273 the
+# sequence is repeated, and the table says so.
+#
+# `FULL = True` runs the whole grid of the issue behind this notebook (every recipe × chunk size none/128/64/32 ×
+# lengths up to where a T4 runs out) — hours on a T4. The default is a quick sweep over the seed article's range.
+
+# %%
+FULL = False
+on_gpu = DEVICE.startswith("cuda") and models.weights_source() != "tiny"
+if on_gpu and FULL:
+    VARIANTS = [v for v in models.VARIANTS if v not in ("fp16-seed", "bf16")]
+    CHUNKS = [None, 128, 64, 32]
+    LENGTHS = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
+elif on_gpu:
+    VARIANTS, CHUNKS, LENGTHS = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768]
+else:  # the tiny stand-in on a CPU (tests): a short grid, seconds
+    VARIANTS, CHUNKS, LENGTHS = ["fp32", "int8"], [None, 8], [16, 32]
+
+from pathlib import Path
+
+sweep = benchmark.sweep(VARIANTS, LENGTHS, CHUNKS, DEVICE)
+provenance = notebook.provenance_line(DEVICE)
+Path("outputs").mkdir(exist_ok=True)
+sweep.assign(provenance=provenance).to_csv("outputs/04_sweep.csv", index=False)
+sweep[["variant", "chunk size", "length", "status", "seconds", "peak allocated (GiB)",
+       "predicted peak allocated (GiB)"]].round(3)
+
+# %% [markdown]
+# ## 2 · Memory against length
+#
+# Solid lines are unchunked, dotted ones use chunk size 32 (for the quick grid); the dotted horizontal lines are each
+# recipe's weights alone — the floor no fold can go below. The hollow squares are the seed article's published
+# `nvidia-smi` readings, **cited** from [its repository](https://github.com/davideaguglia/ESMFold) (GPU not stated,
+# no chunking; `nvidia-smi` also counts the CUDA context, ≈ 0.3–0.6 GiB, which peak-allocated does not).
+
+# %%
+plots.plot_memory_vs_length(sweep, seed=data.SEED_MEMORY_GB if on_gpu else None,
+                            budget_gib=memory.T4_BUDGET_GIB if on_gpu else None, provenance=provenance);
+
+# %% [markdown]
+# **Reading the curves.**
+# - **The floor** is the weights: 13.1 GiB (fp32), 7.9 GiB (fp16 LM), 3.3 GiB (int8). Everything above it is
+#   activations.
+# - **Quadratic growth** comes from the pair representation: L × L × 128 channels, 4 bytes each, plus the output
+#   heads' L × L × 64 logits. At L = 480 one pair tensor is 0.11 GiB, and a trunk block keeps several alive.
+# - **Cubic bursts** come from triangle attention, which materialises 4 heads × L × L × L attention logits at once —
+#   0.41 GiB at L = 480, 1.6 GiB at L = 768. This is what `set_chunk_size` splits into row blocks.
+# - **Chunking does not remove everything**: the triangle multiplicative updates and the pair transition MLP
+#   (4 × 128 channels over all L² pairs) are never chunked, so even chunk 32 grows with L². Notebook 07 attacks those.
+
+# %% [markdown]
+# ## 3 · Time against length, and what chunking costs
+
+# %%
+plots.plot_time_vs_length(sweep, seed=data.SEED_SECONDS if on_gpu else None, provenance=provenance);
+
+# %% [markdown]
+# Time grows faster than linearly: the trunk's pair operations are O(L²) per block and triangle attention O(L³).
+# Smaller chunks do the same arithmetic in more, smaller pieces — a little slower on a GPU, because each piece
+# launches its own kernels.
+
+# %% [markdown]
+# ## 4 · Where the time goes
+#
+# One fold, split with forward hooks into the language model (runs once), each of the 4 trunk passes (48 blocks each)
+# and the structure module — time, and the peak memory reached inside each stage (weights included):
+
+# %%
+import pandas as pd
+
+STAGE_LENGTH = 256 if on_gpu else 32
+stage_rows = {}
+for variant in ["fp32", "fp16", "int8"]:
+    model, tokenizer = models.load_model(variant, device=DEVICE, chunk_size=64 if on_gpu else None)
+    stage_rows[variant] = benchmark.stage_times(model, tokenizer, data.sequence_of_length(STAGE_LENGTH)[0])
+    del model
+    memory.free_memory()
+pd.DataFrame(stage_rows).round(3)
+
+# %% [markdown]
+# With the real model the trunk dominates time: 4 passes × 48 blocks, all fp32 in every recipe here. Halving or
+# quantizing the language model changes only the first row — which is why fp16 is not faster than fp32, and why int8's
+# dequantize-then-multiply overhead shows up in every row that has weights. Memory peaks inside the trunk passes
+# (pair representation and triangle attention); the language model's own activations are small at these lengths.
+
+# %% [markdown]
+# ## 5 · Will it fit? Predicting peak memory without a GPU
+#
+# Memory is decided by the model code, not by the weights' values. So we can run the **real transformers code** on
+# PyTorch *fake tensors* — tensors that have a shape, a dtype and a device but no data — and count the bytes of every
+# tensor that is alive at each step, freeing them when Python frees them. The highest count is the peak that
+# `torch.cuda.max_memory_allocated` would report. No weights are downloaded, no GPU is needed, and it takes seconds to
+# a minute on a laptop. (Two spots in the model read values — pTM's argmax — and get a stand-in index; quantized
+# recipes use the fp32 trace for activations plus their exact quantized weight bytes, because Quanto's tensors do not
+# run on fake tensors.)
+
+# %%
+query = fit.predict_peak("fp16", 480, chunk_size=None)
+pd.Series(query)
+
+# %% [markdown]
+# The seed article measured ≈ 14.4 GB with `nvidia-smi` for this point. The prediction is peak *allocated*; add the
+# CUDA context (an allowance of ≈ 0.5 GiB here) and PyTorch's caching-allocator slack (reserved − allocated, often
+# 5–15 %) to compare with `nvidia-smi`.
+#
+# Every point of the sweep above carries the prediction next to the measurement:
+
+# %%
+plots.plot_prediction_vs_measurement(sweep, provenance=provenance);
+
+# %% [markdown]
+# ## 6 · Which recipe fits my hardware?
+#
+# The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
+# recipe (`python -m helpers.fit grid`, then `python -m helpers.figures`): the longest grid length whose predicted
+# peak plus a 0.5 GiB CUDA-context allowance fits each GPU size, with the largest (fastest) chunk size that gets
+# there. It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; the README shows the
+# same table.
+
+# %%
+table = pd.read_csv(data.repo_root() / "figures" / "04_max_length.csv")
+table
+
+# %% [markdown]
+# **Ask before you fold.** `fit.check_fits` returns the predicted need, or stops with a message that names a recipe
+# predicted to fit — a clear error instead of an out-of-memory crash twenty minutes into a download:
+
+# %%
+for variant, length in [("fp16", 400), ("fp32", 700)]:
+    try:
+        print(f"{variant}, {length} aa: fits, ≈ {fit.check_fits(variant, length, budget_gib=memory.T4_BUDGET_GIB):.1f} GiB")
+    except fit.TooLongError as err:
+        print(err)
+
+# %% [markdown]
+# A spot check: the predictor, run now, agrees with the committed grid.
+
+# %%
+spot = fit.predict_peak("int8", 256)["predicted peak allocated (GiB)"]
+print(f"int8, L = 256, unchunked: {spot:.3f} GiB predicted now; "
+      f"{fit.lookup_or_predict('int8', 256, None):.3f} GiB from the committed grid")
+
+# %% [markdown]
+# ![predicted peak memory against length](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/main/figures/04_predicted_memory.png)
+
+# %% [markdown]
+# ## Recap
+# - Peak memory = weights (the floor) + activations that grow with L² (pair representation, output heads) and, in
+#   triangle attention, L³. Quantization lowers the floor; chunking flattens the L³ part; neither touches the
+#   unchunked L² parts.
+# - Time is dominated by the 4 trunk passes, which every recipe here runs in fp32.
+# - `fit.predict_peak(variant, length, chunk_size)` answers “will it fit?” on a CPU by running the real model code on
+#   fake tensors; the README's hardware table was computed with it.
+#
+# ## Exercises
+# 1. Predict the peak for the longest protein you care about with the recipe you can afford. Does it fit a T4?
+# 2. How much memory does chunk size 32 save over no chunking at L = 768 for fp16, according to the predictor?
+# 3. Using the sweep, estimate the exponent of time against length (fit `seconds ∝ L^k` for one recipe).
+#
+# Solutions follow (hidden in Colab and Jupyter; click to expand).
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 1 — your protein
+need = fit.lookup_or_predict("int8", 384, None) + fit.CUDA_CONTEXT_GIB  # on the committed grid: instant
+print(f"int8, 384 aa, unchunked: {need:.2f} GiB with the context allowance → "
+      f"{'fits' if need <= memory.T4_BUDGET_GIB else 'does not fit'} a T4")
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 2 — what chunking saves
+saving = fit.lookup_or_predict("fp16", 768, None) - fit.lookup_or_predict("fp16", 768, 32)
+print(f"chunk 32 saves {saving:.2f} GiB at L = 768 (fp16 LM)")
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 3 — how time scales
+import numpy as np
+
+ok = sweep[(sweep["status"] == "ok") & (sweep["variant"] == VARIANTS[0]) & (sweep["chunk size"] == "none")]
+k, _ = np.polyfit(np.log(ok["length"]), np.log(ok["seconds"]), 1)
+print(f"seconds ∝ L^{k:.2f} for {VARIANTS[0]} (unchunked) over L = {ok['length'].min()}–{ok['length'].max()}")
+
+# %% [markdown]
+# ## Next
+# 05 · How much accuracy does each recipe cost? (coming next in the series; see the README).

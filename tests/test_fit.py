@@ -1,0 +1,128 @@
+"""The "will it fit?" predictor: exact on the tiny model, the right floors and growth on the full-size architecture."""
+
+import re
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import data, figures, fit, folding, models
+
+GIB = 1024**3
+
+
+def test_counter_counts_storages_once_and_frees_them():
+    counter = fit.LiveBytes()
+    with counter:
+        a = torch.ones(1000)  # 4,000 bytes
+        view = a[:10]  # a view adds nothing
+        b = torch.ones(500, dtype=torch.float64)  # 4,000 bytes
+        assert counter.live == 8000
+        del b
+        assert counter.live == 4000
+        c = a * 2  # a new 4,000-byte tensor
+        del c, view
+    assert counter.peak == 8000 and counter.live == 4000
+    del a
+
+
+@pytest.mark.parametrize("profile, chunk", [("fp32", None), ("fp32", 8), ("fp16-lm", None)])
+def test_fake_trace_equals_the_count_of_a_real_run_on_the_tiny_model(profile, chunk):
+    length = 40
+    weights, peak = fit.FakeFolder(profile, "tiny").trace(length, chunk)
+    model, tokenizer = models.load_model("fp16" if profile == "fp16-lm" else "fp32", device="cpu", source="tiny")
+    model.trunk.set_chunk_size(chunk)
+    counter = fit.LiveBytes()
+    ids = tokenizer(["A" * length], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    fit.clear_model_caches()  # cached constant tensors would otherwise exist already and not be counted
+    with counter, torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            counter.track(tensor)
+        assert counter.live == weights
+        counter.reset_peak()
+        model(ids)
+    # the same code on real tensors allocates the same bytes (to within a few hundred bytes of small constants)
+    assert counter.peak == pytest.approx(peak, abs=1024)
+
+
+def test_a_fake_trace_leaves_real_folding_working(tiny):
+    fit.FakeFolder("fp32", "tiny").trace(20)
+    result = folding.fold(*tiny, "MKTVRQERLKSIVRILERSK")
+    assert result.positions.shape == (20, 14, 3)
+
+
+def test_chunking_lowers_the_tiny_peak():
+    folder = fit.FakeFolder("fp32", "tiny")
+    assert folder.trace(96, 8)[1] < folder.trace(96, None)[1]
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return fit.predicted_grid()
+
+
+def test_full_size_weights_floors(grid):
+    counts = models.component_parameters(models.meta_model("random-full"))
+    lm = counts["language model (ESM-2)"]
+    fp32 = grid[grid["variant"] == "fp32"]["weights (GiB)"].iloc[0] * GIB
+    fp16 = grid[grid["variant"] == "fp16"]["weights (GiB)"].iloc[0] * GIB
+    assert fp32 == pytest.approx(counts["total"] * 4, abs=20_000)  # + a few kB of buffers
+    assert fp16 == pytest.approx(lm * 2 + (counts["total"] - lm) * 4, abs=20_000)
+    int8 = grid[grid["variant"] == "int8"]["weights (GiB)"].iloc[0]
+    assert 3.2 < int8 < 3.4
+
+
+@pytest.mark.parametrize("variant", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("chunk", ["none", "32"])
+def test_predicted_peak_grows_with_length(grid, variant, chunk):
+    part = grid[(grid["variant"] == variant) & (grid["chunk size"].astype(str) == chunk)].sort_values("length")
+    assert len(part) >= 5
+    assert part["predicted peak allocated (GiB)"].is_monotonic_increasing
+    assert (part["predicted peak allocated (GiB)"] > part["weights (GiB)"]).all()
+
+
+def test_full_size_query_is_fast_and_matches_the_seed_within_15_percent():
+    """Seed: fp16 LM, L = 480, no chunking, 14.4 GB on nvidia-smi. Allowance for the CUDA context: 0.5 GiB."""
+    result = fit.predict_peak("fp16", 480, chunk_size=None)
+    assert result["seconds to predict"] < 60
+    seed_allocated = data.SEED_MEMORY_GB["fp16-seed"][480] - fit.CUDA_CONTEXT_GIB
+    assert result["predicted peak allocated (GiB)"] == pytest.approx(seed_allocated, rel=0.15)
+
+
+def test_committed_grid_matches_a_fresh_trace():
+    fresh = fit.predict_peak("fp32", 256, chunk_size=None)["predicted peak allocated (GiB)"]
+    assert fit.lookup_or_predict("fp32", 256, None) == pytest.approx(fresh, rel=1e-9)
+
+
+def test_hardware_table_is_consistent_and_in_the_readme():
+    table = pd.read_csv(figures.figures_dir() / "04_max_length.csv")
+    assert set(table["variant"]) == set(fit.TABLE_VARIANTS)
+    for _, row in table.iterrows():
+        lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in fit.BUDGETS_GIB]
+        assert lengths == sorted(lengths), row["variant"]  # more memory never folds less
+    assert table.set_index("variant").loc["fp32", "8 GB"] == "does not fit"  # 13.1 GiB of weights
+    readme = (data.repo_root() / "README.md").read_text()
+    block = readme.split("<!-- hardware:start -->")[1].split("<!-- hardware:end -->")[0].strip()
+    assert block == figures.max_length_markdown().strip()
+
+
+def test_check_fits_says_too_long_and_names_a_recipe_that_fits():
+    assert fit.check_fits("fp32", 256, None, budget_gib=14.56) <= 14.56
+    with pytest.raises(fit.TooLongError, match=r"700 residues with 'fp32'.*Predicted to fit: '(fp16|int8-lm|int8|int4)'"):
+        fit.check_fits("fp32", 700, None, budget_gib=14.56)
+    with pytest.raises(fit.TooLongError, match="no recipe"):
+        fit.check_fits("int4", 1500, 32, budget_gib=4.0)
+
+
+def test_sweep_measures_every_point_and_the_prediction_matches_on_cpu():
+    from helpers import benchmark
+
+    fit.clear_model_caches()
+    table = benchmark.sweep(["fp32", "int8"], [12, 24], [None, 8], "cpu", source="tiny")
+    assert len(table) == 8 and (table["status"] == "ok").all()
+    assert set(table["sequence"]) == {"UniProt P0DTC2 residues 1–12", "UniProt P0DTC2 residues 1–24"}
+    fp32 = table[table["variant"] == "fp32"]
+    # on a CPU the measured peak is the live tensor bytes of the real run: the fake-tensor prediction must match it
+    assert ((fp32["predicted peak allocated (GiB)"] - fp32["peak allocated (GiB)"]).abs() * GIB < 4096).all()
+    int8 = table[table["variant"] == "int8"]
+    assert (int8["weights (GiB)"] < fp32["weights (GiB)"].iloc[0]).all()
