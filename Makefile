@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
 TEST_ENV := ESMFOLD_WEIGHTS=tiny
 
-.PHONY: tutorial test setup sync figures gpu-figures day-before clean
+.PHONY: tutorial test setup sync figures gpu gpu-figures day-before clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
 	$(BIN)/python -m helpers.runner
@@ -28,6 +28,8 @@ sync:  ## re-pair every notebook with its .py script
 
 figures: $(VENV)/.installed  ## regenerate the committed figures in figures/
 	$(BIN)/python -m helpers.figures
+
+gpu: day-before gpu-figures  ## on a CUDA GPU, one command: the T4-capped series check, then the measured figures
 
 gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep (random-full stand-in) and redraw figures
 	ESMFOLD_WEIGHTS=$${ESMFOLD_WEIGHTS:-random-full} $(BIN)/python -m helpers.figures measured

@@ -176,8 +176,42 @@ def stamp(repo: str, ref: str = "main", files: list[Path] | None = None) -> list
     return changed
 
 
+def student_copies(out_dir: Path | None = None) -> list[Path]:
+    """Write each notebook without its solution cells (tag `solution`) into notebooks/_student/; return the paths."""
+    import nbformat
+
+    out_dir = out_dir or data.repo_root() / "notebooks" / "_student"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted((data.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [c for c in nb.cells if "solution" not in c.get("metadata", {}).get("tags", [])]
+        nbformat.write(nb, out_dir / path.name)
+        written.append(out_dir / path.name)
+    return written
+
+
+def use_drive_cache(folder: str = "/content/drive/MyDrive/hf-cache") -> str:
+    """In Colab: mount Google Drive and keep the Hugging Face cache there, so the 8.4 GB download happens once.
+
+    Call it before anything loads a model (transformers reads HF_HOME when it is first imported).
+    """
+    if "transformers" in sys.modules:
+        warnings.warn("transformers is already imported: restart the runtime and call use_drive_cache() first")
+    if "google.colab" in sys.modules:
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+    os.environ["HF_HOME"] = folder
+    return folder
+
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or sys.argv[1] != "stamp":
-        sys.exit("usage: python -m helpers.notebook stamp OWNER/REPO [REF]")
-    for changed_path in stamp(*sys.argv[2:]):
-        print("stamped", changed_path)
+    if len(sys.argv) >= 2 and sys.argv[1] == "student":
+        for written_path in student_copies():
+            print("wrote", written_path)
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "stamp":
+        for changed_path in stamp(*sys.argv[2:]):
+            print("stamped", changed_path)
+    else:
+        sys.exit("usage: python -m helpers.notebook stamp OWNER/REPO [REF]  |  python -m helpers.notebook student")

@@ -178,7 +178,10 @@ print(f"L = {L}: pair representation {pair_gib:.3f} GiB; triangle-attention logi
 # %% [markdown]
 # With the real architecture (4 pair heads) the unchunked logits are ≈ 0.26 GiB per tensor, and the softmax and
 # masking make further copies of the same size — several hundred MiB on top of weights that already fill 90 % of
-# the card. We therefore fold with a **trunk chunk size of 64**: triangle attention then runs 64 rows at a time
+# the card. Notebook 04's “will it fit?” predictor, which runs this model code on fake tensors, puts the whole fold
+# at 13.94 GiB of tensors unchunked and 13.57 GiB with chunk size 64 (predictions, not measurements); add the CUDA
+# context (a few hundred MiB) and PyTorch's allocator reserve, and unchunked is a gamble on a 14.56 GiB T4. We
+# therefore fold with a **trunk chunk size of 64**: triangle attention then runs 64 rows at a time
 # (the same numbers, computed in pieces — slightly slower, much less memory). Notebook 04 measures exactly how much
 # each chunk size saves, at every length. If you see “Out of memory” below, try 32.
 #
@@ -277,3 +280,5 @@ if models.is_stand_in():
 # ## Next
 # [02 · Half the language model: fp16](02_fp16.ipynb) — the first and cheapest saving: store the 2.8 B-parameter
 # language model in 2 bytes per parameter.
+#
+# ← Previous: [the README](../README.md) (the series table)

@@ -240,3 +240,5 @@ print(f"{table.loc['fp16', 'weights (GiB)'] * memory.GIB / counts['total']:.2f} 
 # ## Next
 # [03 · Quanto int8 and beyond](03_quantization.ipynb) — store weights in 8 (or 4) bits, and learn what that costs in
 # time.
+#
+# ← Previous: [01 · The fp32 baseline](01_fp32_baseline.ipynb)

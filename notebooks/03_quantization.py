@@ -272,5 +272,7 @@ print(f"fp16 ({fp16_gib:.2f} GiB of weights) leaves room for a 259-residue fold 
 
 # %% [markdown]
 # ## Next
-# 04 · Memory and time against sequence length, and a “will it fit?” predictor (coming next in the series; see the
-# README).
+# [04 · Memory and time against length — will it fit?](04_memory_vs_length.ipynb) — how memory and time grow with the
+# protein's length, where a T4 runs out for each recipe, and how to predict it before downloading anything.
+#
+# ← Previous: [02 · Half the language model: fp16](02_fp16.ipynb)

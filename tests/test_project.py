@@ -66,6 +66,7 @@ ANATOMY = {
     "exercises": r"^# ## Exercises",
     "solutions": r'tags=\["solution"\]',
     "next": r"^# ## Next",
+    "previous link": r"^# ← Previous: \[",
 }
 
 
@@ -131,3 +132,41 @@ def test_readme_variants_table_is_rendered_from_the_committed_csv():
 def test_committed_figures_have_their_csv_and_state_provenance():
     for png in sorted((ROOT / "figures").glob("*.png")):
         assert png.with_suffix(".csv").is_file(), f"{png.name} has no CSV next to it"
+
+
+def test_student_copies_drop_solutions_and_keep_everything_else(tmp_path):
+    import nbformat
+
+    written = notebook.student_copies(tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    for original, copy in zip(NOTEBOOKS, written):
+        full, student = nbformat.read(original, 4), nbformat.read(copy, 4)
+        solutions = [c for c in full.cells if "solution" in c.metadata.get("tags", [])]
+        assert solutions and len(student.cells) == len(full.cells) - len(solutions)
+        assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
+
+
+def test_instructor_guide_covers_every_notebook_and_the_day_before_command():
+    guide = (ROOT / "notebooks" / "INSTRUCTOR_GUIDE.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"**{path.name[:2]}**" in guide or f"| {path.name[:2]} ·" in guide, path.name
+    assert "make day-before" in guide and "helpers.notebook student" in guide
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\nday-before:" in makefile and "ESMFOLD_MEMORY_CAP_GIB=14.56" in makefile
+
+
+def test_day_before_runner_passes_notebook_01_with_the_tiny_stand_in(monkeypatch, capsys):
+    from helpers import runner
+
+    monkeypatch.setenv("ESMFOLD_WEIGHTS", "tiny")
+    assert runner.main([str(NOTEBOOKS[0])]) == 0
+    out = capsys.readouterr().out
+    assert "passed  01_fp32_baseline.ipynb" in out and "1 passed, 0 failed" in out
+
+
+def test_runner_without_gpu_and_real_weights_explains_how_to_run_the_stand_in(monkeypatch, capsys):
+    from helpers import runner
+
+    monkeypatch.delenv("ESMFOLD_WEIGHTS", raising=False)
+    assert runner.main([]) == 2
+    assert "ESMFOLD_WEIGHTS=tiny make tutorial" in capsys.readouterr().out
