@@ -183,6 +183,36 @@ def max_length_table(out_dir: Path) -> Path:
     return path
 
 
+def max_length_figure(out_dir: Path) -> Path:
+    """Grouped bars: the longest predicted length per recipe for each GPU size (from figures/04_max_length.csv)."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from helpers import fit
+
+    table = pd.read_csv(out_dir / "04_max_length.csv")
+    budgets = list(fit.BUDGETS_GIB)
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    width = 0.8 / len(table)
+    for i, (_, row) in enumerate(table.iterrows()):
+        lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in budgets]
+        xs = [j + (i - len(table) / 2 + 0.5) * width for j in range(len(budgets))]
+        ax.bar(xs, lengths, width=width, color=plots._COLOURS.get(row["variant"]), label=row["variant"])
+    ax.set_xticks(range(len(budgets)), budgets)
+    ax.set_xlabel("GPU memory")
+    ax.set_ylabel("longest protein that fits (residues)")
+    ax.set_title("Which recipe fits my GPU? Longest predicted length (best chunk size), grid 64–1,536 aa")
+    ax.legend(fontsize=8, ncol=4)
+    fig.text(0.01, 0.01, "PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1][:170] + " …",
+             fontsize=6.5, color="0.35")
+    fig.subplots_adjust(bottom=0.2)
+    path = out_dir / "04_max_length.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def max_length_markdown() -> str:
     """The README's hardware table, rendered from figures/04_max_length.csv."""
     from helpers import fit
@@ -320,7 +350,7 @@ def main(argv: list[str]) -> None:
         print("wrote", variant_weights(out_dir))
     makers = [weights_per_stage, reference_plddt, variant_weights_figure]
     if (out_dir / "04_predicted_grid.csv").exists():
-        makers += [max_length_table, predicted_memory_figure]
+        makers += [max_length_table, max_length_figure, predicted_memory_figure]
         if "seed" in argv or not (out_dir / "04_seed_comparison.csv").exists():
             makers.append(seed_comparison)
     for make in makers:

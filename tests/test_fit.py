@@ -126,3 +126,12 @@ def test_sweep_measures_every_point_and_the_prediction_matches_on_cpu():
     assert ((fp32["predicted peak allocated (GiB)"] - fp32["peak allocated (GiB)"]).abs() * GIB < 4096).all()
     int8 = table[table["variant"] == "int8"]
     assert (int8["weights (GiB)"] < fp32["weights (GiB)"].iloc[0]).all()
+
+
+def test_readme_headline_lengths_match_the_hardware_table():
+    readme = (data.repo_root() / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| longest protein on a free T4"))
+    table = pd.read_csv(figures.figures_dir() / "04_max_length.csv").set_index("variant")
+    for variant, label in [("fp32", "fp32"), ("fp16", "fp16 LM"), ("int8", "int8")]:
+        length = int(re.search(r"(\d+) aa", table.loc[variant, "T4 (14.56 GiB)"]).group(1))
+        assert f"{label} {length:,} aa" in row, (variant, length)
