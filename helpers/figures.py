@@ -13,6 +13,15 @@ import pandas as pd
 from helpers import data, memory, models, notebook, plots, structure
 
 
+def _save(fig, path: Path) -> Path:
+    """Write a figure as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def figures_dir() -> Path:
     """The repository's figures/ folder."""
     return data.repo_root() / "figures"
@@ -47,16 +56,11 @@ def weights_per_stage(out_dir: Path) -> Path:
              f"(transformers {transformers.__version__}, {_dt.date.today().isoformat()}); device-independent.",
              fontsize=7, color="0.35")
     fig.subplots_adjust(bottom=0.45, top=0.88)
-    path = out_dir / "01_weights_per_stage.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir / "01_weights_per_stage.png")
 
 
 def reference_plddt(out_dir: Path) -> Path:
     """pLDDT per residue of the published ESMFold prediction of the ESM README's 65-residue example."""
-    import matplotlib.pyplot as plt
-
     pdb = data.fetch("reference_predictions/esmfold_v1_fairesm_65aa.pdb").read_text()
     per_residue = structure.ca_bfactors(pdb)
     table = pd.DataFrame({"residue": list(per_residue), "pLDDT (CA B-factor)": list(per_residue.values())})
@@ -68,10 +72,7 @@ def reference_plddt(out_dir: Path) -> Path:
         provenance="Published prediction (fair-esm esmfold_v1, real weights), not run here: "
         "github.com/silviacambiago/esmfold-project result.pdb @ 0f9b49f; B-factors = pLDDT 0–100.",
     )
-    path = out_dir / "01_reference_plddt.png"
-    ax.figure.savefig(path, dpi=120)
-    plt.close(ax.figure)
-    return path
+    return _save(ax.figure, out_dir / "01_reference_plddt.png")
 
 
 _VARIANT_PROBE = """
@@ -144,10 +145,7 @@ def variant_weights_figure(out_dir: Path) -> Path:
     fig.text(0.01, 0.01, "Exact bytes of each variant's tensors — " + table["provenance"].iloc[0], fontsize=6.5,
              color="0.35", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path = out_dir / "03_variant_weights.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir / "03_variant_weights.png")
 
 
 def variant_table_markdown() -> str:
@@ -207,10 +205,7 @@ def max_length_figure(out_dir: Path) -> Path:
     fig.text(0.01, 0.01, "PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1][:170] + " …",
              fontsize=6.5, color="0.35")
     fig.subplots_adjust(bottom=0.2)
-    path = out_dir / "04_max_length.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir / "04_max_length.png")
 
 
 def max_length_markdown() -> str:
@@ -237,7 +232,7 @@ def predicted_memory_figure(out_dir: Path) -> Path:
 
     grid = fit.predicted_grid()
     grid = grid[grid["variant"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
-    seed = {k: v for k, v in data.SEED_MEMORY_GB.items()}
+    seed = dict(data.SEED_MEMORY_GB)
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
     plots.plot_memory_vs_length(grid, value="predicted peak allocated (GiB)", budget_gib=memory.T4_BUDGET_GIB,
                                 seed=seed, ax=ax,
@@ -249,11 +244,8 @@ def predicted_memory_figure(out_dir: Path) -> Path:
              "article's nvidia-smi readings, cited from github.com/davideaguglia/ESMFold (GPU not stated).", fontsize=7,
              color="0.35")
     fig.subplots_adjust(bottom=0.16)
-    path = out_dir / "04_predicted_memory.png"
     grid.to_csv(out_dir / "04_predicted_memory.csv", index=False)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir / "04_predicted_memory.png")
 
 
 def measured_sweep(out_dir: Path) -> list[Path]:
@@ -261,7 +253,6 @@ def measured_sweep(out_dir: Path) -> list[Path]:
 
     Refuses to run without a GPU or with the tiny stand-in, so that no smoke-mode number is ever committed.
     """
-    import matplotlib.pyplot as plt
     import torch
 
     from helpers import benchmark, notebook
@@ -282,11 +273,8 @@ def measured_sweep(out_dir: Path) -> list[Path]:
             table, seed=data.SEED_MEMORY_GB, budget_gib=memory.T4_BUDGET_GIB, provenance=line)),
             ("04_measured_time", lambda: plots.plot_time_vs_length(table, seed=data.SEED_SECONDS, provenance=line)),
             ("04_prediction_vs_measurement", lambda: plots.plot_prediction_vs_measurement(table, provenance=line))]:
-        ax = draw()
-        ax.figure.savefig(out_dir / f"{name}.png", dpi=120)
-        plt.close(ax.figure)
         table.to_csv(out_dir / f"{name}.csv", index=False)
-        paths.append(out_dir / f"{name}.png")
+        paths.append(_save(draw().figure, out_dir / f"{name}.png"))
     return paths
 
 
