@@ -14,7 +14,7 @@ from helpers import data, models
 #: The one place that names the published repository (badges and Colab setup cells are stamped from it).
 REPO = "OWNER/gpu-poor-esmfold"
 #: The git ref (tag or commit) that Colab setup cells install the helpers from.
-REF = "main"
+REF = "v0.1.0"
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
 TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
 #: Set to a number of GiB to cap this process's GPU memory (e.g. 14.56 to emulate a free Colab T4 on a big GPU).
@@ -137,8 +137,9 @@ def provenance_line(device: str, source: str | None = None) -> str:
 # --- repository URL stamping -------------------------------------------------------------------------------
 
 _BADGE = re.compile(r"https://colab\.research\.google\.com/github/([^/\s\"')]+/[^/\s\"')]+)/blob/([^/\s\"')]+)/")
-_SETUP_REPO = re.compile(r'REPO = "https://github\.com/([^"]+)"')
-_SETUP_REF = re.compile(r'REF = "([^"]+)"')
+# Setup-cell lines, in a .py file (REPO = "…") or inside a notebook's JSON (REPO = \"…\").
+_SETUP_REPO = re.compile(r'(REPO = )(\\?")https://github\.com/([^"\\]+)(\\?")')
+_SETUP_REF = re.compile(r'(REF = )(\\?")([^"\\]+)(\\?")')
 _RAW = re.compile(r"https://raw\.githubusercontent\.com/([^/\s\"')]+/[^/\s\"')]+)/([^/\s\"')]+)/")
 
 
@@ -154,7 +155,8 @@ def repo_references(text: str) -> set[tuple[str, str]]:
     """Every (repo, ref) a text points at through a Colab badge, a raw figure URL or a setup cell."""
     refs = {(m.group(1), m.group(2)) for m in _BADGE.finditer(text)}
     refs |= {(m.group(1), m.group(2)) for m in _RAW.finditer(text)}
-    repos, setup_refs = _SETUP_REPO.findall(text), _SETUP_REF.findall(text)
+    repos = [m.group(3) for m in _SETUP_REPO.finditer(text)]
+    setup_refs = [m.group(3) for m in _SETUP_REF.finditer(text)]
     refs |= {(repo, ref) for repo, ref in zip(repos, setup_refs)}
     return refs
 
@@ -162,14 +164,18 @@ def repo_references(text: str) -> set[tuple[str, str]]:
 def stamp(repo: str, ref: str = "main", files: list[Path] | None = None) -> list[Path]:
     """Rewrite badges, raw figure URLs and setup cells to `repo`@`ref` (and record them here); return changed files."""
     changed = []
-    for path in stamped_files() + [Path(__file__)] if files is None else files:
+    this_module = Path(__file__).resolve()
+    for path in stamped_files() + [this_module] if files is None else files:
         text = path.read_text()
-        new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", text)
-        new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)
-        new = _SETUP_REPO.sub(f'REPO = "https://github.com/{repo}"', new)
-        new = _SETUP_REF.sub(f'REF = "{ref}"', new)
-        if path == Path(__file__):
-            new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', new, flags=re.M)
+        if Path(path).resolve() == this_module or Path(path).name == this_module.name:
+            # only the two constants: the patterns below would also match this module's own code
+            new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', text, flags=re.M)
+            new = re.sub(r'^REF = "[^"]*"', f'REF = "{ref}"', new, flags=re.M)
+        else:
+            new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", text)
+            new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)
+            new = _SETUP_REPO.sub(lambda m: f"{m.group(1)}{m.group(2)}https://github.com/{repo}{m.group(4)}", new)
+            new = _SETUP_REF.sub(lambda m: f"{m.group(1)}{m.group(2)}{ref}{m.group(4)}", new)
         if new != text:
             path.write_text(new)
             changed.append(path)

@@ -22,7 +22,7 @@
 # %% [markdown]
 # # 01 · The fp32 baseline: ESMFold at full precision on a GPU
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/main/notebooks/01_fp32_baseline.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/01_fp32_baseline.ipynb)
 #
 # **What you will learn**
 # - what ESMFold is made of — a protein language model, a folding trunk and a structure module — and how many
@@ -53,7 +53,7 @@ import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
-REF = "main"
+REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py3Dmol==2.5.5"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
@@ -112,7 +112,7 @@ print(f"free Colab T4 budget usable by PyTorch: {memory.T4_BUDGET_GIB} GiB "
       f"→ {memory.T4_BUDGET_GIB - fp32_gib['total']:.2f} GiB left for the CUDA context and all activations")
 
 # %% [markdown]
-# ![fp32 weights per stage against a T4](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/main/figures/01_weights_per_stage.png)
+# ![fp32 weights per stage against a T4](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/01_weights_per_stage.png)
 #
 # *Computed from the esmfold_v1 architecture (parameter count × bytes per parameter; exact and device-independent;
 # regenerate with `make figures`).*
@@ -234,7 +234,7 @@ plots.plot_plddt(result.plddt, title=f"1CA2, fp32 — mean pLDDT {result.mean_pl
 # What a real prediction looks like — the published ESMFold prediction for the ESM README's 65-residue example
 # (all-atom mean pLDDT 88.3), drawn from its PDB file:
 #
-# ![pLDDT of the published 65-residue prediction](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/main/figures/01_reference_plddt.png)
+# ![pLDDT of the published 65-residue prediction](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/01_reference_plddt.png)
 
 # %% [markdown]
 # ## Recap

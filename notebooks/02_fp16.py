@@ -22,7 +22,7 @@
 # %% [markdown]
 # # 02 · Half the language model: fp16
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/main/notebooks/02_fp16.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/02_fp16.ipynb)
 #
 # **What you will learn**
 # - the seed article's step — load fp32, then `model.esm = model.esm.half()` — and the hidden cost it pays at load
@@ -45,7 +45,7 @@ import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
-REF = "main"
+REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "biotite==1.6.0"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)

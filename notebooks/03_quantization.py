@@ -22,7 +22,7 @@
 # %% [markdown]
 # # 03 · Quanto int8 and beyond: 8-bit, 4-bit and float8 weights
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/main/notebooks/03_quantization.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb)
 #
 # **What you will learn**
 # - the seed article's int8 recipe — `QuantoConfig(weights="int8")` in `from_pretrained` — and what it really saves;
@@ -44,7 +44,7 @@ import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
-REF = "main"
+REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     packages = ["optimum-quanto==0.2.7", "biotite==1.6.0"]
     if importlib.util.find_spec("torchao") is None:

@@ -22,7 +22,7 @@
 # %% [markdown]
 # # 04 · Memory and time against sequence length — and “will it fit?”
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/main/notebooks/04_memory_vs_length.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/04_memory_vs_length.ipynb)
 #
 # **What you will learn**
 # - how peak GPU memory and time grow with sequence length for each recipe, and where a T4 runs out;
@@ -44,7 +44,7 @@ import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
-REF = "main"
+REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
@@ -204,7 +204,7 @@ print(f"int8, L = 256, unchunked: {spot:.3f} GiB predicted now; "
       f"{fit.lookup_or_predict('int8', 256, None):.3f} GiB from the committed grid")
 
 # %% [markdown]
-# ![predicted peak memory against length](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/main/figures/04_predicted_memory.png)
+# ![predicted peak memory against length](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/04_predicted_memory.png)
 
 # %% [markdown]
 # ## Recap

@@ -92,16 +92,23 @@ def test_every_badge_opens_its_own_notebook():
         assert f"/blob/{notebook.REF}/notebooks/{path.name})" in text
 
 
-def test_stamp_rewrites_every_reference(tmp_path):
+def test_stamp_rewrites_every_reference_and_only_the_constants_of_its_own_module(tmp_path):
     copies = []
     for path in notebook.stamped_files():
         copy = tmp_path / path.name
         shutil.copy(path, copy)
         copies.append(copy)
-    changed = notebook.stamp("someone/esmfold-course", "v1.0", files=copies)
-    assert set(changed) == set(copies)
+    module = tmp_path / "notebook.py"
+    shutil.copy(notebook.__file__, module)
+    changed = notebook.stamp("someone/esmfold-course", "v1.0", files=copies + [module])
+    assert set(changed) == set(copies + [module])
     for copy in copies:
         assert notebook.repo_references(copy.read_text()) == {("someone/esmfold-course", "v1.0")}
+    before = open(notebook.__file__).read().splitlines()
+    after = module.read_text().splitlines()
+    differing = [(a, b) for a, b in zip(before, after) if a != b]
+    assert differing == [(f'REPO = "{notebook.REPO}"', 'REPO = "someone/esmfold-course"'),
+                         (f'REF = "{notebook.REF}"', 'REF = "v1.0"')]
 
 
 def test_readme_states_two_commands_and_ci_runs_the_test_one():
