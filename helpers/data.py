@@ -133,3 +133,23 @@ SEED_MEMORY_GB = {
 #: The seed's fold times in seconds (short sequences ≈ 1 s, int8 ≈ 1.7 s; ≈ 35 s at L = 480 for all three).
 SEED_SECONDS = {"fp32": {30: 1.0, 480: 35.0}, "fp16-seed": {30: 1.0, 480: 35.0}, "int8": {30: 1.7, 480: 35.0}}
 SEED_URL = "https://github.com/davideaguglia/ESMFold"
+
+
+def repo_file(relpath: str) -> Path:
+    """A file of this repository (e.g. a committed results CSV): the local checkout's copy, else downloaded once
+    from the published repository at the pinned ref (Colab installs the helpers without the rest of the repo)."""
+    local = repo_root() / relpath
+    if local.is_file():
+        return local
+    from helpers.notebook import REF, REPO
+
+    target = cache_dir() / "repo" / REF / relpath
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = f"https://raw.githubusercontent.com/{REPO}/{REF}/{relpath}"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                target.write_bytes(response.read())
+        except OSError as err:
+            raise FileNotFoundError(f"{relpath} is not in a local checkout and downloading {url} failed: {err}") from err
+    return target

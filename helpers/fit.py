@@ -172,7 +172,7 @@ def variant_weight_bytes(variant: str, source: str | None = None) -> int:
 
     source = source or "random-full"
     if source in ("random-full", models.REAL_MODEL_ID):
-        table = pd.read_csv(data.repo_root() / "figures" / "03_variant_weights.csv").set_index("variant")
+        table = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
         return int(table.loc[variant, "total"])
     model, _ = models.load_model(variant, device="cpu", source=source)
     return models.weights_bytes(model)["total"]
@@ -282,11 +282,11 @@ def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source:
     the point is on it, else traced now. `source` names another architecture (e.g. 'tiny')."""
     import pandas as pd
 
-    from helpers import models
+    from helpers import data, models
 
     source = source or "random-full"
-    if source in ("random-full", models.REAL_MODEL_ID) and _grid_path().exists():
-        grid = pd.read_csv(_grid_path())
+    if source in ("random-full", models.REAL_MODEL_ID):
+        grid = pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
         hit = grid[(grid["profile"] == activation_profile(variant)) & (grid["length"] == length)
                    & (grid["chunk size"].astype(str) == str(chunk_size or "none"))]
         if len(hit):
@@ -306,7 +306,9 @@ def predicted_grid(source: str | None = None):
     """The committed grid with each variant's predicted peak allocated GiB (weights + traced activations)."""
     import pandas as pd
 
-    grid = pd.read_csv(_grid_path())
+    from helpers import data
+
+    grid = pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
     rows = []
     for variant in TABLE_VARIANTS:
         part = grid[grid["profile"] == activation_profile(variant)].copy()

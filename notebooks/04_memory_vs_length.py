@@ -181,7 +181,7 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);
 # same table.
 
 # %%
-table = pd.read_csv(data.repo_root() / "figures" / "04_max_length.csv")
+table = pd.read_csv(data.repo_file("figures/04_max_length.csv"))  # the local copy, or the published one in Colab
 table
 
 # %% [markdown]

@@ -135,3 +135,33 @@ def test_readme_headline_lengths_match_the_hardware_table():
     for variant, label in [("fp32", "fp32"), ("fp16", "fp16 LM"), ("int8", "int8")]:
         length = int(re.search(r"(\d+) aa", table.loc[variant, "T4 (14.56 GiB)"]).group(1))
         assert f"{label} {length:,} aa" in row, (variant, length)
+
+
+def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_checkout(monkeypatch, tmp_path):
+    """In Colab the helpers are pip-installed without figures/: repo_file must download them at the pinned ref."""
+    import urllib.request
+
+    from helpers import notebook
+
+    seen = []
+
+    class Response:
+        def __init__(self, url):
+            seen.append(url)
+
+        def read(self):
+            return b"variant,total\nint8,1\n"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(data, "repo_root", lambda: tmp_path / "site-packages")
+    monkeypatch.setenv("ESMFOLD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(url))
+    path = data.repo_file("figures/03_variant_weights.csv")
+    assert seen == [f"https://raw.githubusercontent.com/{notebook.REPO}/{notebook.REF}/figures/03_variant_weights.csv"]
+    assert path.read_text().startswith("variant,total") and data.repo_file("figures/03_variant_weights.csv") == path
+    assert len(seen) == 1  # cached
