@@ -59,27 +59,15 @@ def ca_rmsd(reference, model) -> float:
     return float(struc.rmsd(reference, fitted))
 
 
-def tm_score(reference, model, reference_length: int | None = None) -> float:
-    """Sequence-dependent TM-score of paired Cα coordinates, superposition searched to maximise TM (as TM-score does).
-
-    Residues are paired by index; the score is normalised by `reference_length` (default: number of pairs). The search
-    follows the TM-score program: superpose on seed fragments of length N, N/2, N/4 … 4, then iteratively on the
-    residues closer than a search radius, keeping the best score. biotite supplies superposition and scoring.
-    """
+def _superposition_search(reference: np.ndarray, model: np.ndarray, radius: float, score) -> float:
+    """Best `score(moved_model)` over superpositions on seed fragments (lengths N, N/2, … 4) refined iteratively on
+    the residues closer than `radius` — the search of the TM-score program, also used for GDT."""
     import biotite.structure as struc
 
-    reference, model = _paired(reference, model)
     n = len(reference)
-    length = reference_length or n
-    reference_atoms, moved_atoms = _as_ca_array(reference), _as_ca_array(model)
-    if n < 3:
-        raise ValueError("TM-score needs at least 3 paired residues")
-    d0 = max(0.5, 1.24 * (length - 15) ** (1 / 3) - 1.8) if length > 21 else 0.5
-    d_search = min(max(d0, 4.5), 8.0)
     indices = np.arange(n)
     best = 0.0
-    fragment = n
-    lengths = []
+    lengths, fragment = [], n
     while fragment >= 4 or not lengths:
         lengths.append(min(fragment, n))
         fragment //= 2
@@ -92,19 +80,81 @@ def tm_score(reference, model, reference_length: int | None = None) -> float:
                     break
                 _, transform = struc.superimpose(reference[subset], model[subset])
                 moved = transform.apply(model)
-                moved_atoms.coord = moved
-                score = struc.tm_score(reference_atoms, moved_atoms, indices, indices, length)
-                best = max(best, float(score))
+                best = max(best, float(score(moved)))
                 distances = np.linalg.norm(moved - reference, axis=1)
-                radius = d_search
-                new = indices[distances < radius]
-                while len(new) < 3 and radius < 20:
-                    radius += 0.5
-                    new = indices[distances < radius]
+                grow = radius
+                new = indices[distances < grow]
+                while len(new) < 3 and grow < 20:
+                    grow += 0.5
+                    new = indices[distances < grow]
                 if np.array_equal(new, subset):
                     break
                 subset = new
     return best
+
+
+def tm_score(reference, model, reference_length: int | None = None) -> float:
+    """Sequence-dependent TM-score of paired Cα coordinates, superposition searched to maximise TM (as TM-score does).
+
+    Residues are paired by index; the score is normalised by `reference_length` (default: number of pairs). biotite
+    supplies superposition and the TM formula; the search follows the TM-score program.
+    """
+    import biotite.structure as struc
+
+    reference, model = _paired(reference, model)
+    n = len(reference)
+    length = reference_length or n
+    if n < 3:
+        raise ValueError("TM-score needs at least 3 paired residues")
+    d0 = max(0.5, 1.24 * (length - 15) ** (1 / 3) - 1.8) if length > 21 else 0.5
+    reference_atoms, moved_atoms = _as_ca_array(reference), _as_ca_array(model)
+    indices = np.arange(n)
+
+    def score(moved):
+        moved_atoms.coord = moved
+        return struc.tm_score(reference_atoms, moved_atoms, indices, indices, length)
+
+    return _superposition_search(reference, model, min(max(d0, 4.5), 8.0), score)
+
+
+def gdt_ts(reference, model) -> float:
+    """GDT-TS (0–1): the mean, over cutoffs 1, 2, 4 and 8 Å, of the largest fraction of Cα atoms that one
+    superposition brings within the cutoff (each cutoff searched separately), residues paired in order."""
+    reference, model = _paired(reference, model)
+    fractions = []
+    for cutoff in (1.0, 2.0, 4.0, 8.0):
+        fractions.append(_superposition_search(
+            reference, model, cutoff, lambda moved, c=cutoff: np.mean(np.linalg.norm(moved - reference, axis=1) < c)))
+    return float(np.mean(fractions))
+
+
+def _contacts(coords: np.ndarray, cutoff: float) -> np.ndarray:
+    distances = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
+    return distances < cutoff
+
+
+def contact_precision(reference_cb, model_cb, min_separation: int = 24, cutoff: float = 8.0,
+                      top: int | None = None) -> float:
+    """Top-L/5 long-range contact precision: of the `top` (default L/5) residue pairs |i−j| ≥ `min_separation` that
+    the model puts closest (Cβ), the fraction in contact (Cβ < `cutoff` Å) in the reference."""
+    reference_cb, model_cb = _paired(reference_cb, model_cb)
+    n = len(reference_cb)
+    top = top or max(1, n // 5)
+    i, j = np.triu_indices(n, k=min_separation)
+    if len(i) == 0:
+        raise ValueError(f"No residue pairs are {min_separation} apart in a chain of {n}")
+    predicted = np.linalg.norm(model_cb[i] - model_cb[j], axis=1)
+    order = np.argsort(predicted, kind="stable")[:top]
+    truth = np.linalg.norm(reference_cb[i] - reference_cb[j], axis=1) < cutoff
+    return float(truth[order].mean())
+
+
+def contact_map_agreement(reference_cb, model_cb, cutoff: float = 8.0) -> float:
+    """The seed-style score: the fraction of all residue pairs whose contact/no-contact state agrees. Misleading —
+    contacts are a few % of pairs, so a structure with no contacts at all still scores high."""
+    reference_cb, model_cb = _paired(reference_cb, model_cb)
+    i, j = np.triu_indices(len(reference_cb), k=1)
+    return float(np.mean(_contacts(reference_cb, cutoff)[i, j] == _contacts(model_cb, cutoff)[i, j]))
 
 
 def lddt_ca(reference, model) -> float:
@@ -128,3 +178,49 @@ def compare_predictions(reference, other) -> dict:
         "max |ΔpLDDT| per residue": round(float(np.abs(other.plddt - reference.plddt).max()), 3),
         "ΔpTM": round(other.ptm - reference.ptm, 4),
     }
+
+
+def experimental_chain(relpath: str, chain: str, model: int = 1) -> dict:
+    """The observed residues of one chain of an experimental structure (from the shared data folder or RCSB): the
+    one-letter sequence, residue numbers, Cα and Cβ coordinates (Cα for glycine); NMR model 1 by default, the first
+    alternate location, selenomethionine (MSE) read as methionine, residues without a Cα skipped."""
+    import biotite.structure as struc
+    import biotite.structure.io as strucio
+    from biotite.sequence import ProteinSequence
+
+    from helpers import data
+
+    atoms = strucio.load_structure(str(data.fetch(relpath)), model=model)
+    atoms = atoms[(atoms.chain_id == chain) & struc.filter_amino_acids(atoms)]
+    letters, numbers, ca, cb = [], [], [], []
+    for residue in struc.residue_iter(atoms):
+        names = list(residue.atom_name)
+        if "CA" not in names:
+            continue
+        name = "MET" if residue.res_name[0] == "MSE" else residue.res_name[0]
+        try:
+            letters.append(ProteinSequence.convert_letter_3to1(name))
+        except KeyError:
+            letters.append("X")
+        numbers.append(int(residue.res_id[0]))
+        ca.append(residue.coord[names.index("CA")])
+        cb.append(residue.coord[names.index("CB")] if "CB" in names else residue.coord[names.index("CA")])
+    if not letters:
+        raise ValueError(f"No amino-acid residues with a Cα in chain {chain!r} of {relpath}")
+    return {"sequence": "".join(letters), "residue numbers": np.array(numbers), "ca": np.array(ca, dtype=float),
+            "cb": np.array(cb, dtype=float)}
+
+
+def pair_by_sequence(query: str, observed: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into `query`, into `observed`) of the residues a global alignment pairs with the same amino acid —
+    how a prediction of the full (SEQRES) sequence is scored on only the residues the experiment observed."""
+    import biotite.sequence as bseq
+    import biotite.sequence.align as align
+
+    matrix = align.SubstitutionMatrix.std_protein_matrix()
+    alignment = align.align_optimal(bseq.ProteinSequence(query.replace("X", "A")),
+                                    bseq.ProteinSequence(observed.replace("X", "A")), matrix,
+                                    gap_penalty=(-10, -1), terminal_penalty=False)[0]
+    trace = alignment.trace[(alignment.trace >= 0).all(axis=1)]
+    same = np.array([query[i] == observed[j] for i, j in trace], dtype=bool)
+    return trace[same, 0], trace[same, 1]

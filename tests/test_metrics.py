@@ -70,3 +70,46 @@ def test_tm_score_never_exceeds_tm_align_which_may_also_shift_residues():
 def test_mismatched_inputs_are_rejected(ubiquitin):
     with pytest.raises(ValueError, match="paired"):
         metrics.tm_score(ubiquitin, ubiquitin[:-1])
+
+
+@pytest.fixture(scope="module")
+def ca2():
+    return metrics.experimental_chain("structures/1CA2.pdb", "A")
+
+
+def test_experimental_chain_and_sequence_pairing_handle_missing_residues(ca2):
+    assert len(ca2["sequence"]) == 256 and ca2["ca"].shape == (256, 3) == ca2["cb"].shape
+    seqres = data.seed_sequence()
+    assert len(seqres) == 259
+    query, observed = metrics.pair_by_sequence(seqres, ca2["sequence"])
+    assert len(query) == len(observed) == 256
+    assert all(seqres[i] == ca2["sequence"][j] for i, j in zip(query, observed))
+
+
+def test_selenomethionine_is_read_as_methionine_and_nmr_model_1_is_used():
+    capsid = metrics.experimental_chain("structures/1A8O.cif", "A")
+    assert len(capsid["sequence"]) == 70 and capsid["sequence"].count("M") >= 1
+    first = metrics.experimental_chain("structures/1GYA.pdb", "A")
+    second = metrics.experimental_chain("structures/1GYA.pdb", "A", model=2)
+    assert first["sequence"] == second["sequence"] and not np.allclose(first["ca"], second["ca"])
+
+
+def test_gdt_ts_perfect_rigid_invariant_and_falls_with_noise(ubiquitin):
+    assert metrics.gdt_ts(ubiquitin, ubiquitin) == pytest.approx(1.0)
+    assert metrics.gdt_ts(ubiquitin, _rigid(ubiquitin)) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert metrics.gdt_ts(ubiquitin, ubiquitin + rng.normal(0, 1.5, ubiquitin.shape)) < 0.9
+
+
+def test_contact_precision_is_perfect_for_the_structure_itself(ca2):
+    assert metrics.contact_precision(ca2["cb"], ca2["cb"]) == 1.0
+
+
+def test_all_pairs_contact_agreement_scores_a_straight_line_high_and_precision_exposes_it(ca2):
+    """The seed-style score is misleading: a straight chain with no contacts at all still agrees on ~97 % of pairs."""
+    n = len(ca2["cb"])
+    line = np.stack([np.arange(n) * 3.8, np.zeros(n), np.zeros(n)], axis=1)
+    agreement = metrics.contact_map_agreement(ca2["cb"], line)
+    assert agreement > 0.95
+    assert metrics.contact_precision(ca2["cb"], line) < 0.2
+    assert metrics.contact_map_agreement(ca2["cb"], ca2["cb"]) == 1.0
