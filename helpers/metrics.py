@@ -224,3 +224,17 @@ def pair_by_sequence(query: str, observed: str) -> tuple[np.ndarray, np.ndarray]
     trace = alignment.trace[(alignment.trace >= 0).all(axis=1)]
     same = np.array([query[i] == observed[j] for i, j in trace], dtype=bool)
     return trace[same, 0], trace[same, 1]
+
+
+def structural_tm_score(reference, model, normalise_by: str = "reference") -> float:
+    """TM-align-style TM-score for *different* proteins (no residue pairing given): biotite finds the structural
+    alignment and superposition (`superimpose_structural_homologs`), then scores it, normalised by the reference's
+    length (or the model's, with normalise_by="model")."""
+    import biotite.structure as struc
+
+    reference_atoms = _as_ca_array(np.asarray(reference, dtype=float))
+    model_atoms = _as_ca_array(np.asarray(model, dtype=float))
+    fitted, _, ref_idx, model_idx = struc.superimpose_structural_homologs(reference_atoms, model_atoms,
+                                                                          max_iterations=10)
+    length = len(reference_atoms) if normalise_by == "reference" else len(model_atoms)
+    return float(struc.tm_score(reference_atoms, fitted, ref_idx, model_idx, length))

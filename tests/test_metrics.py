@@ -113,3 +113,39 @@ def test_all_pairs_contact_agreement_scores_a_straight_line_high_and_precision_e
     assert agreement > 0.95
     assert metrics.contact_precision(ca2["cb"], line) < 0.2
     assert metrics.contact_map_agreement(ca2["cb"], ca2["cb"]) == 1.0
+
+
+def _tmtools_chain(name, chain):
+    import os
+
+    import biotite.structure.io as strucio
+
+    tmtools = pytest.importorskip("tmtools")
+    atoms = strucio.load_structure(os.path.join(os.path.dirname(tmtools.__file__), "data", name), model=1)
+    atoms = atoms[(atoms.atom_name == "CA") & (atoms.chain_id == chain)]
+    return atoms.coord.astype(float), "".join(ProteinSequence.convert_letter_3to1(r) for r in atoms.res_name)
+
+
+@pytest.mark.parametrize("pair", ["lysozymes 1AKI/2NWD", "2GTL chains A/B"])
+def test_structural_tm_score_matches_tm_align(pair):
+    tmtools = pytest.importorskip("tmtools")
+    if pair.startswith("lysozymes"):
+        hen = metrics.experimental_chain("structures/1AKI.pdb", "A")
+        human = metrics.experimental_chain("structures/2NWD.bcif", "X")
+        (a, sa), (b, sb) = (hen["ca"], hen["sequence"]), (human["ca"], human["sequence"])
+    else:
+        (a, sa), (b, sb) = _tmtools_chain("2gtl.pdb", "A"), _tmtools_chain("2gtl.pdb", "B")
+    reference = tmtools.tm_align(a, b, sa, sb).tm_norm_chain1  # normalised by the first structure
+    assert metrics.structural_tm_score(a, b) == pytest.approx(reference, abs=0.01)
+    if pair.startswith("lysozymes"):
+        assert reference == pytest.approx(0.978, abs=0.001)
+
+
+def test_sequence_dependent_tm_score_matches_tm_align_on_barnase_chains_a_b():
+    tmtools = pytest.importorskip("tmtools")
+    a, b = metrics.experimental_chain("structures/1BNI.pdb", "A"), metrics.experimental_chain("structures/1BNI.pdb", "B")
+    query, observed = metrics.pair_by_sequence(a["sequence"], b["sequence"])
+    ca_a, ca_b = a["ca"][query], b["ca"][observed]
+    seq = "".join(a["sequence"][i] for i in query)
+    reference = tmtools.tm_align(ca_b, ca_a, seq, seq).tm_norm_chain2
+    assert metrics.tm_score(ca_a, ca_b) == pytest.approx(reference, abs=0.01)
