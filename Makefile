@@ -11,7 +11,7 @@ tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA 
 	$(BIN)/python -m helpers.runner
 
 test: $(VENV)/.installed  ## unit tests + every notebook under nbmake, with the tiny stand-in on CPU
-	$(TEST_ENV) $(BIN)/python -m pytest -v -rA tests notebooks --nbmake --nbmake-timeout=900 --ignore=notebooks/_executed --durations=15
+	$(TEST_ENV) $(BIN)/python -m pytest -v -rA tests notebooks --nbmake --nbmake-timeout=900 --ignore=notebooks/_executed --ignore=notebooks/_student --durations=15
 
 setup: $(VENV)/.installed
 

@@ -151,3 +151,47 @@ def plot_prediction_vs_measurement(table, provenance: str = "", ax=None):
     if provenance:
         ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
     return ax
+
+
+def plot_calibration(table, provenance: str = "", ax=None):
+    """Mean pLDDT against lDDT-Cα to the experiment, one point per target and recipe; the diagonal is perfect calibration."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    ok = table.dropna(subset=["lDDT-Cα"])
+    for variant, part in ok.groupby("variant", sort=False):
+        ax.plot(part["lDDT-Cα"] * 100, part["mean pLDDT (Cα, scored residues)"], "o", color=_COLOURS.get(variant),
+                label=variant, alpha=0.8)
+    ax.plot([0, 100], [0, 100], color="black", lw=0.8)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("lDDT-Cα to the experimental structure (× 100)")
+    ax.set_ylabel("mean pLDDT (Cα)")
+    ax.set_title("Is pLDDT calibrated?")
+    ax.legend(fontsize=8)
+    if provenance:
+        ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
+    return ax
+
+
+def plot_metric_histograms(table, columns: list[str], seed_plddt: dict | None = None, provenance: str = ""):
+    """One histogram panel per metric, one outline per recipe; the seed's published mean pLDDTs (cited) as lines."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        for variant, part in table.groupby("variant", sort=False):
+            values = part[column].dropna()
+            if len(values):
+                ax.hist(values, bins=10, histtype="step", lw=1.5, color=_COLOURS.get(variant), label=variant)
+        if seed_plddt and "pLDDT" in column:
+            for variant, value in seed_plddt.items():
+                ax.axvline(value, ls="--", lw=1, color=_COLOURS.get(variant, "black"), label=f"seed, {variant} (cited)")
+        ax.set_title(column, fontsize=9)
+        ax.set_ylabel("targets")
+        ax.legend(fontsize=7)
+    if provenance:
+        fig.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

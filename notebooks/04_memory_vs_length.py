@@ -243,6 +243,7 @@ print(f"seconds ∝ L^{k:.2f} for {VARIANTS[0]} (unchunked) over L = {ok['length
 
 # %% [markdown]
 # ## Next
-# 05 · How much accuracy does each recipe cost? (coming next in the series; see the README).
+# [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) — measuring accuracy properly, against fp32 and
+# against experimental structures.
 #
 # ← Previous: [03 · Quanto int8 and beyond](03_quantization.ipynb)

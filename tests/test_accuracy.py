@@ -1,0 +1,77 @@
+"""Benchmark targets, scoring a prediction against its experimental structure, and paired bootstrap intervals."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import accuracy, folding, metrics
+
+
+def test_local_targets_are_the_twenty_shared_structures_shortest_first():
+    targets = accuracy.local_targets()
+    assert len(targets) == 20
+    lengths = [len(t["sequence"]) for t in targets]
+    assert lengths == sorted(lengths) and lengths[0] == 35 and lengths[-1] == 390
+    ca2 = next(t for t in targets if t["target"] == "1CA2_A")
+    assert len(ca2["sequence"]) == 259 and ca2["file"] == "structures/1CA2.pdb"
+
+
+def test_cameo_targets():
+    targets = accuracy.cameo_targets()
+    assert len(targets) == 183
+    assert 31 <= len(targets[0]["sequence"]) and len(targets[-1]["sequence"]) == 709
+    assert targets[0]["file"].startswith("structures/") and targets[0]["file"].endswith(".cif")
+
+
+def test_rcsb_fasta_parsing_handles_chain_lists_and_author_ids():
+    fasta = ">1BNI_1|Chains A, B, C|BARNASE|Bacillus\nAQVINT\n>1BNI_2|Chain D|OTHER|X\nMMM\n"
+    assert accuracy.rcsb_chain_sequence(fasta, "B") == "AQVINT"
+    assert accuracy.rcsb_chain_sequence(fasta, "D") == "MMM"
+    assert accuracy.rcsb_chain_sequence(">2NWD_1|Chains A[auth X]|LYSOZYME|Homo\nKVFER\n", "A") == "KVFER"
+    with pytest.raises(KeyError):
+        accuracy.rcsb_chain_sequence(fasta, "Z")
+
+
+def _perfect_prediction(target):
+    """A FoldResult whose observed residues sit exactly on the experimental structure (the rest far away)."""
+    experiment = metrics.experimental_chain(target["file"], target["chain"])
+    sequence = target["sequence"]
+    query, observed = metrics.pair_by_sequence(sequence, experiment["sequence"])
+    positions = np.full((len(sequence), 14, 3), 500.0)
+    positions[query, 1] = experiment["ca"][observed]
+    positions[query, accuracy.CB_INDEX] = experiment["cb"][observed]
+    plddt = np.full(len(sequence), 90.0)
+    return folding.FoldResult(sequence, plddt, 90.0, 90.0, 0.9, positions, pdb="")
+
+
+def test_a_prediction_equal_to_the_experiment_scores_perfectly_on_the_observed_residues():
+    target = next(t for t in accuracy.local_targets() if t["target"] == "1CA2_A")
+    scores = accuracy.score_against_experiment(_perfect_prediction(target), target)
+    assert scores["observed residues"] == scores["scored residues"] == 256
+    assert scores["TM-score"] == pytest.approx(1.0) and scores["lDDT-Cα"] == pytest.approx(1.0)
+    assert scores["Cα-RMSD (Å)"] == pytest.approx(0.0, abs=1e-3) and scores["GDT-TS"] == pytest.approx(1.0)
+    assert scores["contact precision (L/5, |i−j|≥24)"] == 1.0
+
+
+def test_paired_bootstrap_interval():
+    rows = []
+    for i in range(30):
+        rows.append({"target": f"t{i}", "variant": "fp32", "TM-score": 0.8 + 0.005 * (i % 5)})
+        rows.append({"target": f"t{i}", "variant": "int8", "TM-score": 0.8 + 0.005 * (i % 5) - 0.01})
+    table = pd.DataFrame(rows)
+    result = accuracy.paired_bootstrap(table, "TM-score", "int8")
+    assert result["targets"] == 30 and result["mean difference"] == pytest.approx(-0.01)
+    assert result["95% CI low"] == pytest.approx(-0.01) and result["95% CI high"] == pytest.approx(-0.01)
+    noisy = table.copy()
+    noisy.loc[noisy["variant"] == "int8", "TM-score"] += np.random.default_rng(1).normal(0, 0.02, 30)
+    interval = accuracy.paired_bootstrap(noisy, "TM-score", "int8")
+    assert interval["95% CI low"] < interval["mean difference"] < interval["95% CI high"]
+
+
+def test_evaluate_rows_have_both_tiers_and_provenance():
+    targets = accuracy.local_targets()[:2]
+    table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny")
+    assert len(table) == 4 and (table["status"] == "ok").all()
+    assert (table[table["variant"] == "fp32"]["TM-score vs fp32"] == 1.0).all()
+    assert {"TM-score", "lDDT-Cα", "GDT-TS", "weights", "device", "date", "torch", "transformers"} <= set(table.columns)
+    assert (table["weights"] == "tiny").all()
