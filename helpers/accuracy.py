@@ -108,15 +108,16 @@ def score_against_experiment(result: folding.FoldResult, target: dict) -> dict:
 
 
 def evaluate(variants: list[str], targets: list[dict], device: str, source: str | None = None,
-             reference: str = "fp32", chunk_size: int | None = 64) -> pd.DataFrame:
+             reference: str = "fp32", chunk_size: int | None = 64, keep: dict | None = None) -> pd.DataFrame:
     """Fold every target with every variant (each variant loaded once) and score it against the reference variant's
-    prediction (tier 1) and against experiment (tier 2); one tidy row per target × variant, with provenance."""
+    prediction (tier 1) and against experiment (tier 2); one tidy row per target × variant, with provenance.
+    Pass a dict as `keep` to receive the predictions, keyed by (variant, target)."""
     from tqdm.auto import tqdm
 
     from helpers import notebook
 
     order = [reference] + [v for v in variants if v != reference]
-    predictions: dict = {}
+    predictions: dict = {} if keep is None else keep
     rows = []
     bar = tqdm(total=len(order) * len(targets), desc="evaluate")
     for variant in order:

@@ -152,7 +152,8 @@ pd.DataFrame(targets)[["target", "file", "chain"]].assign(length=[len(t["sequenc
 # %%
 from pathlib import Path
 
-results = accuracy.evaluate(VARIANTS, targets, DEVICE)
+predictions = {}
+results = accuracy.evaluate(VARIANTS, targets, DEVICE, keep=predictions)
 Path("outputs").mkdir(exist_ok=True)
 results.to_csv("outputs/05_accuracy.csv", index=False)
 results[["target", "variant", "status", "TM-score vs fp32", "TM-score", "lDDT-Cα", "GDT-TS", "mean pLDDT (Cα)"]].round(3)
@@ -163,6 +164,14 @@ results[["target", "variant", "status", "TM-score vs fp32", "TM-score", "lDDT-C�
 # %%
 tier1 = ["TM-score vs fp32", "Cα-RMSD vs fp32 (Å)", "lDDT-Cα vs fp32", "ΔpLDDT mean (Cα)", "ΔpTM"]
 results.groupby("variant", sort=False)[tier1].agg(["mean", "min", "max"]).round(4)
+
+# %% [markdown]
+# Per residue, for one protein (1CA2, the seed's, when it is in the set): where does each recipe move the confidence?
+
+# %%
+shown = "1CA2_A" if any(t["target"] == "1CA2_A" for t in targets) else targets[0]["target"]
+plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS}, reference="fp32",
+                             provenance=notebook.provenance_line(DEVICE));
 
 # %% [markdown]
 # ## 5 · Tier 2 — accuracy against experiment

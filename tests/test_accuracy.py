@@ -70,7 +70,9 @@ def test_paired_bootstrap_interval():
 
 def test_evaluate_rows_have_both_tiers_and_provenance():
     targets = accuracy.local_targets()[:2]
-    table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny")
+    kept = {}
+    table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny", keep=kept)
+    assert set(kept) == {(v, t["target"]) for v in ("fp32", "fp16") for t in targets}
     assert len(table) == 4 and (table["status"] == "ok").all()
     assert (table[table["variant"] == "fp32"]["TM-score vs fp32"] == 1.0).all()
     assert {"TM-score", "lDDT-Cα", "GDT-TS", "weights", "device", "date", "torch", "transformers"} <= set(table.columns)
