@@ -132,46 +132,42 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
     return ax
 
 
-def plot_prediction_vs_measurement(table, provenance: str = "", ax=None):
-    """Parity plot: the "will it fit?" prediction against the measured peak for every measured point."""
+def _scatter_by_variant(table, x: str, y: str, title: str, xlabel: str, ylabel: str, top: float, provenance: str,
+                        ax, x_scale: float = 1.0, size=(5, 5)):
+    """Points of y against x, one colour per recipe, with the y = x diagonal from 0 to `top`."""
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 5))
-    ok = table.dropna(subset=["peak allocated (GiB)", "predicted peak allocated (GiB)"])
+        _, ax = plt.subplots(figsize=size)
+    ok = table.dropna(subset=[x, y])
     for variant, part in ok.groupby("variant", sort=False):
-        ax.plot(part["peak allocated (GiB)"], part["predicted peak allocated (GiB)"], "o", color=_COLOURS.get(variant),
-                label=variant)
-    top = max(ok["peak allocated (GiB)"].max(), ok["predicted peak allocated (GiB)"].max()) * 1.05
+        ax.plot(part[x] * x_scale, part[y], "o", color=_COLOURS.get(variant), label=variant, alpha=0.8)
     ax.plot([0, top], [0, top], color="black", lw=0.8)
-    ax.set_xlabel("measured peak allocated (GiB)")
-    ax.set_ylabel("predicted peak allocated (GiB)")
-    ax.set_title("“Will it fit?” prediction vs measurement")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     if provenance:
         ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
     return ax
 
 
+def plot_prediction_vs_measurement(table, provenance: str = "", ax=None):
+    """Parity plot: the "will it fit?" prediction against the measured peak for every measured point."""
+    measured, predicted = "peak allocated (GiB)", "predicted peak allocated (GiB)"
+    ok = table.dropna(subset=[measured, predicted])
+    top = max(ok[measured].max(), ok[predicted].max()) * 1.05
+    return _scatter_by_variant(table, measured, predicted, "“Will it fit?” prediction vs measurement",
+                               "measured peak allocated (GiB)", "predicted peak allocated (GiB)", top, provenance, ax)
+
+
 def plot_calibration(table, provenance: str = "", ax=None):
     """Mean pLDDT against lDDT-Cα to the experiment, one point per target and recipe; the diagonal is perfect calibration."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
-    ok = table.dropna(subset=["lDDT-Cα"])
-    for variant, part in ok.groupby("variant", sort=False):
-        ax.plot(part["lDDT-Cα"] * 100, part["mean pLDDT (Cα, scored residues)"], "o", color=_COLOURS.get(variant),
-                label=variant, alpha=0.8)
-    ax.plot([0, 100], [0, 100], color="black", lw=0.8)
+    ax = _scatter_by_variant(table, "lDDT-Cα", "mean pLDDT (Cα, scored residues)", "Is pLDDT calibrated?",
+                             "lDDT-Cα to the experimental structure (× 100)", "mean pLDDT (Cα)", 100, provenance, ax,
+                             x_scale=100, size=(5.5, 5))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
-    ax.set_xlabel("lDDT-Cα to the experimental structure (× 100)")
-    ax.set_ylabel("mean pLDDT (Cα)")
-    ax.set_title("Is pLDDT calibrated?")
-    ax.legend(fontsize=8)
-    if provenance:
-        ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")
     return ax
 
 

@@ -66,3 +66,15 @@ def test_ca_rmsd_rigid_motion_and_perturbation(reference_pdb):
 
     assert metrics.ca_rmsd(reference_pdb, moved([10.0, -5.0, 3.0])) == pytest.approx(0, abs=0.01)
     assert metrics.ca_rmsd(reference_pdb, moved([0, 0, 0], noise=1.0)) > 1.0
+
+
+def test_scatter_plots_draw_one_series_per_recipe_and_the_diagonal():
+    import pandas as pd
+
+    table = pd.DataFrame({"variant": ["fp32", "int8", "int8"], "peak allocated (GiB)": [1.0, 2.0, None],
+                          "predicted peak allocated (GiB)": [1.1, 2.1, 3.0], "lDDT-Cα": [0.5, 0.6, 0.7],
+                          "mean pLDDT (Cα, scored residues)": [55, 62, 70]})
+    parity = plots.plot_prediction_vs_measurement(table)
+    assert len(parity.lines) == 3 and list(parity.lines[1].get_xdata()) == [2.0]  # the NaN row is left out
+    calibration = plots.plot_calibration(table)
+    assert list(calibration.lines[0].get_xdata()) == [50.0] and calibration.get_xlim() == (0, 100)
