@@ -90,8 +90,7 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
     try:
         if counter is not None:
             counter.__enter__()
-            for tensor in list(model.parameters()) + list(model.buffers()):
-                counter.track(tensor)
+            counter.track_module(model)
         begin = now()
         folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
         total = now() - begin
@@ -143,8 +142,7 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
                             folding.fold(model, tokenizer, sequence)
                         else:
                             with counter:
-                                for tensor in list(model.parameters()) + list(model.buffers()):
-                                    counter.track(tensor)
+                                counter.track_module(model)
                                 folding.fold(model, tokenizer, sequence)
                     row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
                     row["sequence"] = origin

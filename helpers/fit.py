@@ -3,6 +3,7 @@ code on fake tensors and counting the bytes of live tensors."""
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import torch
@@ -43,6 +44,12 @@ class LiveBytes(TorchDispatchMode):
         self.live += size
         self.peak = max(self.peak, self.live)
         self._refs[key] = weakref.ref(storage, lambda _, k=key: self._free(k))
+
+    def track_module(self, module: torch.nn.Module) -> int:
+        """Count every parameter and buffer of a module (its weights); return the live bytes."""
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            self.track(tensor)
+        return self.live
 
     def reset_peak(self) -> None:
         """Start a new peak from what is live now."""
@@ -131,19 +138,13 @@ class FakeFolder:
                 _cast(self.model, torch.bfloat16)
         clear_model_caches()
 
-    def largest_linear_bytes(self) -> int:
-        """fp32 bytes of the largest Linear weight (Quanto dequantizes one such weight per multiply)."""
-        return max(m.weight.numel() * 4 for m in self.model.modules() if isinstance(m, torch.nn.Linear))
-
     def trace(self, length: int, chunk_size: int | None = None, num_recycles: int | None = None, batch: int = 1):
         """(weights bytes, peak live bytes) of one fold of `batch` sequences of `length` residues."""
         counter = LiveBytes()
         clear_model_caches()
         try:
             with self.mode, counter, torch.no_grad():
-                for tensor in list(self.model.parameters()) + list(self.model.buffers()):
-                    counter.track(tensor)
-                weights = counter.live
+                weights = counter.track_module(self.model)
                 counter.reset_peak()
                 self.model.trunk.set_chunk_size(chunk_size)
                 ids = torch.zeros(batch, length, dtype=torch.long)
@@ -162,6 +163,37 @@ def _folder(profile: str, source: str | None) -> FakeFolder:
     if key not in _FOLDERS:
         _FOLDERS[key] = FakeFolder(profile, source)
     return _FOLDERS[key]
+
+
+#: Variants whose weights are stored as they are traced (no quantization).
+_UNQUANTIZED = ("fp32", "fp16", "fp16-seed", "bf16")
+
+
+@functools.lru_cache(maxsize=None)
+def _largest_linear_bytes(source: str) -> int:
+    """fp32 bytes of the architecture's largest Linear weight (Quanto dequantizes one such weight per multiply)."""
+    from helpers import models
+
+    return max(m.weight.numel() * 4 for m in models.meta_model(source).modules() if isinstance(m, torch.nn.Linear))
+
+
+def _weights_and_temporary(variant: str, source: str | None, traced_weights):
+    """(weight bytes, transient bytes) of a variant: the traced weights for unquantized variants; for quantized ones
+    the exact quantized bytes, plus one dequantized fp32 weight for Quanto."""
+    if variant in _UNQUANTIZED:
+        return traced_weights, 0
+    temporary = 0 if variant.startswith("torchao") else _largest_linear_bytes(source or "random-full")
+    return variant_weight_bytes(variant, source), temporary
+
+
+@functools.lru_cache(maxsize=None)
+def _committed_grid():
+    """The committed predicted grid (local checkout, or the published repository), read once."""
+    import pandas as pd
+
+    from helpers import data
+
+    return pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
 
 
 def variant_weight_bytes(variant: str, source: str | None = None) -> int:
@@ -194,9 +226,8 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     folder = _folder(activation_profile(variant), source)
     traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
     activations = peak - traced_weights
-    quantized = variant not in ("fp32", "fp16", "fp16-seed", "bf16")
-    weights = variant_weight_bytes(variant, source) if quantized else traced_weights
-    extra = folder.largest_linear_bytes() if quantized and not variant.startswith("torchao") else 0
+    weights, extra = _weights_and_temporary(variant, source, traced_weights)
+    quantized = variant not in _UNQUANTIZED
     gib = 1024**3
     return {
         "variant": variant,
@@ -265,35 +296,21 @@ def build_grid(profile: str, path=None) -> None:
                     writer.writeheader()
                 writer.writerow(row)
             print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) >= 2 and sys.argv[1] == "grid":
-        for name in sys.argv[2:] or GRID_PROFILES:
-            build_grid(name)
-    else:
-        sys.exit("usage: python -m helpers.fit grid [fp32|fp16-lm ...]")
+    _committed_grid.cache_clear()
 
 
 def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
     """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
     the point is on it, else traced now. `source` names another architecture (e.g. 'tiny')."""
-    import pandas as pd
-
-    from helpers import data, models
+    from helpers import models
 
     source = source or "random-full"
     if source in ("random-full", models.REAL_MODEL_ID):
-        grid = pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
+        grid = _committed_grid()
         hit = grid[(grid["profile"] == activation_profile(variant)) & (grid["length"] == length)
                    & (grid["chunk size"].astype(str) == str(chunk_size or "none"))]
         if len(hit):
-            quantized = variant not in ("fp32", "fp16", "fp16-seed", "bf16")
-            weights = variant_weight_bytes(variant, source) if quantized else int(hit["weights bytes (traced)"].iloc[0])
-            extra = _folder(activation_profile(variant), source).largest_linear_bytes() if (
-                quantized and not variant.startswith("torchao")) else 0
+            weights, extra = _weights_and_temporary(variant, source, int(hit["weights bytes (traced)"].iloc[0]))
             return (weights + int(hit["activation bytes"].iloc[0]) + extra) / 1024**3
     return predict_peak(variant, length, chunk_size, source=source)["predicted peak allocated (GiB)"]
 
@@ -306,17 +323,13 @@ def predicted_grid(source: str | None = None):
     """The committed grid with each variant's predicted peak allocated GiB (weights + traced activations)."""
     import pandas as pd
 
-    from helpers import data
-
-    grid = pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
+    grid = _committed_grid()
     rows = []
     for variant in TABLE_VARIANTS:
         part = grid[grid["profile"] == activation_profile(variant)].copy()
         if part.empty:
             continue
-        quantized = variant not in ("fp32", "fp16", "fp16-seed", "bf16")
-        extra = 10240 * 2560 * 4 if quantized and not variant.startswith("torchao") else 0  # largest Linear, fp32
-        weights = variant_weight_bytes(variant, source) if quantized else part["weights bytes (traced)"]
+        weights, extra = _weights_and_temporary(variant, source, part["weights bytes (traced)"])
         part["variant"] = variant
         part["weights (GiB)"] = weights / 1024**3
         part["predicted peak allocated (GiB)"] = (weights + part["activation bytes"] + extra) / 1024**3
@@ -391,3 +404,13 @@ def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_
         "no recipe of notebooks 01–04 is predicted to fit: fold a shorter piece (a domain), or see notebooks 06–07 "
         "(offload, a leaner trunk)."
     )
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) >= 2 and sys.argv[1] == "grid":
+        for name in sys.argv[2:] or GRID_PROFILES:
+            build_grid(name)
+    else:
+        sys.exit("usage: python -m helpers.fit grid [fp32|fp16-lm ...]")

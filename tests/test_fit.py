@@ -36,9 +36,7 @@ def test_fake_trace_equals_the_count_of_a_real_run_on_the_tiny_model(profile, ch
     ids = tokenizer(["A" * length], return_tensors="pt", add_special_tokens=False)["input_ids"]
     fit.clear_model_caches()  # cached constant tensors would otherwise exist already and not be counted
     with counter, torch.no_grad():
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            counter.track(tensor)
-        assert counter.live == weights
+        assert counter.track_module(model) == weights
         counter.reset_peak()
         model(ids)
     # the same code on real tensors allocates the same bytes (to within a few hundred bytes of small constants)
