@@ -18,7 +18,7 @@ def load_and_fold(variant: str, sequence: str, device: str, chunk_size: int | No
         model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
     row.update({f"load {k}": v for k, v in load.items() if k not in ("label", "device", "cpu peak is")})
     if load["status"] == "ok":
-        row["weights (GiB)"] = models.weights_bytes(model)["total"] / memory.GIB
+        row["weights (GiB)"] = models.resident_bytes(model) / memory.GIB  # offloaded weights not counted
         with memory.measure(f"fold {variant}", device=device) as fold:
             result = folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
         row.update({f"fold {k}": v for k, v in fold.items() if k not in ("label", "device", "cpu peak is")})
@@ -126,7 +126,7 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
     bar = tqdm(total=len(variants) * len(lengths) * len(chunk_sizes), desc="sweep")
     for variant in variants:
         model, tokenizer = models.load_model(variant, device=device, source=source)
-        weights = models.weights_bytes(model)["total"] / memory.GIB
+        weights = models.resident_bytes(model) / memory.GIB
         for chunk in chunk_sizes:
             model.trunk.set_chunk_size(chunk)
             stopped = False

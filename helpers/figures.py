@@ -99,7 +99,7 @@ def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
     import transformers
 
     rows = []
-    for variant in variants or list(models.VARIANTS):
+    for variant in variants or [v for v, r in models.VARIANTS.items() if not r.offload_lm]:
         run = subprocess.run([sys.executable, "-c", _VARIANT_PROBE, variant], capture_output=True, text=True)
         line = next((ln for ln in run.stdout.splitlines() if ln.startswith("@@")), None)
         if line is None:
@@ -224,6 +224,33 @@ def max_length_markdown() -> str:
     return "\n".join(lines)
 
 
+def recipe_table(out_dir: Path) -> Path:
+    """"I have X GB and L residues → use recipe Y", predicted from the committed grid, as figures/06_recipes.csv."""
+    from helpers import fit
+
+    grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
+    table = fit.recipe_table()
+    table["provenance"] = (
+        f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
+        f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles; first recipe of "
+        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 whose peak allocated + "
+        f"{fit.CUDA_CONTEXT_GIB} GiB CUDA context allowance fits"
+    )
+    path = out_dir / "06_recipes.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def recipe_markdown() -> str:
+    """The README's "I have X GB and L residues" table, rendered from figures/06_recipes.csv."""
+    table = pd.read_csv(figures_dir() / "06_recipes.csv")
+    cols = [c for c in table.columns if c != "provenance"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
+    lines += ["", f"*{table['provenance'].iloc[0]}. Regenerate with `python -m helpers.figures`.*"]
+    return "\n".join(lines)
+
+
 def predicted_memory_figure(out_dir: Path) -> Path:
     """Predicted peak memory against length per recipe (unchunked and chunk 32), with the seed's cited numbers."""
     import matplotlib.pyplot as plt
@@ -309,7 +336,8 @@ def seed_comparison_markdown() -> str:
     return "\n".join(lines)
 
 
-_MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown}
+_MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
+          "recipes": recipe_markdown}
 
 
 def update_readme() -> bool:
@@ -338,7 +366,7 @@ def main(argv: list[str]) -> None:
         print("wrote", variant_weights(out_dir))
     makers = [weights_per_stage, reference_plddt, variant_weights_figure]
     if (out_dir / "04_predicted_grid.csv").exists():
-        makers += [max_length_table, max_length_figure, predicted_memory_figure]
+        makers += [max_length_table, max_length_figure, predicted_memory_figure, recipe_table]
         if "seed" in argv or not (out_dir / "04_seed_comparison.csv").exists():
             makers.append(seed_comparison)
     for make in makers:

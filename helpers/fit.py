@@ -109,7 +109,7 @@ def activation_profile(variant: str) -> str:
     """Which fake model traces a variant's activations: 'fp32', 'fp16-lm' or 'bf16'."""
     if variant in _FP32_ACTIVATIONS:
         return "fp32"
-    if variant in ("fp16", "fp16-seed"):
+    if variant in ("fp16", "fp16-seed", "fp16-offload"):
         return "fp16-lm"
     if variant == "bf16":
         return "bf16"
@@ -177,9 +177,24 @@ def _largest_linear_bytes(source: str) -> int:
     return max(m.weight.numel() * 4 for m in models.meta_model(source).modules() if isinstance(m, torch.nn.Linear))
 
 
+@functools.lru_cache(maxsize=None)
+def _offloaded_lm_bytes(source: str) -> tuple[int, int]:
+    """(fp16 bytes of the language model's parameters, fp16 bytes of its largest Linear layer): what LM offloading takes
+    off the GPU, and the one layer accelerate has on the GPU at a time."""
+    from helpers import models
+
+    lm = models.meta_model(source).esm
+    largest = max(sum(p.numel() for p in m.parameters()) for m in lm.modules() if isinstance(m, torch.nn.Linear))
+    return sum(p.numel() for p in lm.parameters()) * 2, largest * 2
+
+
 def _weights_and_temporary(variant: str, source: str | None, traced_weights):
     """(weight bytes, transient bytes) of a variant: the traced weights for unquantized variants; for quantized ones
-    the exact quantized bytes, plus one dequantized fp32 weight for Quanto."""
+    the exact quantized bytes, plus one dequantized fp32 weight for Quanto; for LM offloading the traced weights
+    without the LM's parameters, plus one LM layer on the GPU at a time."""
+    if variant == "fp16-offload":
+        lm, layer = _offloaded_lm_bytes(source or "random-full")
+        return traced_weights - lm, layer
     if variant in _UNQUANTIZED:
         return traced_weights, 0
     temporary = 0 if variant.startswith("torchao") else _largest_linear_bytes(source or "random-full")
@@ -227,7 +242,7 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
     activations = peak - traced_weights
     weights, extra = _weights_and_temporary(variant, source, traced_weights)
-    quantized = variant not in _UNQUANTIZED
+    quantized = variant not in _UNQUANTIZED and variant != "fp16-offload"
     gib = 1024**3
     return {
         "variant": variant,
@@ -237,7 +252,8 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
         "activations peak (GiB)": (activations + extra) / gib,
         "predicted peak allocated (GiB)": (weights + activations + extra) / gib,
         "predicted nvidia-smi (GiB)": (weights + activations + extra) / gib + CUDA_CONTEXT_GIB,
-        "method": "fake-tensor trace" + (" + exact quantized weight bytes" if quantized else ""),
+        "method": "fake-tensor trace" + (" + exact quantized weight bytes" if quantized else "")
+        + (" − offloaded LM weights + one LM layer" if variant == "fp16-offload" else ""),
         "seconds to predict": time.perf_counter() - start,
     }
 
@@ -316,7 +332,7 @@ def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source:
 
 
 #: Variants in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
-TABLE_VARIANTS = ("fp32", "fp16", "int8-lm", "int8", "float8", "int4", "torchao-int8wo")
+TABLE_VARIANTS = ("fp32", "fp16", "fp16-offload", "int8-lm", "int8", "float8", "int4", "torchao-int8wo")
 
 
 def predicted_grid(source: str | None = None):
@@ -357,6 +373,49 @@ def hardware_table(source: str | None = None):
             best = min(chunks, key=lambda c: order[c])
             beyond = part["length"].max() == longest
             row[label] = f"{'≥ ' if beyond else ''}{longest} aa (chunk {best})"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: The order in which `recommend` tries recipes: most accurate and fastest first. Offloading keeps fp16's numbers
+#: (it costs one copy of the LM weights over PCIe per fold); int8/int4 change the numbers a little (notebook 05).
+RECOMMEND_LADDER = ("fp16", "fp16-offload", "int8-lm", "int8", "int4")
+#: Trunk chunk sizes from fastest to leanest.
+CHUNK_LADDER = (None, 128, 64, 32)
+#: Protein lengths (columns) of the recipe table.
+RECIPE_LENGTHS = (256, 512, 768, 1024, 1280, 1536)
+
+
+def recommend(budget_gib: float, length: int, source: str | None = None) -> tuple[str, int | None, float] | None:
+    """(variant, chunk size, predicted GiB incl. CUDA context) of the first recipe in RECOMMEND_LADDER × CHUNK_LADDER
+    predicted to fold `length` residues within `budget_gib` (the grid length at or above `length`); None if none fits."""
+    grid = predicted_grid(source)
+    longer = sorted(n for n in grid["length"].unique() if n >= length)
+    if not longer:
+        return None
+    at = grid[grid["length"] == longer[0]]
+    for variant in RECOMMEND_LADDER:
+        for chunk in CHUNK_LADDER:
+            row = at[(at["variant"] == variant) & (at["chunk size"].astype(str) == str(chunk or "none"))]
+            if len(row):
+                need = float(row["predicted peak allocated (GiB)"].iloc[0]) + CUDA_CONTEXT_GIB
+                if need <= budget_gib:
+                    return variant, chunk, need
+    return None
+
+
+def recipe_table(source: str | None = None):
+    """"I have X GB of GPU memory and a protein of L residues → use recipe Y": one row per GPU size, one column per
+    length, each cell the recommended recipe and chunk size (predicted)."""
+    import pandas as pd
+
+    rows = []
+    for label, budget in BUDGETS_GIB.items():
+        row = {"GPU memory": label}
+        for length in RECIPE_LENGTHS:
+            pick = recommend(budget, length, source)
+            row[f"≤ {length} aa"] = (f"{pick[0]} · chunk {pick[1] or 'none'} ({pick[2]:.1f} GiB)" if pick
+                                     else "no recipe fits")
         rows.append(row)
     return pd.DataFrame(rows)
 

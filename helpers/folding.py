@@ -64,33 +64,77 @@ class FoldResult:
         return str(path)
 
 
-def _pdb_from_output(output, plddt_0_100: torch.Tensor) -> str:
-    """PDB text via transformers' own writer, with pLDDT 0–100 in the B-factors."""
-    from transformers import EsmForProteinFolding
+def _pdb(output, index: int, keep, plddt_0_100: torch.Tensor, residue_index=None, chain_index=None) -> str:
+    """PDB text of one batch entry, only the residues in `keep`, with pLDDT 0–100 in the B-factors (transformers'
+    own PDB writer; `chain_index` gives chains A, B, …)."""
+    from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
+    from transformers.models.esm.openfold_utils.protein import Protein, to_pdb
 
-    keys = ["positions", "aatype", "atom37_atom_exists", "residx_atom37_to_atom14", "residue_index"]
-    fields = {k: (output[k].float() if output[k].is_floating_point() else output[k]) for k in keys}
-    fields["plddt"] = plddt_0_100.float()
-    return EsmForProteinFolding.output_to_pdb(fields)[0]
+    keys = ["aatype", "atom37_atom_exists", "residx_atom37_to_atom14"]
+    one = {k: output[k][index][keep].cpu().numpy() for k in keys}
+    positions = output["positions"][-1, index][keep].float().cpu().numpy()
+    atom37 = atom14_to_atom37(positions, one)
+    if residue_index is None:
+        residue_index = output["residue_index"][index][keep].cpu().numpy() + 1
+    protein = Protein(
+        aatype=one["aatype"], atom_positions=atom37, atom_mask=one["atom37_atom_exists"],
+        residue_index=np.asarray(residue_index), b_factors=plddt_0_100[index][keep].float().cpu().numpy(),
+        chain_index=None if chain_index is None else np.asarray(chain_index),
+    )
+    return to_pdb(protein)
+
+
+def sequence_ptm(ptm_logits: torch.Tensor, keep) -> float:
+    """pTM of one sequence from its (L, L, bins) pTM logits, over the residues in `keep` only (drops padding or a
+    linker). The model's own `ptm` output is a single number for a whole padded batch."""
+    from transformers.models.esm.openfold_utils.loss import compute_tm
+
+    logits = ptm_logits[keep][:, keep].float()
+    return float(compute_tm(logits, max_bin=31, no_bins=ptm_logits.shape[-1]))
+
+
+def _result(output, index: int, sequence: str, num_recycles) -> FoldResult:
+    """The FoldResult of batch entry `index` (padding removed)."""
+    n = len(sequence)
+    keep = slice(0, n)
+    plddt = output["plddt"].float() * 100.0  # HF returns 0–1; published ESMFold numbers use 0–100
+    exists = output["atom37_atom_exists"][index, :n].bool()
+    return FoldResult(
+        sequence=sequence,
+        plddt=plddt[index, :n, CA_INDEX].cpu().numpy(),
+        mean_plddt_ca=float(plddt[index, :n, CA_INDEX].mean()),
+        mean_plddt_all_atom=float(plddt[index, :n][exists].mean()),
+        ptm=(float(output["ptm"].float().reshape(-1)[0]) if output["ptm_logits"].shape[:2] == (1, n)  # alone: the same
+             else sequence_ptm(output["ptm_logits"][index], keep)),
+        positions=output["positions"][-1, index, :n].float().cpu().numpy(),
+        pdb=_pdb(output, index, keep, plddt),
+        num_recycles=num_recycles,
+    )
+
+
+def input_device(model) -> torch.device:
+    """Where inputs go: the device of a top-level weight that offloading never moves (the LM's may sit on CPU)."""
+    return model.esm_s_combine.device
+
+
+def batch_inputs(tokenizer, sequences: list[str], device) -> dict:
+    """Tokenized, padded batch; padding positions get residue id 0 (as the model's own `infer` pads) because the
+    structure module indexes residue tables with these ids and the `<pad>` token id is out of their range."""
+    inputs = tokenizer(sequences, return_tensors="pt", add_special_tokens=False, padding=True)
+    inputs["input_ids"] = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, 0)
+    return inputs.to(device)
+
+
+def fold_many(model, tokenizer, sequences: list[str], num_recycles: int | None = None) -> list[FoldResult]:
+    """Fold several sequences as one padded batch (default recycles); one FoldResult per sequence, padding removed,
+    pTM computed per sequence."""
+    sequences = [validate_sequence(s) for s in sequences]
+    inputs = batch_inputs(tokenizer, sequences, input_device(model))
+    with torch.no_grad():
+        output = model(**inputs, num_recycles=num_recycles)
+    return [_result(output, i, s, num_recycles) for i, s in enumerate(sequences)]
 
 
 def fold(model, tokenizer, sequence: str, num_recycles: int | None = None) -> FoldResult:
     """Fold one sequence under `torch.no_grad()`; `num_recycles=None` is the default 4 trunk passes (N runs N+1)."""
-    sequence = validate_sequence(sequence)
-    device = next(model.parameters()).device
-    inputs = tokenizer([sequence], return_tensors="pt", add_special_tokens=False).to(device)
-    with torch.no_grad():
-        output = model(**inputs, num_recycles=num_recycles)
-    plddt = output["plddt"].float() * 100.0  # HF returns 0–1; published ESMFold numbers use 0–100
-    exists = output["atom37_atom_exists"].bool()
-    result = FoldResult(
-        sequence=sequence,
-        plddt=plddt[0, :, CA_INDEX].cpu().numpy(),
-        mean_plddt_ca=float(plddt[0, :, CA_INDEX].mean()),
-        mean_plddt_all_atom=float(plddt[exists].mean()),
-        ptm=float(output["ptm"].float().reshape(-1)[0]),
-        positions=output["positions"][-1, 0].float().cpu().numpy(),
-        pdb=_pdb_from_output(output, plddt),
-        num_recycles=num_recycles,
-    )
-    return result
+    return fold_many(model, tokenizer, [sequence], num_recycles)[0]

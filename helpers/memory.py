@@ -67,6 +67,25 @@ def device_used_gib(device: int | None = None) -> float:
     return (total - free) / GIB
 
 
+@contextmanager
+def gpu_budget(gib: float | None):
+    """Cap this process's CUDA memory at `gib` GiB inside the block (emulates a smaller GPU); no-op without CUDA."""
+    if gib is None or not torch.cuda.is_available():
+        yield
+        return
+    total = torch.cuda.get_device_properties(0).total_memory / GIB
+    free_memory()
+    torch.cuda.set_per_process_memory_fraction(min(1.0, gib / total))
+    try:
+        yield
+    finally:
+        from helpers import notebook
+
+        free_memory()
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        notebook.apply_memory_cap()  # back to the session's own cap (T4 emulation), if any
+
+
 def is_oom(error: BaseException) -> bool:
     """True for CUDA/CPU out-of-memory errors."""
     if isinstance(error, (torch.OutOfMemoryError, MemoryError)):

@@ -38,6 +38,7 @@ class Recipe:
     lm_only: bool = False  # quantize only the language model
     half_lm_after_load: bool = False  # the seed's route: load fp32, then model.esm = model.esm.half()
     needs_bf16: bool = False
+    offload_lm: bool = False  # LM weights stay in CPU RAM; accelerate moves each layer to the GPU while it runs
 
 
 #: Loader recipes, one per variant name. Every one goes through `EsmForProteinFolding.from_pretrained`.
@@ -45,6 +46,8 @@ VARIANTS = {
     "fp32": Recipe("everything fp32 (the checkpoint's fp16 LM tensors are upcast on load)"),
     "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True),
     "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True),
+    "fp16-offload": Recipe("fp16 LM kept in CPU RAM and streamed to the GPU layer by layer (accelerate), trunk fp32 "
+                           "on the GPU", fp16_esm=True, offload_lm=True),
     "bf16": Recipe("everything bf16 (needs Ampere or newer: L4, A100, RTX 30/40)", dtype=torch.bfloat16, needs_bf16=True),
     "int8": Recipe("the seed's route: Quanto int8 weights everywhere, fp32 activations", quanto="int8"),
     "int8-lm": Recipe("Quanto int8 weights in the LM only, trunk fp32", quanto="int8", lm_only=True),
@@ -269,6 +272,13 @@ def require_gpu(source: str | None = None, device: str | None = None) -> str:
     return device
 
 
+def offload_device_map(device: str) -> dict:
+    """accelerate device map that offloads the language model: 'cpu' (weights in RAM, run on the GPU) when `device`
+    is a GPU, 'disk' when there is none; everything else on `device`."""
+    return {"esm": "disk" if device == "cpu" else "cpu", **{name: device for name in NON_LM_MODULES},
+            "esm_s_combine": device, "af2_to_esm": device}
+
+
 def load_model(
     variant: str = "fp32",
     device: str | None = None,
@@ -278,6 +288,8 @@ def load_model(
     """Return (model, tokenizer) for a named variant on `device`, always via `from_pretrained` with an explicit dtype.
 
     `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says.
+    Offloading recipes keep the language model's weights in CPU RAM; accelerate moves each layer to the GPU only while
+    it runs (on a machine without a GPU the same hooks stream it from disk instead — a smoke test of the path).
     """
     from transformers import AutoTokenizer, EsmForProteinFolding
 
@@ -293,8 +305,12 @@ def load_model(
     path = checkpoint_path(source)
     config = load_config(path)
     config.esmfold_config.fp16_esm = recipe.fp16_esm  # explicit: the hub config says False, the class default True
+    device_map, extra = device, {}
+    if recipe.offload_lm:
+        device_map, extra = offload_device_map(device), {"offload_folder": str(data.cache_dir() / "offload")}
     model = EsmForProteinFolding.from_pretrained(
-        path, config=config, dtype=recipe.dtype, device_map=device, quantization_config=_quantization_config(recipe)
+        path, config=config, dtype=recipe.dtype, device_map=device_map,
+        quantization_config=_quantization_config(recipe), **extra
     )
     if recipe.half_lm_after_load:
         model.esm = model.esm.half()
@@ -346,3 +362,9 @@ def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
     out["heads and adapters"] = nbytes(model, exclude=[model.esm, model.trunk])
     out["total"] = nbytes(model)
     return out
+
+
+def resident_bytes(model: torch.nn.Module) -> int:
+    """Bytes of weights really held on the model's devices (offloaded weights, left on the meta device, excluded)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(tensor_bytes(t) for t in tensors if t.device.type != "meta")

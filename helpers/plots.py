@@ -74,7 +74,7 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
 
 _COLOURS = {"fp32": "#4C72B0", "fp16": "#DD8452", "fp16-seed": "#C44E52", "bf16": "#937860", "int8": "#55A868",
             "int8-lm": "#8172B3", "int4": "#DA8BC3", "float8": "#8C8C8C", "torchao-int8wo": "#CCB974",
-            "torchao-int8dq": "#64B5CD"}
+            "torchao-int8dq": "#64B5CD", "fp16-offload": "#F2A65A"}
 
 
 def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = 14.56,

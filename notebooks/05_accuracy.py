@@ -248,6 +248,6 @@ extra.groupby("variant", sort=False)[["TM-score vs fp32", "TM-score", "lDDT-Cα"
 
 # %% [markdown]
 # ## Next
-# 06 · Long proteins on a T4, CPU offload, batch folding and complexes (coming next in the series; see the README).
+# [06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes](06_recipes.ipynb)
 #
 # ← Previous: [04 · Memory and time against length — will it fit?](04_memory_vs_length.ipynb)

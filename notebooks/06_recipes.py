@@ -1,0 +1,323 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: tags,jupyter,cellView,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,accelerator
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %%
+# ---
+
+# %% [markdown]
+# # 06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/06_recipes.ipynb)
+#
+# **What you will learn**
+# - how to fold the longest protein a free T4 can take — int8/int4 weights plus trunk chunking — and where that stops;
+# - how to keep the 2.8 B-parameter language model off the GPU (accelerate offload) and fold on a 4 GB or 6 GB card;
+# - how to fold a whole FASTA file into PDBs and a summary table that survives bad records, out-of-memory and
+#   interruptions, with a correct pTM for every sequence of a padded batch;
+# - how ESMFold folds a complex: chains joined by a glycine linker, a gap in the residue index, the linker removed.
+#
+# **Estimated run time on a free Colab T4:** about 25 minutes (the model loads four times; the 1,273-residue fold
+# takes a few minutes) — *an estimate: no T4 was available to measure it*.
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import importlib.util
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REF = "v0.1.0"
+if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7", "py3Dmol==2.5.5"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+elif importlib.util.find_spec("helpers") is None:
+    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import batch, benchmark, complexes, data, fit, folding, memory, models, notebook, structure
+
+DEVICE = notebook.start()
+SOURCE = models.weights_source()
+ON_GPU = DEVICE.startswith("cuda") and SOURCE != "tiny"  # False: the tiny stand-in on a CPU (tests) — seconds
+WORK = Path("outputs") / "06"
+WORK.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## 1 · The longest protein on a T4
+#
+# Notebook 04 showed that past ≈ 500 residues the **activations**, not the weights, fill the GPU. Two levers remain:
+# smaller weights (int8, int4) and trunk chunking. The predictor of notebook 04 tells us, without loading anything,
+# how far each combination goes on a T4 (peak allocated + 0.5 GiB CUDA context, default recycles):
+
+# %%
+T4 = memory.T4_BUDGET_GIB
+rows = []
+for variant in ["fp16", "fp16-offload", "int8", "int4"]:
+    for chunk in [None, 64, 32]:
+        row = {"recipe": variant, "chunk size": chunk or "none"}
+        for length in [1024, 1280, 1536]:
+            gib = fit.lookup_or_predict(variant, length, chunk) + fit.CUDA_CONTEXT_GIB
+            row[f"L = {length}"] = f"{gib:.1f} GiB" + (" ✓" if gib <= T4 else "")
+        rows.append(row)
+print(f"PREDICTED peak GPU memory (GiB) of the esmfold_v1 architecture; ✓ = fits a T4 ({T4} GiB)")
+pd.DataFrame(rows)
+
+# %% [markdown]
+# Read the table from left to right and top to bottom:
+# - **unchunked**, no recipe gets near 1,024 residues: triangle attention materialises heads × L³ logits.
+# - **chunk 64 and chunk 32 give the same number.** Chunking (`model.trunk.set_chunk_size`) only splits triangle
+#   attention. What is left is the part that chunking does not touch: the triangle multiplicative update and the pair
+#   transition MLP work on whole L × L × 128 pair tensors (and the pair MLP widens them to 512 channels), and several
+#   L² pair tensors are alive across the recycling loop. That floor grows with L², and at ≈ 1,300 residues it meets
+#   the T4 whatever the weights. Notebook 07 removes it.
+# - Within that floor, smaller weights buy length: int4 + chunk 64 is predicted to fold **1,280 residues** within a
+#   T4 — the whole SARS-CoV-2 spike protein (1,273 aa) in one piece.
+#
+# On a GPU, the next cell folds the spike with `int4`, trunk chunk 64, under a T4 cap, and puts the measurement next
+# to the prediction. (On the tiny stand-in it folds a 48-residue piece instead — seconds, numbers meaningless.)
+
+# %%
+LONG = 1273 if ON_GPU else 48
+sequence, origin = data.sequence_of_length(LONG)
+with memory.gpu_budget(T4 if ON_GPU else None):
+    row, long_result = benchmark.load_and_fold("int4", sequence, DEVICE, chunk_size=64)
+predicted = fit.lookup_or_predict("int4", 1280 if ON_GPU else LONG, 64, None if ON_GPU else "tiny")
+print(f"{origin}: status {row.get('fold status')}, {row.get('fold seconds', float('nan')):.1f} s")
+if DEVICE.startswith("cuda"):
+    print(f"measured peak allocated {row.get('fold peak allocated (GiB)', float('nan')):.2f} GiB · "
+          f"predicted {predicted:.2f} GiB (at L = {1280 if ON_GPU else LONG})")
+else:
+    print(f"predicted peak allocated {predicted:.4f} GiB for this architecture (no GPU to measure on)")
+
+# %% [markdown]
+# ## 2 · Keep the language model off the GPU (offload)
+#
+# The language model is 2.8 of ESMFold's 3.5 B parameters, yet it runs **once** per fold — the 48 trunk blocks run
+# four times. So the LM can live in CPU RAM: [accelerate](https://huggingface.co/docs/accelerate/usage_guides/big_modeling)
+# hooks move each of its layers to the GPU just before it runs and drop it after. `from_pretrained` does this when
+# its `device_map` says `"cpu"` for the `esm` module and the GPU for everything else:
+
+# %%
+models.offload_device_map("cuda:0")
+
+# %% [markdown]
+# The recipe is `fp16-offload`: the fp16 LM in RAM (5.6 GB — fits Colab's 12.7 GB), the fp32 trunk (2.6 GiB) on the
+# GPU. Its numbers are exactly `fp16`'s; its cost is copying 5.6 GB over PCIe once per fold. (transformers refuses CPU
+# offload for Quanto-quantized models, so there is no int8 + offload recipe.)
+#
+# We measure it under a 4 GB and a 6 GB budget (`memory.gpu_budget` caps this process's GPU memory, as on a smaller
+# card), against `fp16` with everything on the GPU at the T4 budget. The lengths are the ones the predictor says fit.
+
+# %%
+if ON_GPU:
+    runs = [("fp16", T4, 256), ("fp16-offload", 4.0, 256), ("fp16", T4, 512), ("fp16-offload", 6.0, 512)]
+else:  # tiny stand-in, CPU: the offload hooks stream the LM from disk instead of RAM — a smoke test of the path
+    runs = [("fp16", None, 24), ("fp16-offload", None, 24)]
+offload_rows, offload_results = [], {}
+for variant, budget, length in runs:
+    sequence, origin = data.sequence_of_length(length)
+    with memory.gpu_budget(budget):
+        row, offload_results[(variant, length)] = benchmark.load_and_fold(variant, sequence, DEVICE, chunk_size=64)
+    row["GPU budget (GiB)"] = budget
+    row["predicted (GiB)"] = fit.lookup_or_predict(variant, length, 64, None if ON_GPU else "tiny")
+    offload_rows.append(row)
+columns = ["variant", "GPU budget (GiB)", "length", "weights (GiB)", "fold status", "fold seconds",
+           "fold peak allocated (GiB)", "predicted (GiB)", "mean pLDDT (Cα)"]
+offload_table = pd.DataFrame(offload_rows).reindex(columns=columns)
+offload_table
+
+# %%
+same = [(v, n) for v, _, n in runs if v == "fp16-offload"]
+for _, length in same:
+    a, b = offload_results[("fp16", length)], offload_results[("fp16-offload", length)]
+    if a is not None and b is not None:
+        diff = abs(a.positions - b.positions).max()
+        print(f"L = {length}: largest coordinate difference fp16 vs fp16-offload {diff:.2e} Å")
+        assert diff < 1e-3, "offloading must not change the prediction"
+
+# %% [markdown]
+# What to look for on a GPU: the offloaded fold's peak is the trunk's weights plus the activations — about 5.3 GiB
+# less than `fp16`'s — and its time is `fp16`'s plus the copy of the LM (seconds; PCIe on a T4 moves a few GB/s from
+# pageable memory). When the notebook runs on the tiny stand-in, the numbers above are meaningless; only the equality
+# of the two predictions is checked.
+
+# %% [markdown]
+# ## 3 · Fold a whole FASTA file
+#
+# `batch.fold_fasta` folds every record of a FASTA file into `<id>.pdb` (pLDDT 0–100 in the B-factor column, file
+# names made safe from the headers) and appends one row per record to `summary.csv`: id, length, mean pLDDT, pTM,
+# seconds, peak memory, recipe. Records are sorted by length and packed into padded batches of at most
+# `token_budget` residues (batch size × longest length). An invalid record gets a row with the reason; a batch that
+# runs out of memory is retried one record at a time, and a record that fails alone gets a row saying so. The run goes
+# on either way, and **a second run skips every record already in the summary** — a Colab disconnect costs only the
+# batch in flight.
+#
+# Our file: the 20 experimental targets of notebook 05 plus one broken record.
+
+# %%
+records = data.read_fasta(data.fetch("structures/targets_seqres.fasta"))
+if not ON_GPU:
+    records = sorted(records, key=lambda r: len(r[1]))[:4]  # the tiny stand-in: four short ones
+records.append(("broken_record a sequence with a digit and a gap", "MKT-AYI4AKQR"))
+fasta = WORK / "targets.fasta"
+fasta.write_text("".join(f">{header}\n{seq}\n" for header, seq in records))
+out_dir = WORK / "batch"
+for old in out_dir.glob("*"):  # start clean, so that the resume below is visible
+    old.unlink()
+model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
+RECIPE = "fp16, chunk 64"
+
+# %% [markdown]
+# First run, **interrupted** after two folds (`stop_after=2` stands in for a disconnect):
+
+# %%
+first = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE, stop_after=2)
+print(f"folded now: {first.attrs['folded now']}")
+first[["id", "length", "status", "mean pLDDT (Cα)", "pTM", "seconds", "reason"]]
+
+# %% [markdown]
+# Second run: it resumes — only the records not yet in the summary are folded. A third run folds nothing.
+
+# %%
+second = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE)
+third = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE)
+print(f"second run folded {second.attrs['folded now']}, third run folded {third.attrs['folded now']}")
+assert third.attrs["folded now"] == 0 and len(third) == len(records)
+assert (third["status"] == "invalid").sum() == 1
+second.sort_values("length")[["id", "length", "status", "batch size", "mean pLDDT (Cα)", "pTM", "seconds",
+                              "peak memory (GiB)", "pdb"]]
+
+# %% [markdown]
+# **One pTM per sequence.** For a padded batch the model's `ptm` output is a single number for the whole batch (the
+# maximum over every sequence's alignments, padding included), not one per sequence. `folding.fold_many` computes pTM
+# for each sequence from its own block of `ptm_logits`, padding masked out — the check below folds three sequences
+# alone and together:
+
+# %%
+check = batch.ptm_batch_check(model, tokenizer, [seq for _, seq in records[:3]], num_recycles=None)
+check
+
+# %% [markdown]
+# The per-sequence column equals folding alone (a test asserts it to 1e-4 on the tiny model); the model's batch
+# output does not.
+
+# %% [markdown]
+# ## 4 · A complex: two chains in one fold
+#
+# ESMFold was trained on single chains, but it can fold a complex the way its authors did: join the chains with a
+# 25-glycine linker, add 512 to the residue index from the second chain on (so the trunk's relative-position
+# features see the chains as far apart), then remove the linker from the structure, the pLDDT and the pTM. Our
+# example is 2RBG, a homodimer in the PDB (notebook 05's target list holds its chain A).
+
+# %%
+chain = dict((h.split()[0], s) for h, s in data.read_fasta(data.fetch("structures/targets_seqres.fasta")))["2RBG_A"]
+if not ON_GPU:
+    chain = chain[:30]
+joined, residue_index, chain_index = complexes.complex_inputs([chain, chain])
+print(f"joined length {len(joined)} = {len(chain)} + 25 linker + {len(chain)}; residue index jumps "
+      f"{residue_index[len(chain) + 24]} → {residue_index[len(chain) + 25]} at chain B")
+dimer = complexes.fold_complex(model, tokenizer, [chain, chain])
+print(f"mean pLDDT (Cα, linker excluded) {dimer.mean_plddt_ca:.1f} · per chain {dimer.chain_plddt()} · "
+      f"pTM {dimer.ptm:.3f}")
+dimer.save_pdb(WORK / "2RBG_dimer.pdb")
+
+# %%
+pdb_lines = [line for line in dimer.pdb.splitlines() if line.startswith("ATOM")]
+chains_in_pdb = sorted({line[21] for line in pdb_lines})
+residues = {(line[21], line[22:26]) for line in pdb_lines if line[12:16].strip() == "CA"}
+print(f"chains {chains_in_pdb}, {len(residues)} residues (2 × {len(chain)}; the 25 linker glycines are gone)")
+assert chains_in_pdb == ["A", "B"] and len(residues) == 2 * len(chain)
+structure.show_structure(dimer.pdb)
+
+# %% [markdown]
+# With the real weights, look at the interface: are the two copies packed against each other as in the crystal, or
+# floating apart? pLDDT says how sure the model is of each chain; it says nothing about the interface. ESMFold's
+# paper reports that this linker trick recovers some complexes, not most — treat a predicted interface as a
+# hypothesis.
+
+# %% [markdown]
+# ## 5 · Which recipe fits my hardware?
+#
+# Notebook 04's hardware table gave the longest protein per recipe. Turned around — *I have X GB of GPU memory and a
+# protein of L residues: what do I use?* — with this notebook's recipes in the ladder (`fit.recommend`):
+
+# %%
+fit.recipe_table()
+
+# %%
+fit.recommend(6.0, 400)
+
+# %% [markdown]
+# The same table is in the README, generated by `python -m helpers.figures` into `figures/06_recipes.csv`. Every
+# cell is a **prediction** (fake-tensor trace of the esmfold_v1 architecture, default recycles, + 0.5 GiB CUDA
+# context); a GPU run of this notebook measures two of them (sections 1 and 2).
+
+# %%
+del model
+memory.free_memory()
+
+# %% [markdown]
+# ## Recap
+# - On a T4, smaller weights + trunk chunking reach ≈ 1,280 residues (int4, chunk 64); below chunk 64 nothing more is
+#   gained, because the triangle multiplication, the pair MLP and the recycling loop's pair tensors are not chunked.
+# - Offloading the language model to CPU RAM (`fp16-offload`) takes 5.3 GiB off the GPU without changing a number;
+#   it brings a 6 GB card to ≈ 640 residues.
+# - `batch.fold_fasta` turns a FASTA file into PDBs and a summary CSV; bad records and OOM are rows, not crashes, and
+#   a rerun resumes. pTM must be computed per sequence from masked `ptm_logits`.
+# - Complexes: poly-G linker + residue-index gap, then remove the linker everywhere.
+#
+# ## Exercises
+# 1. `fit.recommend` for your own GPU: what does a 8 GB card get for a 700-residue protein?
+# 2. Re-run section 3 with `token_budget=100`: how do the batch sizes in the summary change?
+# 3. Fold the 2RBG dimer with a 50-glycine linker. Do the per-chain pLDDTs change?
+#
+# Solutions follow (hidden in Colab and Jupyter; click to expand).
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 1 — an 8 GB card, 700 residues
+print(fit.recommend(8.0, 700))  # (recipe, chunk size, predicted GiB with the CUDA-context allowance)
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 2 — a smaller token budget
+model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
+small = WORK / "batch_small"
+for old in small.glob("*"):
+    old.unlink()
+print(batch.fold_fasta(model, tokenizer, fasta, small, recipe=RECIPE, token_budget=100)[["id", "length", "batch size"]])
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 3 — a longer linker
+longer = complexes.fold_complex(model, tokenizer, [chain, chain], linker="G" * 50)
+print("25 G:", dimer.chain_plddt(), "\n50 G:", longer.chain_plddt())
+del model
+memory.free_memory()
+
+# %% [markdown]
+# ## Next
+# 07 · A leaner folding trunk — 2,000 residues on a free T4 (coming next in the series; see the README).
+#
+# ← Previous: [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb)
