@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers import folding, memory, metrics, models
+from helpers import folding, lean, memory, metrics, models
 
 
 def load_and_fold(variant: str, sequence: str, device: str, chunk_size: int | None = 64, source: str | None = None,
@@ -128,7 +128,11 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
         model, tokenizer = models.load_model(variant, device=device, source=source)
         weights = models.resident_bytes(model) / memory.GIB
         for chunk in chunk_sizes:
-            model.trunk.set_chunk_size(chunk)
+            if chunk == "lean":  # the lean trunk of notebook 07
+                lean.make_lean(model)
+            else:
+                lean.undo_lean(model)
+            model.trunk.set_chunk_size(None if chunk == "lean" else chunk)
             stopped = False
             for length in sorted(lengths):
                 row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights}

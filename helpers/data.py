@@ -16,6 +16,8 @@ _RCSB = "https://files.rcsb.org/download/"
 PUBLIC_SOURCES = {
     "sequences/1CA2_seed.fasta": "https://www.rcsb.org/fasta/entry/1CA2",
     "sequences/P0DTC2_spike.fasta": "https://rest.uniprot.org/uniprotkb/P0DTC2.fasta",
+    # notebook 07's ~2,000-residue protein: human β-myosin heavy chain (MYH7), 1,935 aa; fetched at run time
+    "sequences/P12883_MYH7.fasta": "https://rest.uniprot.org/uniprotkb/P12883.fasta",
     "reference_predictions/esmfold_v1_fairesm_65aa.pdb": (
         "https://raw.githubusercontent.com/silviacambiago/esmfold-project/"
         "0f9b49fb8e1ab69f6ab9fd4a23ef69004737c850/result.pdb"

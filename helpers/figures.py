@@ -251,6 +251,53 @@ def recipe_markdown() -> str:
     return "\n".join(lines)
 
 
+def lean_steps_table(out_dir: Path) -> Path:
+    """Predicted peak as each lean change is switched on, int8 weights, L = 1,000 and 2,000 (CPU, ≈ 20 minutes)."""
+    import transformers
+    import torch
+
+    from helpers import fit
+
+    table = fit.lean_steps("int8", (1000, 2000))
+    table["provenance"] = (f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch "
+                           f"{torch.__version__}, transformers {transformers.__version__}, {_dt.date.today().isoformat()}), "
+                           "default recycles, int8 weights (exact bytes) + fp32 activations; no CUDA context included")
+    path = out_dir / "07_lean_steps.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def lean_steps_figure(out_dir: Path) -> Path:
+    """Bars: predicted peak per lean step at L = 1,000 and 2,000 against the T4 budget (from 07_lean_steps.csv)."""
+    import matplotlib.pyplot as plt
+
+    from helpers import fit
+
+    table = pd.read_csv(out_dir / "07_lean_steps.csv")
+    steps = list(dict.fromkeys(table["step"]))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    lengths = sorted(table["length"].unique())
+    width = 0.8 / len(lengths)
+    for i, length in enumerate(lengths):
+        part = table[table["length"] == length].set_index("step").reindex(steps)
+        xs = [j + (i - len(lengths) / 2 + 0.5) * width for j in range(len(steps))]
+        bars = ax.bar(xs, part["predicted peak allocated (GiB)"] + fit.CUDA_CONTEXT_GIB, width=width,
+                      label=f"L = {length:,}", color=["#4C72B0", "#DD8452"][i % 2])
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.axhline(memory.T4_BUDGET_GIB, color="red", ls="--", lw=1.2)
+    ax.text(len(steps) - 0.6, memory.T4_BUDGET_GIB + 0.5, f"free Colab T4 ({memory.T4_BUDGET_GIB} GiB)", color="red",
+            ha="right", fontsize=8)
+    ax.set_xticks(range(len(steps)), [s.replace("original model, ", "original\n") for s in steps], fontsize=8)
+    ax.set_ylabel("predicted peak GPU memory (GiB)")
+    ax.set_yscale("log")
+    ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, "PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1]
+             + f"; bars include a {fit.CUDA_CONTEXT_GIB} GiB CUDA-context allowance.", fontsize=6.5, color="0.35")
+    fig.subplots_adjust(bottom=0.2)
+    return _save(fig, out_dir / "07_lean_steps.png")
+
+
 def predicted_memory_figure(out_dir: Path) -> Path:
     """Predicted peak memory against length per recipe (unchunked and chunk 32), with the seed's cited numbers."""
     import matplotlib.pyplot as plt
@@ -364,9 +411,13 @@ def main(argv: list[str]) -> None:
             print("wrote", path)
     if "weights" in argv:
         print("wrote", variant_weights(out_dir))
+    if "lean" in argv:
+        print("wrote", lean_steps_table(out_dir))
     makers = [weights_per_stage, reference_plddt, variant_weights_figure]
     if (out_dir / "04_predicted_grid.csv").exists():
         makers += [max_length_table, max_length_figure, predicted_memory_figure, recipe_table]
+    if (out_dir / "07_lean_steps.csv").exists():
+        makers.append(lean_steps_figure)
         if "seed" in argv or not (out_dir / "04_seed_comparison.csv").exists():
             makers.append(seed_comparison)
     for make in makers:

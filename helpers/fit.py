@@ -119,11 +119,11 @@ def activation_profile(variant: str) -> str:
 class FakeFolder:
     """The real ESMFold model code built on fake tensors (no memory, no weights) for one activation profile."""
 
-    def __init__(self, profile: str = "fp32", source: str | None = None):
+    def __init__(self, profile: str = "fp32", source: str | None = None, lean=None):
         from torch._subclasses.fake_tensor import FakeTensorMode
         from transformers import EsmForProteinFolding
 
-        from helpers import models
+        from helpers import lean as lean_module, models
 
         self.profile = profile
         self.mode = FakeTensorMode(allow_non_fake_inputs=True)
@@ -136,6 +136,8 @@ class FakeFolder:
                 _cast(self.model.esm, torch.float16)
             elif profile == "bf16":
                 _cast(self.model, torch.bfloat16)
+        if lean is not None:  # the lean forward methods (helpers.lean) run on fake tensors like the original ones
+            lean_module.make_lean(self.model, lean)
         clear_model_caches()
 
     def trace(self, length: int, chunk_size: int | None = None, num_recycles: int | None = None, batch: int = 1):
@@ -158,10 +160,10 @@ class FakeFolder:
 _FOLDERS: dict = {}
 
 
-def _folder(profile: str, source: str | None) -> FakeFolder:
-    key = (profile, source or "random-full")
+def _folder(profile: str, source: str | None, lean=None) -> FakeFolder:
+    key = (profile, source or "random-full", lean)
     if key not in _FOLDERS:
-        _FOLDERS[key] = FakeFolder(profile, source)
+        _FOLDERS[key] = FakeFolder(profile, source, lean)
     return _FOLDERS[key]
 
 
@@ -226,10 +228,11 @@ def variant_weight_bytes(variant: str, source: str | None = None) -> int:
 
 
 def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
-                 source: str | None = None, batch: int = 1) -> dict:
+                 source: str | None = None, batch: int = 1, lean=None) -> dict:
     """Predicted peak GPU memory of one fold (what `torch.cuda.max_memory_allocated` would report), in GiB.
 
     `source` picks the architecture: the full-size esmfold_v1 by default (only its configuration is read), or 'tiny'.
+    `lean` (a `helpers.lean.LeanOptions`) traces the memory-lean model of notebook 07 instead of the original.
 
     Runs the real transformers model code on fake tensors with the variant's activation precision, counting live
     tensor bytes. Quantized variants combine that exact activation trace with their exact quantized weight bytes
@@ -238,7 +241,7 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     import time
 
     start = time.perf_counter()
-    folder = _folder(activation_profile(variant), source)
+    folder = _folder(activation_profile(variant), source, lean)
     traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
     activations = peak - traced_weights
     weights, extra = _weights_and_temporary(variant, source, traced_weights)
@@ -252,7 +255,8 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
         "activations peak (GiB)": (activations + extra) / gib,
         "predicted peak allocated (GiB)": (weights + activations + extra) / gib,
         "predicted nvidia-smi (GiB)": (weights + activations + extra) / gib + CUDA_CONTEXT_GIB,
-        "method": "fake-tensor trace" + (" + exact quantized weight bytes" if quantized else "")
+        "lean": lean is not None,
+        "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "") + (" + exact quantized weight bytes" if quantized else "")
         + (" − offloaded LM weights + one LM layer" if variant == "fp16-offload" else ""),
         "seconds to predict": time.perf_counter() - start,
     }
@@ -274,50 +278,65 @@ def _grid_path():
     return data.repo_root() / "figures" / "04_predicted_grid.csv"
 
 
-def build_grid(profile: str, path=None) -> None:
-    """Trace every (length, chunk) of the grid for one activation profile, appending rows to the CSV (resumable)."""
+#: Lengths of the lean model's grid (notebook 07): it reaches further.
+LEAN_GRID_LENGTHS = GRID_LENGTHS + (1792, 2048, 2560)
+#: The "chunk size" label of the lean trunk in grids and tables.
+LEAN = "lean"
+
+
+def build_grid(profile: str, path=None, lean: bool = False) -> None:
+    """Trace every (length, chunk) of the grid for one activation profile, appending rows to the CSV (resumable);
+    `lean` traces the lean model of notebook 07 instead (chunk size label 'lean')."""
     import csv
     import datetime as dt
 
     import transformers
+
+    from helpers import lean as lean_module
 
     path = path or _grid_path()
     done = set()
     if path.exists():
         with open(path) as handle:
             done = {(r["profile"], int(r["length"]), r["chunk size"]) for r in csv.DictReader(handle)}
-    folder = _folder(profile, None)
+    if lean:
+        folder = _folder(profile, None, lean_module.LeanOptions())
+        points = [(LEAN, length) for length in LEAN_GRID_LENGTHS]
+    else:
+        folder = _folder(profile, None)
+        points = [(chunk, length) for chunk in GRID_CHUNKS for length in GRID_LENGTHS]
     fields = ["profile", "length", "chunk size", "weights bytes (traced)", "peak live bytes", "activation bytes",
               "recycles", "torch", "transformers", "date", "method"]
     unchunked = {}
-    for chunk in GRID_CHUNKS:
-        for length in GRID_LENGTHS:
-            if (profile, length, str(chunk or "none")) in done:
-                continue
-            if chunk is not None and chunk >= length and length in unchunked:
-                weights, peak = unchunked[length]  # one chunk covering the whole sequence = unchunked
-            else:
-                weights, peak = folder.trace(length, chunk)
-            if chunk is None:
-                unchunked[length] = (weights, peak)
-            row = {"profile": profile, "length": length, "chunk size": chunk or "none",
-                   "weights bytes (traced)": weights, "peak live bytes": peak, "activation bytes": peak - weights,
-                   "recycles": "default (4 passes)", "torch": torch.__version__,
-                   "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
-                   "method": "fake-tensor trace of the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
-            new = not path.exists()
-            with open(path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=fields)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
-            print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
+    for chunk, length in points:
+        if (profile, length, str(chunk or "none")) in done:
+            continue
+        if chunk not in (None, LEAN) and chunk >= length and length in unchunked:
+            weights, peak = unchunked[length]  # one chunk covering the whole sequence = unchunked
+        else:
+            weights, peak = folder.trace(length, None if chunk == LEAN else chunk)
+        if chunk is None:
+            unchunked[length] = (weights, peak)
+        what = "the lean model (helpers.lean) of " if lean else ""
+        row = {"profile": profile, "length": length, "chunk size": chunk or "none",
+               "weights bytes (traced)": weights, "peak live bytes": peak, "activation bytes": peak - weights,
+               "recycles": "default (4 passes)", "torch": torch.__version__,
+               "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
+               "method": f"fake-tensor trace of {what}the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
     _committed_grid.cache_clear()
 
 
 def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
     """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
-    the point is on it, else traced now. `source` names another architecture (e.g. 'tiny')."""
+    the point is on it, else traced now. `source` names another architecture (e.g. 'tiny'); `chunk_size='lean'` is
+    the lean trunk of notebook 07."""
     from helpers import models
 
     source = source or "random-full"
@@ -328,6 +347,10 @@ def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source:
         if len(hit):
             weights, extra = _weights_and_temporary(variant, source, int(hit["weights bytes (traced)"].iloc[0]))
             return (weights + int(hit["activation bytes"].iloc[0]) + extra) / 1024**3
+    if chunk_size == LEAN:
+        from helpers import lean
+
+        return predict_peak(variant, length, source=source, lean=lean.LeanOptions())["predicted peak allocated (GiB)"]
     return predict_peak(variant, length, chunk_size, source=source)["predicted peak allocated (GiB)"]
 
 
@@ -359,10 +382,11 @@ def hardware_table(source: str | None = None):
     import pandas as pd
 
     grid = predicted_grid(source)
-    order = {"none": 0, "128": 1, "64": 2, "32": 3}
+    order = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}
+    grid["trunk"] = (grid["chunk size"].astype(str) == LEAN).map({True: " + lean trunk", False: ""})
     rows = []
-    for variant, part in grid.groupby("variant", sort=False):
-        row = {"variant": variant, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
+    for (variant, trunk), part in grid.groupby(["variant", "trunk"], sort=False):
+        row = {"variant": variant + trunk, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
         for label, budget in BUDGETS_GIB.items():
             fits = part[part["predicted peak allocated (GiB)"] + CUDA_CONTEXT_GIB <= budget]
             if fits.empty:
@@ -372,7 +396,7 @@ def hardware_table(source: str | None = None):
             chunks = fits[fits["length"] == longest]["chunk size"].astype(str)
             best = min(chunks, key=lambda c: order[c])
             beyond = part["length"].max() == longest
-            row[label] = f"{'≥ ' if beyond else ''}{longest} aa (chunk {best})"
+            row[label] = f"{'≥ ' if beyond else ''}{longest} aa" + (f" (chunk {best})" if best != LEAN else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -380,10 +404,10 @@ def hardware_table(source: str | None = None):
 #: The order in which `recommend` tries recipes: most accurate and fastest first. Offloading keeps fp16's numbers
 #: (it costs one copy of the LM weights over PCIe per fold); int8/int4 change the numbers a little (notebook 05).
 RECOMMEND_LADDER = ("fp16", "fp16-offload", "int8-lm", "int8", "int4")
-#: Trunk chunk sizes from fastest to leanest.
-CHUNK_LADDER = (None, 128, 64, 32)
+#: Trunk chunk sizes from fastest to leanest, then the lean trunk of notebook 07.
+CHUNK_LADDER = (None, 128, 64, 32, LEAN)
 #: Protein lengths (columns) of the recipe table.
-RECIPE_LENGTHS = (256, 512, 768, 1024, 1280, 1536)
+RECIPE_LENGTHS = (256, 512, 768, 1024, 1280, 1536, 2048, 2560)
 
 
 def recommend(budget_gib: float, length: int, source: str | None = None) -> tuple[str, int | None, float] | None:
@@ -414,9 +438,35 @@ def recipe_table(source: str | None = None):
         row = {"GPU memory": label}
         for length in RECIPE_LENGTHS:
             pick = recommend(budget, length, source)
-            row[f"≤ {length} aa"] = (f"{pick[0]} · chunk {pick[1] or 'none'} ({pick[2]:.1f} GiB)" if pick
-                                     else "no recipe fits")
+            trunk = "lean trunk" if pick and pick[1] == LEAN else f"chunk {pick[1] or 'none'}" if pick else ""
+            row[f"≤ {length} aa"] = f"{pick[0]} · {trunk} ({pick[2]:.1f} GiB)" if pick else "no recipe fits"
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _trunk_label(chunk) -> str:
+    """'chunk size 64', 'chunk size none' or 'the lean trunk (notebook 07)'."""
+    return "the lean trunk (notebook 07)" if chunk == LEAN else f"chunk size {chunk or 'none'}"
+
+
+def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32):
+    """Predicted peak (GiB, allocated) of one fold as the lean trunk's changes are switched on one after another,
+    starting from the original model with trunk chunk `chunk_size` (notebook 07). Minutes at L = 2,000."""
+    import pandas as pd
+
+    from helpers import lean
+
+    rows = []
+    for length in lengths:
+        steps = [("original model, chunk %d" % chunk_size, None)]
+        steps += [(f"+ {change}", lean.LeanOptions.only(*lean.CHANGES[:i + 1])) for i, change in enumerate(lean.CHANGES)]
+        for label, options in steps:
+            result = predict_peak(variant, length, chunk_size, lean=options)
+            rows.append({"variant": variant, "length": length, "step": label,
+                         "predicted peak allocated (GiB)": result["predicted peak allocated (GiB)"],
+                         "activations peak (GiB)": result["activations peak (GiB)"],
+                         "seconds to predict": result["seconds to predict"]})
+            print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 
 
@@ -450,12 +500,12 @@ def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_
     if need <= budget_gib:
         return need
     options = [(v, c) for v in _LADDER[_LADDER.index(variant) if variant in _LADDER else 0:]
-               for c in (chunk_size, 64, 32) if v != variant or c != chunk_size]
+               for c in (chunk_size, 64, 32, LEAN) if v != variant or c != chunk_size]
     for v, c in options:
         if v in set(grid["variant"]) and predicted(v, c) <= budget_gib:
             raise TooLongError(
                 f"{length} residues with '{variant}' (chunk size {chunk_size or 'none'}) need about {need:.1f} GiB, "
-                f"more than the {budget_gib:.1f} GiB budget. Predicted to fit: '{v}' with chunk size {c or 'none'} "
+                f"more than the {budget_gib:.1f} GiB budget. Predicted to fit: '{v}' with {_trunk_label(c)} "
                 f"(≈ {predicted(v, c):.1f} GiB)."
             )
     raise TooLongError(
@@ -468,8 +518,8 @@ def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) >= 2 and sys.argv[1] == "grid":
+    if len(sys.argv) >= 2 and sys.argv[1] in ("grid", "lean-grid"):
         for name in sys.argv[2:] or GRID_PROFILES:
-            build_grid(name)
+            build_grid(name, lean=sys.argv[1] == "lean-grid")
     else:
-        sys.exit("usage: python -m helpers.fit grid [fp32|fp16-lm ...]")
+        sys.exit("usage: python -m helpers.fit grid|lean-grid [fp32|fp16-lm ...]")

@@ -283,11 +283,12 @@ def load_model(
     variant: str = "fp32",
     device: str | None = None,
     source: str | None = None,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = None,
 ):
     """Return (model, tokenizer) for a named variant on `device`, always via `from_pretrained` with an explicit dtype.
 
-    `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says.
+    `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says;
+    `chunk_size="lean"` makes the model memory-lean instead (`helpers.lean`, notebook 07).
     Offloading recipes keep the language model's weights in CPU RAM; accelerate moves each layer to the GPU only while
     it runs (on a machine without a GPU the same hooks stream it from disk instead — a smoke test of the path).
     """
@@ -315,6 +316,11 @@ def load_model(
     if recipe.half_lm_after_load:
         model.esm = model.esm.half()
     model.eval()
+    if chunk_size == "lean":
+        from helpers import lean
+
+        lean.make_lean(model)
+        chunk_size = None
     model.trunk.set_chunk_size(chunk_size)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer

@@ -318,6 +318,6 @@ memory.free_memory()
 
 # %% [markdown]
 # ## Next
-# 07 · A leaner folding trunk — 2,000 residues on a free T4 (coming next in the series; see the README).
+# [07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb)
 #
 # ← Previous: [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb)

@@ -1,0 +1,134 @@
+"""ESMFold without a GPU: CPU recipes that fit Colab's 12.7 GB of RAM, what the CPU can do, and a benchmark that
+measures each recipe's RAM and time in its own process (`python -m helpers.cpu bench`)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+#: RAM of a free Colab CPU runtime, GB (10⁹ bytes) as Colab reports it.
+COLAB_RAM_GB = 12.7
+#: CPU flags that decide how fast (and in which precision) the matrix products run.
+FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_features() -> dict[str, bool]:
+    """Which of FEATURES this CPU has (Linux /proc/cpuinfo flags)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        flags = set()
+    return {feature: feature in flags for feature in FEATURES}
+
+
+def cpu_summary() -> str:
+    """One line: model name, logical CPUs torch uses, RAM, and the matrix-math features present."""
+    present = [f for f, ok in cpu_features().items() if ok]
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9 if hasattr(os, "sysconf") else float("nan")
+    return (f"{cpu_name()} · {os.cpu_count()} logical CPUs · torch threads {torch.get_num_threads()} · "
+            f"{ram:.1f} GB RAM · {', '.join(present) or 'no AVX2/AVX-512'}")
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use one torch thread per available CPU (Colab's 2 vCPUs: 2); return the number set."""
+    threads = threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@contextmanager
+def ram_sampler(interval: float = 0.05):
+    """Sample this process's anonymous and total resident memory while the block runs; yields a dict filled with
+    'peak anonymous RAM (GB)' (heap: what really has to fit) and 'peak RSS (GB)' (also counts the pages of
+    memory-mapped checkpoint files, which the kernel can drop)."""
+    from helpers import memory
+
+    memory._reset_cpu_peak()
+    record = {"peak anonymous RAM (GB)": 0.0}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], _status_kib("RssAnon") * 1024 / 1e9)
+            time.sleep(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield record
+    finally:
+        stop.set()
+        thread.join()
+        record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], _status_kib("RssAnon") * 1024 / 1e9)
+        record["peak RSS (GB)"] = _status_kib("VmHWM") * 1024 / 1e9
+
+
+@dataclass(frozen=True)
+class CpuRecipe:
+    """A CPU recipe: the loader variant it starts from, what happens to the LM after loading, and the trunk."""
+
+    description: str
+    variant: str  # a models.VARIANTS name, loaded on the CPU
+    lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16) or "int8-dynamic" (torchao, from fp16)
+    lean: bool = False  # the lean trunk of notebook 07
+    judged: bool = True  # False: its accuracy cannot be judged without the real weights
+
+
+#: CPU recipes, each loadable without ever holding the LM in fp32 except `fp32` itself (the reference).
+CPU_RECIPES = {
+    "fp32": CpuRecipe("everything fp32 (the reference; ≈ 14 GB of weights: does not fit 12.7 GB)", "fp32"),
+    "fp16-lm": CpuRecipe("LM kept fp16 as stored in the checkpoint (memory-mapped), trunk fp32", "fp16"),
+    "bf16-lm": CpuRecipe("LM cast fp16 → bf16 after loading (no fp32 copy), trunk fp32", "fp16", lm="bf16",
+                         judged=False),
+    "bf16-lm-lean": CpuRecipe("bf16 LM + the lean fp32 trunk of notebook 07", "fp16", lm="bf16", lean=True,
+                              judged=False),
+    "int8dq-lm-lean": CpuRecipe("torchao int8 dynamic LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
+                                "fp16", lm="int8-dynamic", lean=True, judged=False),
+    "bf16-lean": CpuRecipe("everything bf16 (LM and trunk) + lean trunk", "bf16", lean=True, judged=False),
+}
+
+
+def load_cpu(recipe: str, source: str | None = None):
+    """(model, tokenizer) of a CPU recipe on the CPU; the LM is never materialised in fp32 (except for `fp32`)."""
+    from helpers import lean, models
+
+    spec = CPU_RECIPES[recipe]
+    model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,
+                                         chunk_size="lean" if spec.lean else 64)
+    if spec.lm == "bf16":
+        model.esm.to(torch.bfloat16)  # parameter by parameter: fp16 → bf16, never fp32
+    elif spec.lm == "int8-dynamic":  # fp16 → bf16 (activations in bf16), then int8 weights, layer by layer
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        model.esm.to(torch.bfloat16)
+        quantize_(model.esm, Int8DynamicActivationInt8WeightConfig())
+    if spec.lean and lean.is_lean(model) is None:
+        lean.make_lean(model)
+    return model, tokenizer

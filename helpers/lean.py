@@ -1,0 +1,467 @@
+"""A memory-lean ESMFold for inference: the same weights and numbers, far fewer L × L tensors alive at once.
+
+`make_lean(model)` swaps the forward methods of a loaded `EsmForProteinFolding` (nothing else changes; `undo_lean`
+restores them). Each change can be switched on alone (`LeanOptions`), so its effect can be measured:
+
+- `sdpa_attention`: triangle attention through `scaled_dot_product_attention` (no heads × L³ logits), rows at a time,
+  added into the pair tensor in place;
+- `trimul`: the triangle multiplicative update from two projections (a, b) with its output computed rows at a time and
+  added in place (z, a and b alive: 3 pair tensors, not 5–6);
+- `pair_mlp`: the pair transition MLP (128 → 512 → 128) rows at a time, in place;
+- `seq_to_pair`: the sequence-to-pair projection (an L × L × 256 intermediate) and the pair-to-sequence bias rows at a
+  time;
+- `recycling`: the recycling loop keeps one pair tensor (no all-zero initial pair state, no extra copies);
+- `structure_module`: its pair input projected and normalised rows at a time, and invariant point attention computed
+  rows at a time (the original builds L × L × heads × points × 3 tensors: 1.1 GiB at L = 1,024);
+- `heads`: distogram, pTM and PAE heads rows at a time (the softmaxed PAE probabilities are not kept: they are
+  `softmax(ptm_logits)`).
+
+Inference only (in-place updates; no autograd). Padding rows of a padded batch may differ from the original model's —
+they never reach a real residue's output (every use of a padded position is masked).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass, fields
+
+import torch
+
+#: Pair positions (rows × L) processed per chunk when `rows` is None: ≈ 0.5 GiB of fp32 temporaries in the pair MLP.
+AUTO_POSITIONS = 2**18
+
+
+@dataclass(frozen=True)
+class LeanOptions:
+    """Which memory-saving changes are on (all by default) and how many pair rows each chunk holds (None = auto)."""
+
+    sdpa_attention: bool = True
+    trimul: bool = True
+    pair_mlp: bool = True
+    seq_to_pair: bool = True
+    recycling: bool = True
+    structure_module: bool = True
+    heads: bool = True
+    rows: int | None = None
+
+    @classmethod
+    def only(cls, *names: str, rows: int | None = None) -> "LeanOptions":
+        """Options with only the named changes on."""
+        switches = [f.name for f in fields(cls) if f.name != "rows"]
+        unknown = set(names) - set(switches)
+        if unknown:
+            raise ValueError(f"Unknown lean changes {sorted(unknown)}; choose from {switches}")
+        return cls(**{name: name in names for name in switches}, rows=rows)
+
+
+#: The changes in the order the notebook switches them on.
+CHANGES = ("sdpa_attention", "trimul", "pair_mlp", "seq_to_pair", "recycling", "structure_module", "heads")
+
+
+def _row_chunks(length: int, rows: int | None):
+    """Slices over `length` rows, `rows` at a time (auto: AUTO_POSITIONS pair positions per chunk)."""
+    step = rows or max(1, AUTO_POSITIONS // max(length, 1))
+    return [slice(i, min(i + step, length)) for i in range(0, length, step)]
+
+
+# --- the pair operations --------------------------------------------------------------------------------------------
+
+def triangle_attention_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None) -> None:
+    """z += EsmFoldTriangleAttention(z), in place: bias computed once (heads × L × L), attention by SDPA, rows at a time."""
+    x = z if module.starting else z.transpose(1, 2)  # ending node: the same on the transposed (strided) view
+    batch, length = x.shape[:2]
+    mha = module.mha
+    heads, width = mha.no_heads, mha.c_hidden
+    chunks = _row_chunks(length, rows)
+    bias = x.new_empty(batch, heads, length, length)
+    for r in chunks:
+        bias[:, :, r, :] = module.linear(module.layer_norm(x[:, r])).permute(0, 3, 1, 2)
+    if mask is not None:  # keys at padded positions; a padded query row's output is never used
+        bias += (module.inf * (mask.to(bias.dtype) - 1))[:, None, None, :]
+    for r in chunks:
+        xr = module.layer_norm(x[:, r])  # (B, r, L, C)
+
+        def split(t):
+            return t.view(t.shape[:-1] + (heads, width)).transpose(-2, -3)  # (B, r, H, L, d)
+
+        q = split(mha.linear_q(xr)) / math.sqrt(width)
+        k, v = split(mha.linear_k(xr)), split(mha.linear_v(xr))
+        out = torch.stack([
+            torch.nn.functional.scaled_dot_product_attention(q[b], k[b], v[b], attn_mask=bias[b:b + 1], scale=1.0)
+            for b in range(batch)
+        ]).transpose(-2, -3)  # (B, r, L, H, d)
+        del q, k, v
+        gate = torch.sigmoid(mha.linear_g(xr)).view(out.shape)
+        out = mha.linear_o((out * gate).flatten(-2))
+        x[:, r] += out
+
+
+def triangle_multiplication_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None) -> None:
+    """z += EsmFoldTriangleMultiplicativeUpdate(z), in place: projections a and b, then the output rows at a time."""
+    batch, length, _, channels = z.shape
+    chunks = _row_chunks(length, rows)
+    a = z.new_empty(batch, channels, length, length)  # a[c, i, k] with the sum over k
+    b = z.new_empty(batch, channels, length, length)  # b[c, k, j]
+    for r in chunks:
+        zl = module.layer_norm_in(z[:, r])
+        m = 1.0 if mask is None else mask[:, r].unsqueeze(-1).to(zl.dtype)
+        pa = m * module.sigmoid(module.linear_a_g(zl)) * module.linear_a_p(zl)  # (B, r, L, C)
+        pb = m * module.sigmoid(module.linear_b_g(zl)) * module.linear_b_p(zl)
+        if module._outgoing:  # x_ij = sum_k a_ik b_jk
+            a[:, :, r, :] = pa.permute(0, 3, 1, 2)
+            b[:, :, :, r] = pb.permute(0, 3, 2, 1)
+        else:  # incoming: x_ij = sum_k a_ki b_kj
+            a[:, :, :, r] = pa.permute(0, 3, 2, 1)
+            b[:, :, r, :] = pb.permute(0, 3, 1, 2)
+        del zl, pa, pb
+    for r in chunks:
+        x = torch.matmul(a[:, :, r, :], b).permute(0, 2, 3, 1)  # (B, r, L, C)
+        x = module.linear_z(module.layer_norm_out(x))
+        gate = module.sigmoid(module.linear_g(module.layer_norm_in(z[:, r])))
+        z[:, r] += x * gate
+
+
+def residue_mlp_(module, z: torch.Tensor, rows: int | None) -> None:
+    """z = EsmFoldResidueMLP(z) (z + mlp(z)), in place, rows at a time."""
+    for r in _row_chunks(z.shape[1], rows):
+        z[:, r] += module.mlp(z[:, r])
+
+
+def sequence_to_pair_(module, sequence_state: torch.Tensor, z: torch.Tensor, rows: int | None) -> None:
+    """z += EsmFoldSequenceToPair(sequence_state), in place, rows at a time (no L × L × 256 intermediate)."""
+    s = module.proj(module.layernorm(sequence_state))
+    q, k = s.chunk(2, dim=-1)
+    for r in _row_chunks(z.shape[1], rows):
+        kr = k[:, r, None, :]
+        z[:, r] += module.o_proj(torch.cat([q[:, None, :, :] * kr, q[:, None, :, :] - kr], dim=-1))
+
+
+def pair_to_sequence(module, z: torch.Tensor, rows: int | None) -> torch.Tensor:
+    """EsmFoldPairToSequence(z) (B × L × L × heads) without a layer-normed copy of z."""
+    batch, length = z.shape[:2]
+    out = z.new_empty(batch, length, length, module.linear.out_features)
+    for r in _row_chunks(length, rows):
+        out[:, r] = module.linear(module.layernorm(z[:, r]))
+    return out
+
+
+# --- the block, the trunk, the heads ------------------------------------------------------------------------------
+
+def _block_forward(self, sequence_state, pairwise_state, mask=None, chunk_size=None, **kwargs):
+    """EsmFoldTriangularSelfAttentionBlock.forward with the switched-on changes; returns (s, z), z updated in place."""
+    opts: LeanOptions = self._lean_options
+    rows = opts.rows
+    z = pairwise_state
+    if opts.seq_to_pair:
+        bias = pair_to_sequence(self.pair_to_sequence, z, rows)
+    else:
+        bias = self.pair_to_sequence(z)
+    y = self.layernorm_1(sequence_state)
+    y, _ = self.seq_attention(y, mask=mask, bias=bias)
+    del bias
+    sequence_state = self.mlp_seq(sequence_state + self.drop(y))
+
+    if opts.seq_to_pair:
+        sequence_to_pair_(self.sequence_to_pair, sequence_state, z, rows)
+    else:
+        z = z + self.sequence_to_pair(sequence_state)
+
+    tri_mask = mask.unsqueeze(2) * mask.unsqueeze(1) if mask is not None else None
+    for tri_mul in (self.tri_mul_out, self.tri_mul_in):
+        if opts.trimul:
+            triangle_multiplication_(tri_mul, z, tri_mask, rows)
+        else:
+            z = z + tri_mul(z, mask=tri_mask)
+    for tri_att in (self.tri_att_start, self.tri_att_end):
+        if opts.sdpa_attention:
+            triangle_attention_(tri_att, z, mask, rows)
+        else:
+            z = z + tri_att(z, mask=tri_mask, chunk_size=chunk_size)
+    if opts.pair_mlp:
+        residue_mlp_(self.mlp_pair, z, rows)
+    else:
+        z = self.mlp_pair(z)
+    return sequence_state, z
+
+
+def _relative_position_(module, residue_index, mask, z, rows) -> None:
+    """z += EsmFoldRelativePosition(residue_index, mask), in place, rows at a time."""
+    for r in _row_chunks(z.shape[1], rows):
+        diff = residue_index[:, None, :] - residue_index[:, r, None]
+        diff = diff.clamp(-module.bins, module.bins) + module.bins + 1
+        if mask is not None:
+            diff = diff.masked_fill((mask[:, None, :] * mask[:, r, None]) == 0, 0)
+        z[:, r] += module.embedding(diff)
+
+
+def _trunk_forward(self, seq_feats, pair_feats, true_aa, residx, mask, no_recycles):
+    """EsmFoldingTrunk.forward keeping one pair tensor across recycles (`pair_feats` None = all zeros)."""
+    from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk
+
+    rows = self._lean_options.rows
+    if no_recycles is None:
+        no_recycles = self.config.max_recycles
+    else:
+        if no_recycles < 0:
+            raise ValueError("Number of recycles must not be negative.")
+        no_recycles += 1
+    batch, length = seq_feats.shape[:2]
+    chunks = _row_chunks(length, rows)
+    recycle_s = torch.zeros_like(seq_feats)
+    z = None
+    bins = torch.zeros(batch, length, length, device=seq_feats.device, dtype=torch.int64)
+    for _ in range(no_recycles):
+        recycle_s = self.recycle_s_norm(recycle_s)
+        if z is None:
+            z = seq_feats.new_zeros(batch, length, length, self.config.pairwise_state_dim)
+        for r in chunks:  # recycle_z_norm(previous z) + recycle_disto(bins) [+ the zero pair features], in place
+            z[:, r] = self.recycle_z_norm(z[:, r])
+            z[:, r] += self.recycle_disto(bins[:, r])
+            if pair_feats is not None:
+                z[:, r] += pair_feats[:, r]
+        _relative_position_(self.pairwise_positional_embedding, residx, mask, z, rows)
+        s = seq_feats + recycle_s
+        for block in self.blocks:
+            s, z = block(s, z, mask=mask, residue_index=residx, chunk_size=self.chunk_size)
+        if self._lean_options.structure_module:
+            structure = _structure_module(self, s, z, true_aa, mask, chunks)
+        else:
+            structure = self.structure_module({"single": self.trunk2sm_s(s), "pair": self.trunk2sm_z(z)}, true_aa,
+                                              mask.float())
+        recycle_s = s
+        bins = EsmFoldingTrunk.distogram(structure["positions"][-1][:, :, :3], 3.375, 21.375, self.recycle_bins)
+    structure["s_s"] = s
+    structure["s_z"] = z
+    return structure
+
+
+def _structure_module(trunk, s, z, true_aa, mask, chunks):
+    """The structure module on trunk2sm(s, z), with its layer-normed pair input built rows at a time."""
+    sm = trunk.structure_module
+    pair = z.new_empty(z.shape[:3] + (trunk.trunk2sm_z.out_features,))
+    for r in chunks:
+        pair[:, r] = sm.layer_norm_z(trunk.trunk2sm_z(z[:, r]))
+    norm, sm.layer_norm_z = sm.layer_norm_z, torch.nn.Identity()
+    try:
+        return sm({"single": trunk.trunk2sm_s(s), "pair": pair}, true_aa, mask.float())
+    finally:
+        sm.layer_norm_z = norm
+
+
+def _ipa_forward(self, s, z, r, mask, _offload_inference=False, _z_reference_list=None):
+    """EsmFoldInvariantPointAttention.forward with the attention computed for query rows at a time (same arithmetic;
+    the point-weighted sum over keys as a matrix product)."""
+    from transformers.models.esm.modeling_esmfold import flatten_final_dims, permute_final_dims
+
+    rows = self._lean_options.rows
+    heads = self.num_heads
+    q = self.linear_q(s).view(s.shape[:-1] + (heads, -1))
+    kv = self.linear_kv(s).view(s.shape[:-1] + (heads, -1))
+    k, v = torch.split(kv, self.hidden_dim, dim=-1)
+    q_pts = self.linear_q_points(s)
+    q_pts = torch.stack(torch.split(q_pts, q_pts.shape[-1] // 3, dim=-1), dim=-1)
+    q_pts = r[..., None].apply(q_pts)
+    q_pts = q_pts.view(q_pts.shape[:-2] + (heads, self.num_qk_points, 3))
+    kv_pts = self.linear_kv_points(s)
+    kv_pts = torch.stack(torch.split(kv_pts, kv_pts.shape[-1] // 3, dim=-1), dim=-1)
+    kv_pts = r[..., None].apply(kv_pts)
+    kv_pts = kv_pts.view(kv_pts.shape[:-2] + (heads, -1, 3))
+    k_pts, v_pts = torch.split(kv_pts, [self.num_qk_points, self.num_v_points], dim=-2)
+
+    head_weights = self.softplus(self.head_weights).view((1,) * 3 + (-1, 1))
+    head_weights = head_weights * math.sqrt(1.0 / (3 * (self.num_qk_points * 9.0 / 2)))
+    square_mask = self.config.inf * (mask.unsqueeze(-1) * mask.unsqueeze(-2) - 1)
+    k_t = permute_final_dims(k, (1, 2, 0))  # [*, H, C, N]
+    v_t = v.transpose(-2, -3)  # [*, H, N, C]
+    v_pts_t = permute_final_dims(v_pts, (1, 3, 0, 2))  # [*, H, 3, N, P_v]
+    batch, length = s.shape[:2]
+    o = o_pt = o_pair = None
+    for rr in _row_chunks(length, rows):
+        a = torch.matmul(permute_final_dims(q[:, rr], (1, 0, 2)), k_t)  # [*, H, r, N]
+        a *= math.sqrt(1.0 / (3 * self.hidden_dim))
+        a += math.sqrt(1.0 / 3) * permute_final_dims(self.linear_b(z[:, rr]), (2, 0, 1))
+        pt_att = (q_pts[:, rr].unsqueeze(-4) - k_pts.unsqueeze(-5)) ** 2
+        pt_att = sum(torch.unbind(pt_att, dim=-1)) * head_weights
+        pt_att = permute_final_dims(torch.sum(pt_att, dim=-1) * (-0.5), (2, 0, 1))
+        a = a + pt_att
+        del pt_att
+        a = a + square_mask[:, rr].unsqueeze(-3)
+        a = self.softmax(a)
+        if o is None:  # the original computes these in the attention weights' dtype (type promotion included)
+            o = a.new_empty(batch, length, heads, self.hidden_dim)
+            o_pt = a.new_empty(batch, length, heads, self.num_v_points, 3)
+            o_pair = a.new_empty(batch, length, heads, z.shape[-1])
+        o[:, rr] = torch.matmul(a, v_t.to(dtype=a.dtype)).transpose(-2, -3)
+        o_pt[:, rr] = permute_final_dims(torch.matmul(a.unsqueeze(-3), v_pts_t.to(dtype=a.dtype)), (2, 0, 3, 1))
+        o_pair[:, rr] = torch.matmul(a.transpose(-2, -3), z[:, rr].to(dtype=a.dtype))
+    o = flatten_final_dims(o, 2)
+    o_pt = r[..., None, None].invert_apply(o_pt)
+    o_pt_norm = flatten_final_dims(torch.sqrt(torch.sum(o_pt**2, dim=-1) + self.config.epsilon), 2)
+    o_pt = o_pt.reshape(*o_pt.shape[:-3], -1, 3)
+    o_pair = flatten_final_dims(o_pair, 2)
+    return self.linear_out(torch.cat((o, *torch.unbind(o_pt, dim=-1), o_pt_norm, o_pair), dim=-1).to(dtype=z.dtype))
+
+
+def _pair_head(head, z, rows, symmetric=False):
+    """A linear head over the pair tensor, rows at a time; `symmetric` averages it with its transpose."""
+    batch, length = z.shape[:2]
+    out = None
+    for r in _row_chunks(length, rows):
+        part = head(z[:, r])
+        if symmetric:
+            part = (part + head(z[:, :, r]).transpose(1, 2)) / 2
+        if out is None:
+            out = part.new_empty(batch, length, length, part.shape[-1])
+        out[:, r] = part
+    return out
+
+
+def _tm_and_pae(logits, rows, max_bin=31, eps=1e-8):
+    """(pTM, PAE, max PAE) exactly as transformers computes them, softmaxing rows at a time."""
+    from transformers.models.esm.openfold_utils.loss import _calculate_bin_centers
+
+    no_bins = logits.shape[-1]
+    length = logits.shape[-2]
+    centers = _calculate_bin_centers(torch.linspace(0, max_bin, steps=no_bins - 1, device=logits.device))
+    clipped = max(length, 19)
+    d0 = 1.24 * (clipped - 15) ** (1.0 / 3) - 1.8
+    tm_per_bin = 1.0 / (1 + (centers**2) / (d0**2))
+    weights = logits.new_ones(length)
+    normed = weights / (eps + weights.sum())
+    per_alignment = logits.new_empty(logits.shape[:-2])
+    pae = logits.new_empty(logits.shape[:-1])
+    for r in _row_chunks(logits.shape[-3], rows):
+        probs = torch.nn.functional.softmax(logits[:, r], dim=-1)
+        per_alignment[:, r] = torch.sum(torch.sum(probs * tm_per_bin, dim=-1) * normed, dim=-1)
+        pae[:, r] = torch.sum(probs * centers, dim=-1)
+    weighted = per_alignment * weights
+    argmax = (weighted == torch.max(weighted)).nonzero()[0]
+    return per_alignment[tuple(argmax)], pae, centers[-1]
+
+
+def _model_forward(self, input_ids, attention_mask=None, position_ids=None, masking_pattern=None, num_recycles=None,
+                   output_hidden_states=False, **kwargs):
+    """EsmForProteinFolding.forward with the lean trunk and heads (inference only: runs under no_grad)."""
+    from transformers.models.esm.modeling_esmfold import EsmForProteinFoldingOutput, categorical_lddt
+    from transformers.models.esm.openfold_utils import make_atom14_masks
+
+    if masking_pattern is not None:
+        raise ValueError("The lean model is for inference: masking_pattern is not supported (undo_lean first).")
+    opts: LeanOptions = self._lean_options
+    with torch.no_grad():
+        cfg = self.config.esmfold_config
+        aa = input_ids
+        batch, length = aa.shape
+        device = input_ids.device
+        if attention_mask is None:
+            attention_mask = torch.ones_like(aa, device=device)
+        if position_ids is None:
+            position_ids = torch.arange(length, device=device).expand_as(input_ids)
+        esmaa = self.af2_idx_to_esm_idx(aa, attention_mask)
+        esm_s = self.compute_language_model_representations(esmaa).to(self.esm_s_combine.dtype)
+        if cfg.esm_ablate_sequence:
+            esm_s = esm_s * 0
+        esm_s = (self.esm_s_combine.softmax(0).unsqueeze(0) @ esm_s).squeeze(2)
+        s_s_0 = self.esm_s_mlp(esm_s)
+        del esm_s
+        if cfg.embed_aa:
+            s_s_0 += self.embedding(aa)
+        if opts.recycling:
+            structure = self.trunk(s_s_0, None, aa, position_ids, attention_mask, no_recycles=num_recycles)
+        else:
+            s_z_0 = s_s_0.new_zeros(batch, length, length, cfg.trunk.pairwise_state_dim)
+            structure = self.trunk(s_s_0, s_z_0, aa, position_ids, attention_mask, no_recycles=num_recycles)
+            del s_z_0
+        keep = ["s_z", "s_s", "frames", "sidechain_frames", "unnormalized_angles", "angles", "positions", "states"]
+        structure = {k: v for k, v in structure.items() if k in keep}
+        rows = opts.rows if opts.heads else length
+        structure["distogram_logits"] = _pair_head(self.distogram_head, structure["s_z"], rows, symmetric=True)
+        structure["lm_logits"] = self.lm_head(structure["s_s"])
+        structure["aatype"] = aa
+        make_atom14_masks(structure)
+        for k in ["atom14_atom_exists", "atom37_atom_exists"]:
+            structure[k] *= attention_mask.unsqueeze(-1)
+        structure["residue_index"] = position_ids
+        lddt_head = self.lddt_head(structure["states"]).reshape(structure["states"].shape[0], batch, length, -1,
+                                                                self.lddt_bins)
+        structure["lddt_head"] = lddt_head
+        structure["plddt"] = categorical_lddt(lddt_head[-1], bins=self.lddt_bins)
+        ptm_logits = _pair_head(self.ptm_head, structure["s_z"], rows)
+        structure["ptm_logits"] = ptm_logits
+        ptm, pae, max_pae = _tm_and_pae(ptm_logits, rows)
+        structure["ptm"] = ptm
+        structure["predicted_aligned_error"] = pae
+        structure["max_predicted_aligned_error"] = max_pae
+        if not opts.heads:
+            structure["aligned_confidence_probs"] = torch.nn.functional.softmax(ptm_logits, dim=-1)
+        return EsmForProteinFoldingOutput(**structure)
+
+
+def make_lean(model, options: LeanOptions | None = None):
+    """Make a loaded EsmForProteinFolding memory-lean in place (same weights; see the module docstring); returns it."""
+    from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
+
+    options = options or LeanOptions()
+    undo_lean(model)
+    model._lean_options = options
+    model.trunk._lean_options = options
+    model.forward = types.MethodType(_model_forward, model)
+    if options.recycling:
+        model.trunk.forward = types.MethodType(_trunk_forward, model.trunk)
+    if options.structure_module:
+        ipa = model.trunk.structure_module.ipa
+        ipa._lean_options = options
+        ipa.forward = types.MethodType(_ipa_forward, ipa)
+    for block in model.trunk.blocks:
+        if isinstance(block, EsmFoldTriangularSelfAttentionBlock):
+            block._lean_options = options
+            block.forward = types.MethodType(_block_forward, block)
+    return model
+
+
+def undo_lean(model):
+    """Restore the original transformers forward methods; returns the model."""
+    for module in [model, model.trunk, model.trunk.structure_module.ipa, *model.trunk.blocks]:
+        module.__dict__.pop("forward", None)
+        module.__dict__.pop("_lean_options", None)
+    return model
+
+
+def is_lean(model) -> LeanOptions | None:
+    """The lean options of a model, or None for the original."""
+    return model.__dict__.get("_lean_options")
+
+
+def check_equivalence(variant: str = "fp32", source: str = "random-full", lengths=(64, 96), device: str = "cpu",
+                      chunk_size: int | None = 64):
+    """Fold sequences with the original and the lean model (same loaded weights; alone and as one padded batch) and
+    return the largest differences per sequence. On the full-size stand-in on a CPU: ≈ 15 GB of RAM, minutes."""
+    import pandas as pd
+
+    from helpers import data, folding, models
+
+    model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
+    sequences = [data.sequence_of_length(n)[0] for n in lengths]
+    runs = {}
+    for name in ("original", "lean"):
+        if name == "lean":
+            make_lean(model)
+        runs[name] = ([folding.fold(model, tokenizer, s) for s in sequences],
+                      folding.fold_many(model, tokenizer, sequences))
+    rows = []
+    for i, sequence in enumerate(sequences):
+        for mode, k in (("alone", 0), ("padded batch", 1)):
+            a, b = runs["original"][k][i], runs["lean"][k][i]
+            rows.append({"variant": variant, "weights": source, "length": len(sequence), "mode": mode,
+                         "max |Δ position| (Å)": float(abs(a.positions - b.positions).max()),
+                         "max |Δ pLDDT|": float(abs(a.plddt - b.plddt).max()), "|Δ pTM|": abs(a.ptm - b.ptm)})
+    return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["check"]:
+        sys.exit("usage: python -m helpers.lean check [variant] [source]  — original vs lean on the same weights")
+    print(check_equivalence(*sys.argv[2:4]).to_string())

@@ -1,0 +1,317 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: tags,jupyter,cellView,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,accelerator
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %%
+# ---
+
+# %% [markdown]
+# # 07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb)
+#
+# **What you will learn**
+# - where a long fold's memory really goes: not the weights, but a dozen L × L tensors alive at once;
+# - why neither quantization nor `set_chunk_size` can fix that, and seven changes to the model code that do — each
+#   switchable, each measured (predicted on a CPU, measured on a GPU);
+# - how to prove a faster or leaner model still gives the same numbers (equivalence first);
+# - how to fold a ~2,000-residue protein within a free T4's memory — about twice what other ESMFold tutorials and
+#   ColabFold's notebook (≈ 900 aa) manage on that card.
+#
+# **Estimated run time on a free Colab T4:** about 40 minutes (the 1,935-residue fold alone takes several minutes;
+# the change-by-change measurement at L = 1,000 runs eight folds) — *an estimate: no T4 was available to measure it*.
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import importlib.util
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REF = "v0.1.0"
+if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7", "py3Dmol==2.5.5"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+elif importlib.util.find_spec("helpers") is None:
+    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from helpers import benchmark, data, fit, folding, lean, memory, metrics, models, notebook
+
+DEVICE = notebook.start()
+SOURCE = models.weights_source()
+ON_GPU = DEVICE.startswith("cuda") and SOURCE != "tiny"  # False: the tiny stand-in on a CPU (tests) — seconds
+T4 = memory.T4_BUDGET_GIB
+
+# %% [markdown]
+# ## 1 · Where the memory goes
+#
+# The trunk's pair representation holds 128 numbers for every pair of residues: L × L × 128 fp32 values. At
+# L = 2,000 one such tensor is **1.9 GiB** — and the original model keeps many of them alive at once:
+
+# %%
+pair = pd.DataFrame({"L": [512, 1000, 1500, 2000]})
+pair["one pair tensor, fp32 (GiB)"] = (pair["L"] ** 2 * 128 * 4 / 2**30).round(2)
+pair["int8 weights (GiB)"] = round(fit.variant_weight_bytes("int8") / 2**30, 2)
+pair["T4 budget − 0.5 GiB context − weights, in pair tensors"] = (
+    (T4 - fit.CUDA_CONTEXT_GIB - pair["int8 weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
+pair
+
+# %% [markdown]
+# With int8 weights a T4 has room for about **5.6 pair tensors** at L = 2,000 — everything else has to be small.
+# Reading transformers' `modeling_esmfold.py` line by line, these are the L × L consumers of one fold:
+#
+# | where | what is alive | `set_chunk_size` helps? |
+# |---|---|---|
+# | triangle attention (×2 per block) | a layer-normed copy of z, q/k/v/gate projections (4 pair tensors), and the logits: heads × L × L × L | only the logits |
+# | triangle multiplication (×2 per block) | layer-normed z, projections a and b with their gates, the product, its norm (5–6 pair tensors) | no — its in-place variant exists in the code but is never called |
+# | pair transition MLP | 128 → 512 channels: 4 pair tensors wide | no |
+# | sequence-to-pair | an L × L × 256 intermediate + output | no |
+# | recycling loop | the all-zero initial pair state (allocated anyway), the recycled pair, their sum, the current pair | no |
+# | structure module | its projected pair input, a layer-normed copy, and invariant point attention's L × L × heads × points × 3 tensors (1.1 GiB at L = 1,024) | no |
+# | output heads | distogram, pTM and PAE logits and probabilities: L × L × 64 each | no |
+#
+# The predictor of notebook 04 confirms it: the original model with trunk chunk 32 — the leanest setting it has —
+# and int8 weights needs, at L = 1,000 and L = 1,536:
+
+# %%
+for length in (1000, 1536):
+    print(f"L = {length}: predicted peak {fit.lookup_or_predict('int8', length, 32) + fit.CUDA_CONTEXT_GIB:.1f} GiB "
+          f"(int8, chunk 32, + 0.5 GiB context) against a T4's {T4} GiB")
+
+# %% [markdown]
+# ## 2 · Seven changes, one at a time
+#
+# `helpers.lean.make_lean(model)` swaps the forward methods of a loaded model — same weights, same arithmetic, fewer
+# tensors alive. Each change is a switch of `lean.LeanOptions`:
+#
+# | change | what it does |
+# |---|---|
+# | `sdpa_attention` | triangle attention through `torch.nn.functional.scaled_dot_product_attention` (on a GPU, a memory-efficient kernel: no L³ logits), a block of rows at a time, added into z in place |
+# | `trimul` | the triangle multiplication keeps z, a and b (3 pair tensors) and writes its output rows at a time into z |
+# | `pair_mlp` | the 128 → 512 → 128 pair MLP, rows at a time, in place |
+# | `seq_to_pair` | the sequence-to-pair projection and the pair-to-sequence bias, rows at a time |
+# | `recycling` | one pair tensor across recycles: no all-zero initial state, no copies |
+# | `structure_module` | its pair input built rows at a time; invariant point attention rows at a time |
+# | `heads` | distogram, pTM and PAE rows at a time; the PAE probabilities (`softmax(ptm_logits)`) are not kept |
+#
+# “Rows at a time” means a slice of the pair tensor of about 2¹⁸ positions (131 rows at L = 2,000), so the
+# temporaries stay below ≈ 0.5 GiB. Switched on cumulatively, the **predicted** peak at L = 1,000 and 2,000 (int8
+# weights, default recycles; every step a fake-tensor trace of the full-size model — ≈ 20 minutes on a laptop CPU, so
+# the committed table is read by default):
+
+# %%
+RECOMPUTE = False  # True: trace every step again on this machine's CPU (minutes)
+if RECOMPUTE:
+    steps = fit.lean_steps("int8", (1000, 2000))
+else:
+    steps = pd.read_csv(data.repo_file("figures/07_lean_steps.csv"))
+steps["+ context (GiB)"] = (steps["predicted peak allocated (GiB)"] + fit.CUDA_CONTEXT_GIB).round(2)
+steps.pivot(index="step", columns="length", values="+ context (GiB)").reindex(list(dict.fromkeys(steps["step"])))
+
+# %% [markdown]
+# ![predicted peak per lean step](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/07_lean_steps.png)
+#
+# Read it top to bottom. SDPA removes the L³ logits but, as the issue behind this notebook found, the peak then moves
+# to the next L² tensors; only when the last of them is gone does the peak fall to about **3 pair tensors** (z, and
+# the triangle multiplication's a and b) plus weights — under a T4's budget at L = 2,000.
+
+# %% [markdown]
+# ## 3 · Equivalence first
+#
+# A leaner model is only useful if it computes the same thing. Fold the same sequence with the original and the lean
+# model and compare (notebook 02's agreement metrics), alone and in a padded batch:
+
+# %%
+VARIANT = "int8" if ON_GPU else "fp32"
+model, tokenizer = models.load_model(VARIANT, device=DEVICE, chunk_size=64)
+seed = data.seed_sequence()  # 1CA2, 259 aa
+batch = [seed, seed[:120], seed[50:230]]
+original_one = folding.fold(model, tokenizer, seed)
+original_batch = folding.fold_many(model, tokenizer, batch)
+lean.make_lean(model)
+lean_one = folding.fold(model, tokenizer, seed)
+lean_batch = folding.fold_many(model, tokenizer, batch)
+rows = [metrics.compare_predictions(original_one, lean_one)]
+rows += [metrics.compare_predictions(a, b) for a, b in zip(original_batch, lean_batch)]
+agreement = pd.DataFrame(rows, index=["alone (259 aa)", "batch: 259 aa", "batch: 120 aa", "batch: 180 aa"])
+agreement
+
+# %%
+worst = max(abs(a.positions - b.positions).max() for a, b in zip([original_one, *original_batch], [lean_one, *lean_batch]))
+print(f"largest coordinate difference: {worst:.1e} Å")
+assert worst < 0.01, "the lean model must give the original's coordinates"
+
+# %% [markdown]
+# The differences are floating-point rounding (a matrix product summed in another order), orders of magnitude below
+# anything structural. CI checks every change alone and together on the tiny model, alone and in padded batches
+# (`tests/test_lean.py`); `python -m helpers.lean check` runs the same comparison on the full-size architecture
+# (≈ 15 GB of RAM, not in CI; the README reports its result).
+
+# %% [markdown]
+# ## 4 · Measured, change by change
+#
+# On a GPU, the next cell folds one 1,000-residue sequence with the original model (chunk 32) and then with each
+# change switched on in turn, under the T4 cap, and puts the measured peak next to the prediction. A step that does
+# not fit runs out of memory — caught, reported, and the next step runs. (On the tiny stand-in: a 48-residue
+# sequence, memory counted on the CPU; numbers meaningless.)
+
+# %%
+L_STEPS = 1000 if ON_GPU else 48
+sequence, origin = data.sequence_of_length(L_STEPS)
+options = [None] + [lean.LeanOptions.only(*lean.CHANGES[:i + 1]) for i in range(len(lean.CHANGES))]
+labels = ["original model, chunk 32"] + [f"+ {c}" for c in lean.CHANGES]
+measured = []
+with memory.gpu_budget(T4 if ON_GPU else None):
+    for label, opts in zip(labels, options):
+        lean.undo_lean(model)
+        if opts is not None:
+            lean.make_lean(model, opts)
+        model.trunk.set_chunk_size(32)
+        counter = None if DEVICE.startswith("cuda") else fit.LiveBytes()
+        with memory.measure(label, device=DEVICE) as record:
+            if counter is None:
+                folding.fold(model, tokenizer, sequence)
+            else:
+                with counter:
+                    counter.track_module(model)
+                    folding.fold(model, tokenizer, sequence)
+        peak = record.get("peak allocated (GiB)", counter.peak / 2**30 if counter else None)
+        predicted = steps[(steps["length"] == 1000) & (steps["step"] == label)]["predicted peak allocated (GiB)"]
+        measured.append({"step": label, "status": record["status"], "seconds": round(record["seconds"], 1),
+                         "measured peak (GiB)": peak,
+                         "predicted, L = 1,000 (GiB)": float(predicted.iloc[0]) if ON_GPU and len(predicted) else None})
+pd.DataFrame(measured)
+
+# %% [markdown]
+# ## 5 · 2,000 residues on a T4
+#
+# The final recipe: **int8 weights + the lean trunk** (`models.load_model("int8", chunk_size="lean")`). Our protein is
+# human β-myosin heavy chain (MYH7, UniProt P12883, 1,935 aa), fetched from UniProt at run time. First ask the
+# predictor, then fold under the T4 cap:
+
+# %%
+if ON_GPU and not models.is_stand_in():
+    long_sequence = data.read_fasta(data.fetch("sequences/P12883_MYH7.fasta"))[0][1]
+    long_origin = "human MYH7, UniProt P12883"
+elif ON_GPU:  # the random-full stand-in: the same length from a real composition (memory and time only)
+    long_sequence, long_origin = data.sequence_of_length(1935)
+else:  # the tiny stand-in on a CPU
+    long_sequence, long_origin = data.sequence_of_length(64)
+print(f"{long_origin}: {len(long_sequence)} residues")
+predicted_long = fit.lookup_or_predict("int8", len(long_sequence), "lean", None if ON_GPU else "tiny")
+print(f"predicted peak {predicted_long:.2f} GiB allocated, {predicted_long + fit.CUDA_CONTEXT_GIB:.2f} GiB with the "
+      f"context allowance (T4: {T4} GiB)")
+
+# %%
+del model
+memory.free_memory()
+with memory.gpu_budget(T4 if ON_GPU else None):
+    row, long_result = benchmark.load_and_fold("int8" if ON_GPU else "fp32", long_sequence, DEVICE, chunk_size="lean")
+print(f"status {row.get('fold status')} · {row.get('fold seconds', float('nan')):.0f} s · measured peak "
+      f"{row.get('fold peak allocated (GiB)', float('nan')):.2f} GiB (GPU only) · predicted {predicted_long:.2f} GiB")
+if long_result is not None:
+    print(f"mean pLDDT {long_result.mean_plddt_ca:.1f}, pTM {long_result.ptm:.3f}")
+    Path("outputs").mkdir(exist_ok=True)
+    long_result.save_pdb(Path("outputs") / "07_long.pdb")
+
+# %% [markdown]
+# A 1,935-residue structure is too big to look at usefully in a notebook viewer: open `outputs/07_long.pdb` in
+# PyMOL or ChimeraX, coloured by B-factor (pLDDT). Myosin's long coiled-coil tail should come out as one long helix;
+# expect a low pTM for a molecule this elongated.
+
+# %% [markdown]
+# ## 6 · Is the lean trunk slower?
+#
+# Chunking trades time for memory; so could the lean trunk. At L = 800 — where the original model still fits a T4
+# with chunk 32 — time both (on a GPU; the tiny stand-in times a 48-residue fold on the CPU):
+
+# %%
+L_TIME = 800 if ON_GPU else 48
+sequence, origin = data.sequence_of_length(L_TIME)
+timing = []
+with memory.gpu_budget(T4 if ON_GPU else None):
+    for chunk in (32, "lean"):
+        row, _ = benchmark.load_and_fold("int8" if ON_GPU else "fp32", sequence, DEVICE, chunk_size=chunk)
+        timing.append({"trunk": f"chunk {chunk}" if chunk != "lean" else "lean", "length": L_TIME,
+                       "seconds": row.get("fold seconds"), "peak allocated (GiB)": row.get("fold peak allocated (GiB)")})
+pd.DataFrame(timing)
+
+# %% [markdown]
+# ## 7 · The hardware table, with the lean trunk
+#
+# The “Which recipe fits my hardware?” table of notebooks 04 and 06, with the lean trunk added (its rows and the
+# recipe ladder: each recipe tries chunk sizes first, then the lean trunk):
+
+# %%
+table = fit.hardware_table()
+table[table["variant"].str.contains("lean") | table["variant"].isin(["int8", "int4"])]
+
+# %%
+fit.recipe_table()
+
+# %% [markdown]
+# ## Recap
+# - Past ≈ 500 residues a fold's memory is a handful of L × L × 128 tensors alive at once; at L = 2,000 each is
+#   1.9 GiB. Smaller weights and `set_chunk_size` do not touch them.
+# - Seven inference-only changes (SDPA triangle attention, in-place triangle multiplication, row-chunked pair MLP,
+#   sequence-to-pair, recycling, structure module, heads) bring the peak down to ≈ 3 pair tensors plus weights.
+# - Prove equivalence before measuring anything: same coordinates to rounding, alone and in padded batches.
+# - int8 + lean trunk: ≈ 2,000 residues predicted within a free T4.
+#
+# ## Exercises
+# 1. Which single change saves the most at L = 2,000? Read it off the table of section 2.
+# 2. `LeanOptions(rows=...)` sets the chunk of rows. Predict the peak at a long length with `rows=16` and with the
+#    default: what does a smaller chunk buy, and what does it cost?
+# 3. With the lean trunk, which recipe does a 6 GB card need for 1,500 residues? (`fit.recommend`)
+#
+# Solutions follow (hidden in Colab and Jupyter; click to expand).
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 1 — the biggest single saving
+at_2000 = steps[steps["length"] == 2000].reset_index(drop=True)
+saving = -at_2000["predicted peak allocated (GiB)"].diff()
+best = saving.idxmax()
+print(f"{at_2000.loc[best, 'step']} saves {saving[best]:.1f} GiB at L = 2,000 (cumulative order as in the table)")
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 2 — the row chunk
+L_EX = 1500 if ON_GPU else 256  # a full-size trace at L = 1,500 takes about a minute on a CPU
+for rows in (16, None):
+    r = fit.predict_peak("int8", L_EX, lean=lean.LeanOptions(rows=rows))
+    print(f"rows={rows}: predicted {r['predicted peak allocated (GiB)']:.2f} GiB ({r['seconds to predict']:.0f} s to trace)")
+print("A smaller chunk trims the temporaries a little; many more, smaller kernels cost time on a GPU.")
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 3 — a 6 GB card, 1,500 residues
+print(fit.recommend(6.0, 1500))
+
+# %% [markdown]
+# ## Next
+# 08 · No GPU at all: ESMFold on a CPU within Colab's 12.7 GB of RAM (coming next in the series; see the README).
+#
+# ← Previous: [06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes](06_recipes.ipynb)

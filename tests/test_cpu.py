@@ -1,0 +1,82 @@
+"""Notebook 08's CPU recipes: the low-RAM routes never hold the language model in fp32, and every recipe folds."""
+
+import pytest
+import torch
+from helpers import cpu, fit, folding, models
+
+
+class _Float32LM(fit.LiveBytes):
+    """Counts the live bytes of float32 tensors (with memory) shaped like a language-model-only weight."""
+
+    def __init__(self, shapes):
+        super().__init__()
+        self.shapes = shapes
+        self.seen_shapes = set()
+
+    def track(self, tensor):
+        if tensor.dtype == torch.float32 and tensor.device.type != "meta" and tuple(tensor.shape) in self.shapes:
+            self.seen_shapes.add(tuple(tensor.shape))
+            super().track(tensor)
+
+
+def _lm_only_shapes():
+    """Weight shapes that exist in the tiny model's language model and nowhere else."""
+    model = models.meta_model("tiny")
+    lm = {tuple(p.shape) for p in model.esm.parameters() if p.dim() == 2}
+    rest = {tuple(p.shape) for name, p in model.named_parameters() if not name.startswith("esm.")}
+    return lm - rest
+
+
+def _fp32_lm_tensors_while_loading(recipe, monkeypatch):
+    # transformers loads tensors in worker threads by default, where a dispatch mode does not see them: load in this one
+    monkeypatch.setenv("HF_DEACTIVATE_ASYNC_LOAD", "1")
+    recorder = _Float32LM(_lm_only_shapes())
+    with recorder:
+        model, _ = cpu.load_cpu(recipe, source="tiny")
+    lm_dtypes = {p.dtype for p in model.esm.parameters()}
+    return recorder, lm_dtypes
+
+
+def _largest_lm_weight_fp32_bytes():
+    return max(p.numel() * 4 for p in models.meta_model("tiny").esm.parameters())
+
+
+def test_the_detector_sees_an_fp32_language_model_being_loaded(monkeypatch):
+    recorder, dtypes = _fp32_lm_tensors_while_loading("fp32", monkeypatch)
+    # the control: an fp32 load holds many LM weights in fp32 at once
+    assert recorder.peak > 3 * _largest_lm_weight_fp32_bytes() and dtypes == {torch.float32}
+
+
+@pytest.mark.parametrize("recipe", ["fp16-lm", "bf16-lm", "bf16-lean"])
+def test_low_ram_routes_never_hold_the_language_model_in_fp32(recipe, monkeypatch):
+    assert _lm_only_shapes()
+    recorder, dtypes = _fp32_lm_tensors_while_loading(recipe, monkeypatch)
+    assert recorder.peak == 0, f"{recipe} made fp32 tensors of LM weight shapes {sorted(recorder.seen_shapes)}"
+    assert torch.float32 not in dtypes
+
+
+def test_torchao_int8_holds_at_most_one_lm_weight_in_fp32_at_a_time(monkeypatch):
+    # torchao computes each weight's int8 scales in fp32 (the weight and one fp32 temporary), one layer at a time —
+    # never the whole LM
+    recorder, dtypes = _fp32_lm_tensors_while_loading("int8dq-lm-lean", monkeypatch)
+    assert 0 < recorder.peak <= 2 * _largest_lm_weight_fp32_bytes()
+    assert torch.float32 not in dtypes
+
+
+@pytest.mark.parametrize("recipe", list(cpu.CPU_RECIPES))
+def test_every_cpu_recipe_folds(recipe):
+    model, tokenizer = cpu.load_cpu(recipe, source="tiny")
+    result = folding.fold(model, tokenizer, "MKTAYIAKQRQISFVKSHFSRQ")
+    assert result.positions.shape == (22, 14, 3) and 0 <= result.mean_plddt_ca <= 100
+
+
+def test_cpu_facts_and_threads():
+    assert cpu.cpu_name() and set(cpu.cpu_features()) == set(cpu.FEATURES)
+    assert cpu.set_threads(1) == 1
+    assert "torch threads 1" in cpu.cpu_summary()
+    cpu.set_threads()
+    with cpu.ram_sampler() as ram:
+        block = torch.ones(50_000_000, dtype=torch.uint8)  # 50 MB of anonymous memory
+        block += 1
+        del block
+    assert ram["peak anonymous RAM (GB)"] > 0.04 and ram["peak RSS (GB)"] >= ram["peak anonymous RAM (GB)"] * 0.5
