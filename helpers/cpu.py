@@ -132,3 +132,74 @@ def load_cpu(recipe: str, source: str | None = None):
     if spec.lean and lean.is_lean(model) is None:
         lean.make_lean(model)
     return model, tokenizer
+
+
+_PROBE = """
+import json, sys, time
+from helpers import cpu, data, folding, memory, benchmark
+recipe, lengths, stages = sys.argv[1], [int(n) for n in sys.argv[2].split(",")], sys.argv[3] == "1"
+threads = cpu.set_threads()
+with cpu.ram_sampler() as load:
+    start = time.perf_counter()
+    model, tokenizer = cpu.load_cpu(recipe, source="random-full")
+    load["seconds"] = time.perf_counter() - start
+base = {"recipe": recipe, "threads": threads, "load seconds": round(load["seconds"], 1),
+        "load peak anonymous RAM (GB)": round(load["peak anonymous RAM (GB)"], 2),
+        "load peak RSS (GB)": round(load["peak RSS (GB)"], 2),
+        "steady anonymous RAM (GB)": round(cpu._status_kib("RssAnon") * 1024 / 1e9, 2)}
+for length in lengths:
+    sequence = data.seed_sequence() if length == 259 else data.sequence_of_length(length)[0]
+    with cpu.ram_sampler() as ram:
+        start = time.perf_counter()
+        folding.fold(model, tokenizer, sequence)
+        seconds = time.perf_counter() - start
+    row = dict(base, length=length, sequence="1CA2 (the seed's protein)" if length == 259 else "UniProt P0DTC2 prefix",
+               **{"fold seconds": round(seconds, 1),
+                  "fold peak anonymous RAM (GB)": round(ram["peak anonymous RAM (GB)"], 2),
+                  "peak RSS so far (GB)": round(ram["peak RSS (GB)"], 2)})
+    if stages and length == lengths[-1]:
+        row.update({k: round(v, 2) if isinstance(v, float) else v
+                    for k, v in benchmark.stage_times(model, tokenizer, sequence).items() if k.endswith("(s)")})
+    print("@@" + json.dumps(row), flush=True)
+"""
+
+
+def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
+    """Run each CPU recipe in its own process on the full-size random-weight stand-in: load once, fold each length
+    (default recycles); append one row per (recipe, length) to `path` (default figures/08_cpu_benchmark.csv)."""
+    import datetime as dt
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import transformers
+
+    from helpers import data
+
+    path = Path(path or data.repo_root() / "figures" / "08_cpu_benchmark.csv")
+    provenance = (f"measured: {cpu_summary()} · torch {torch.__version__} · transformers {transformers.__version__} · "
+                  f"{dt.date.today().isoformat()} · random-full stand-in (random weights: time and memory only) · "
+                  "default recycles (4 trunk passes) · one process per recipe")
+    for recipe in recipes:
+        run = subprocess.Popen([sys.executable, "-c", _PROBE, recipe, ",".join(map(str, lengths)), "1" if stages else "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data.repo_root())
+        for line in run.stdout:
+            if line.startswith("@@"):
+                row = json.loads(line[2:]) | {"provenance": provenance}
+                print(row, flush=True)
+                table = pd.DataFrame([row])
+                table.to_csv(path, mode="a", header=not path.exists(), index=False)
+        if run.wait() != 0:
+            print(f"{recipe} failed:\n{run.stderr.read()[-3000:]}", flush=True)
+    return pd.read_csv(path)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["bench"]:
+        sys.exit("usage: python -m helpers.cpu bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages]")
+    names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CPU_RECIPES)
+    sizes = [int(n) for n in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64, 128, 256]
+    bench(names, sizes, stages="stages" in sys.argv[4:])
