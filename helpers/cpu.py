@@ -19,11 +19,15 @@ FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx
 
 
 def cpu_name() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
+    """The CPU's model name with its x86 family/model numbers (Linux; virtual machines often hide the exact model),
+    else the platform's processor string."""
     try:
+        info = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+        if "model name" in info:
+            return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     except OSError:
         pass
     import platform
@@ -49,9 +53,31 @@ def cpu_summary() -> str:
             f"{ram:.1f} GB RAM · {', '.join(present) or 'no AVX2/AVX-512'}")
 
 
+def available_ram_gb() -> float:
+    """RAM the kernel says is available now (Linux MemAvailable), GB."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return float("inf")
+
+
+def matmul_gflops(dtype: torch.dtype = torch.float32, repeats: int = 3) -> float:
+    """Measured throughput of one ESM-2-sized matrix product (258 × 2560 by 2560 × 10240) in `dtype` on this CPU."""
+    x, w = torch.randn(258, 2560).to(dtype), torch.randn(10240, 2560).to(dtype)
+    torch.nn.functional.linear(x, w)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.nn.functional.linear(x, w)
+    return 2 * 258 * 2560 * 10240 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def set_threads(threads: int | None = None) -> int:
     """Use one torch thread per available CPU (Colab's 2 vCPUs: 2); return the number set."""
-    threads = threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()
 
@@ -97,6 +123,7 @@ class CpuRecipe:
     description: str
     variant: str  # a models.VARIANTS name, loaded on the CPU
     lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16) or "int8-dynamic" (torchao, from fp16)
+    trunk_bf16: bool = False  # cast the fp32 trunk, structure module and heads to bf16 after loading
     lean: bool = False  # the lean trunk of notebook 07
     judged: bool = True  # False: its accuracy cannot be judged without the real weights
 
@@ -111,7 +138,8 @@ CPU_RECIPES = {
                               judged=False),
     "int8dq-lm-lean": CpuRecipe("torchao int8 dynamic LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
                                 "fp16", lm="int8-dynamic", lean=True, judged=False),
-    "bf16-lean": CpuRecipe("everything bf16 (LM and trunk) + lean trunk", "bf16", lean=True, judged=False),
+    "bf16-lean": CpuRecipe("everything bf16 (LM cast from fp16, trunk from fp32, after a memory-mapped load) + lean "
+                           "trunk", "fp16", lm="bf16", trunk_bf16=True, lean=True, judged=False),
 }
 
 
@@ -120,8 +148,14 @@ def load_cpu(recipe: str, source: str | None = None):
     from helpers import lean, models
 
     spec = CPU_RECIPES[recipe]
+    if spec.variant == "fp32" and not models.is_stand_in(source) and available_ram_gb() < 17:
+        raise MemoryError(f"The fp32 recipe needs ≈ 16.4 GiB of RAM to load and this machine has "
+                          f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use 'bf16-lean' "
+                          "(or 'fp16-lm' for the checkpoint's own precision).")
     model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,
-                                         chunk_size="lean" if spec.lean else 64)
+                                         chunk_size="lean" if spec.lean else 64, allow_cpu=True)
+    if spec.trunk_bf16:
+        model.to(torch.bfloat16)  # parameter by parameter: LM fp16 → bf16, the rest fp32 → bf16
     if spec.lm == "bf16":
         model.esm.to(torch.bfloat16)  # parameter by parameter: fp16 → bf16, never fp32
     elif spec.lm == "int8-dynamic":  # fp16 → bf16 (activations in bf16), then int8 weights, layer by layer
@@ -189,15 +223,40 @@ def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
                 row = json.loads(line[2:]) | {"provenance": provenance}
                 print(row, flush=True)
                 table = pd.DataFrame([row])
-                table.to_csv(path, mode="a", header=not path.exists(), index=False)
+                if path.exists():  # rows may carry different columns (stage times): rewrite the whole table
+                    table = pd.concat([pd.read_csv(path), table], ignore_index=True)
+                    table = table[[c for c in table.columns if c != "provenance"] + ["provenance"]]
+                table.to_csv(path, index=False)
         if run.wait() != 0:
             print(f"{recipe} failed:\n{run.stderr.read()[-3000:]}", flush=True)
     return pd.read_csv(path)
 
 
+def matmul_table(path=None):
+    """Measure this CPU's matrix throughput (fp32, bf16) and write figures/08_cpu_matmul.csv with provenance."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from helpers import data
+
+    set_threads()
+    rows = [{"dtype": str(d).replace("torch.", ""), "GFLOPS": round(matmul_gflops(d, repeats=10), 1)}
+            for d in (torch.float32, torch.bfloat16)]
+    table = pd.DataFrame(rows)
+    table["provenance"] = (f"measured: {cpu_summary()} · torch {torch.__version__} · {dt.date.today().isoformat()} · "
+                           "one 258 × 2560 by 2560 × 10240 product (an ESM-2 MLP layer for 1CA2), mean of 10")
+    path = Path(path or data.repo_root() / "figures" / "08_cpu_matmul.csv")
+    table.to_csv(path, index=False)
+    return table
+
+
 if __name__ == "__main__":
     import sys
 
+    if sys.argv[1:2] == ["matmul"]:
+        print(matmul_table())
+        sys.exit()
     if sys.argv[1:2] != ["bench"]:
         sys.exit("usage: python -m helpers.cpu bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages]")
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CPU_RECIPES)

@@ -217,6 +217,17 @@ def max_length_markdown() -> str:
     lines = ["| recipe | weights (GiB) | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
     for _, row in table.iterrows():
         lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
+    cpu_csv = figures_dir() / "08_cpu_benchmark.csv"
+    if cpu_csv.exists():  # the no-GPU row: measured, from notebook 08's benchmark
+        bench = pd.read_csv(cpu_csv)
+        best = bench[bench["recipe"] == "bf16-lean"]
+        by_length = best.groupby("length")["fold seconds"].agg(["min", "max"])
+        times = ", ".join(f"{n} aa {r['min']:.0f}" + (f"–{r['max']:.0f}" if round(r["max"]) != round(r["min"]) else "") + " s"
+                          for n, r in by_length.iterrows())
+        ram = best[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
+        cpu_name = bench["provenance"].iloc[0].split(" · ")[0].replace("measured: ", "")
+        lines.append(f"| **no GPU** (CPU only, 12.7 GB RAM): `bf16-lean` (notebook 08) | — | measured on {cpu_name}, "
+                     f"2 threads: {times}; peak anonymous RAM {ram:.1f} GB | | | | |")
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
@@ -296,6 +307,75 @@ def lean_steps_figure(out_dir: Path) -> Path:
              + f"; bars include a {fit.CUDA_CONTEXT_GIB} GiB CUDA-context allowance.", fontsize=6.5, color="0.35")
     fig.subplots_adjust(bottom=0.2)
     return _save(fig, out_dir / "07_lean_steps.png")
+
+
+def lean_markdown() -> str:
+    """The README's lean-trunk table, rendered from figures/07_lean_steps.csv."""
+    from helpers import fit
+
+    table = pd.read_csv(figures_dir() / "07_lean_steps.csv")
+    lengths = sorted(table["length"].unique())
+    steps = list(dict.fromkeys(table["step"]))
+    lines = ["| step (cumulative) | " + " | ".join(f"L = {n:,} (GiB)" for n in lengths) + " |",
+             "|---|" + "---|" * len(lengths)]
+    for step in steps:
+        part = table[table["step"] == step].set_index("length")["predicted peak allocated (GiB)"]
+        lines.append(f"| {step} | " + " | ".join(f"{part[n] + fit.CUDA_CONTEXT_GIB:.1f}" for n in lengths) + " |")
+    lines += ["", f"*{table['provenance'].iloc[0]}; + {fit.CUDA_CONTEXT_GIB} GiB CUDA-context allowance in the table. "
+              "Regenerate with `python -m helpers.figures lean` (CPU, ≈ 20 min).*"]
+    return "\n".join(lines)
+
+
+def cpu_benchmark_figure(out_dir: Path) -> Path:
+    """Two panels from figures/08_cpu_benchmark.csv: seconds per fold against length per CPU recipe, and peak RAM
+    per recipe against Colab's 12.7 GB."""
+    import matplotlib.pyplot as plt
+
+    from helpers import cpu
+
+    table = pd.read_csv(out_dir / "08_cpu_benchmark.csv")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    for recipe, part in table[table["sequence"] != "1CA2 (the seed's protein)"].groupby("recipe", sort=False):
+        part = part.sort_values("length")
+        left.plot(part["length"], part["fold seconds"], marker="o", label=recipe)
+    seed = table[table["sequence"] == "1CA2 (the seed's protein)"]
+    if len(seed):
+        left.scatter(seed["length"], seed["fold seconds"], marker="*", s=140, color="black", zorder=5,
+                     label="1CA2 (259 aa)")
+    left.axhline(120, color="red", ls="--", lw=1)
+    left.text(left.get_xlim()[0], 125, " 120 s target for 1CA2", color="red", fontsize=8)
+    left.set_yscale("log")
+    left.set_xlabel("sequence length (residues)")
+    left.set_ylabel("seconds per fold (default recycles)")
+    left.set_title("Time per fold on the CPU")
+    left.legend(fontsize=8)
+    ram = table.groupby("recipe", sort=False)[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max()
+    peak = ram.max(axis=1)
+    right.barh(peak.index, peak.values, color=["#C44E52" if v > cpu.COLAB_RAM_GB else "#55A868" for v in peak.values])
+    right.axvline(cpu.COLAB_RAM_GB, color="red", ls="--", lw=1)
+    right.text(cpu.COLAB_RAM_GB, -0.6, f" Colab CPU runtime {cpu.COLAB_RAM_GB} GB", color="red", fontsize=8)
+    right.set_xlabel("peak anonymous RAM, load or fold (GB)")
+    right.set_title("Does it fit a Colab CPU runtime?")
+    fig.text(0.01, 0.01, table["provenance"].iloc[0][:230] + " …", fontsize=6.5, color="0.35")
+    fig.subplots_adjust(bottom=0.18, wspace=0.35, left=0.07, right=0.98)
+    return _save(fig, out_dir / "08_cpu_benchmark.png")
+
+
+def cpu_markdown() -> str:
+    """The README's no-GPU rows, rendered from figures/08_cpu_benchmark.csv."""
+    table = pd.read_csv(figures_dir() / "08_cpu_benchmark.csv")
+    lengths = sorted(table["length"].unique())
+    lines = ["| recipe (CPU only) | peak anonymous RAM (GB) | " + " | ".join(f"{n} aa (s)" for n in lengths) + " |",
+             "|---|---|" + "---|" * len(lengths)]
+    for recipe, part in table.groupby("recipe", sort=False):
+        ram = part[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
+        low, high = part.groupby("length")["fold seconds"].min(), part.groupby("length")["fold seconds"].max()
+        cells = [("—" if n not in low.index else f"{low[n]:.0f}" if round(low[n]) == round(high[n])
+                  else f"{low[n]:.0f}–{high[n]:.0f} ({(part['length'] == n).sum()} runs)") for n in lengths]
+        lines.append(f"| `{recipe}` | {ram:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", f"*{table['provenance'].iloc[0]}. 259 aa = the seed's 1CA2. Regenerate with "
+              "`python -m helpers.cpu bench` (then `python -m helpers.figures`).*"]
+    return "\n".join(lines)
 
 
 def predicted_memory_figure(out_dir: Path) -> Path:
@@ -384,7 +464,7 @@ def seed_comparison_markdown() -> str:
 
 
 _MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
-          "recipes": recipe_markdown}
+          "recipes": recipe_markdown, "nogpu": cpu_markdown, "lean": lean_markdown}
 
 
 def update_readme() -> bool:
@@ -418,6 +498,8 @@ def main(argv: list[str]) -> None:
         makers += [max_length_table, max_length_figure, predicted_memory_figure, recipe_table]
     if (out_dir / "07_lean_steps.csv").exists():
         makers.append(lean_steps_figure)
+    if (out_dir / "08_cpu_benchmark.csv").exists():
+        makers.append(cpu_benchmark_figure)
         if "seed" in argv or not (out_dir / "04_seed_comparison.csv").exists():
             makers.append(seed_comparison)
     for make in makers:

@@ -284,11 +284,13 @@ def load_model(
     device: str | None = None,
     source: str | None = None,
     chunk_size: int | str | None = None,
+    allow_cpu: bool = False,
 ):
     """Return (model, tokenizer) for a named variant on `device`, always via `from_pretrained` with an explicit dtype.
 
     `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says;
-    `chunk_size="lean"` makes the model memory-lean instead (`helpers.lean`, notebook 07).
+    `chunk_size="lean"` makes the model memory-lean instead (`helpers.lean`, notebook 07). `allow_cpu=True` lets the
+    real weights load on a CPU (notebook 08's low-RAM recipes); otherwise a CPU-only machine gets a clear error.
     Offloading recipes keep the language model's weights in CPU RAM; accelerate moves each layer to the GPU only while
     it runs (on a machine without a GPU the same hooks stream it from disk instead — a smoke test of the path).
     """
@@ -297,7 +299,7 @@ def load_model(
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; choose one of {list(VARIANTS)}")
     recipe = VARIANTS[variant]
-    device = require_gpu(source, device)
+    device = (device or default_device()) if allow_cpu else require_gpu(source, device)
     if recipe.needs_bf16 and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
         raise RuntimeError(
             f"The '{variant}' variant needs bf16 arithmetic, which this GPU ({torch.cuda.get_device_name(0)}) lacks "

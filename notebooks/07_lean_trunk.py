@@ -312,6 +312,6 @@ print(fit.recommend(6.0, 1500))
 
 # %% [markdown]
 # ## Next
-# 08 · No GPU at all: ESMFold on a CPU within Colab's 12.7 GB of RAM (coming next in the series; see the README).
+# [08 · No GPU at all — ESMFold on a CPU within 12.7 GB of RAM](08_cpu_only.ipynb)
 #
 # ← Previous: [06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes](06_recipes.ipynb)

@@ -1,0 +1,263 @@
+# ---
+# jupyter:
+#   colab:
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: tags,jupyter,cellView,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,accelerator
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %%
+# ---
+
+# %% [markdown]
+# # 08 · No GPU at all — ESMFold on a CPU within 12.7 GB of RAM
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/08_cpu_only.ipynb)
+#
+# **What you will learn**
+# - why a CPU can run ESMFold at all (memory is RAM, not VRAM; the price is time) and what a free Colab CPU runtime
+#   offers;
+# - which CPU features decide the speed (AVX-512, its bf16 instructions, AMX) and how to check yours;
+# - how to load ESMFold in under 12.7 GB of RAM without ever holding the language model in fp32, and how to measure
+#   RAM honestly (anonymous memory vs memory-mapped checkpoint pages);
+# - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
+#
+# **Estimated run time on a free Colab T4:** not needed — choose a *CPU* runtime. On Colab's 2 vCPUs expect about
+# 30–60 minutes for the whole notebook (two model loads and several folds of 259 residues) — an *estimate*: Colab's
+# CPUs were not available to measure it, and they are usually older than the one measured below (see section 6).
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import importlib.util
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REF = "v0.1.0"
+if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchao==0.18.0", "biotite==1.6.0"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+elif importlib.util.find_spec("helpers") is None:
+    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+
+import pandas as pd
+import torch
+
+from helpers import benchmark, cpu, data, folding, memory, metrics, models, notebook
+
+DEVICE = notebook.start(needs_gpu=False)  # this notebook runs on the CPU even when a GPU is present
+DEVICE = "cpu"
+SOURCE = models.weights_source()
+FULL = SOURCE != "tiny"  # False: the tiny stand-in (tests) — seconds
+
+# %% [markdown]
+# ## 1 · Why a CPU can fold, and what this one can do
+#
+# Nothing in ESMFold needs a GPU: the same PyTorch code runs on a CPU, with the model in RAM instead of GPU memory.
+# A free Colab CPU runtime has **2 vCPUs and ≈ 12.7 GB of RAM** — less than the 14 GB of ESMFold's fp32 weights,
+# which is why every other tutorial stops here. Two things decide whether it works: the **RAM peak while loading**
+# (the recipes below never build the 2.8 B-parameter language model in fp32) and the **time** (a T4 folds 1CA2 in
+# seconds; a CPU needs minutes).
+#
+# How fast depends on the CPU's matrix instructions: AVX2 (every x86 CPU of the last decade), AVX-512 (most server
+# CPUs), **AVX-512 BF16** (Intel Cooper Lake/Sapphire Rapids, AMD Zen 4 and later: bf16 products at twice the fp32
+# rate or better), **AMX** (Intel Sapphire Rapids and later: matrix tiles, much faster again). Yours:
+
+# %%
+print(cpu.cpu_summary())
+pd.DataFrame([cpu.cpu_features()], index=["present"])
+
+# %%
+threads = cpu.set_threads()  # one thread per CPU this process may use (Colab: 2); more threads than cores only slows down
+gflops = {str(dtype).replace("torch.", ""): round(cpu.matmul_gflops(dtype), 1)
+          for dtype in (torch.float32, torch.bfloat16)}
+print(f"{threads} threads · one ESM-2-sized matrix product: {gflops} GFLOPS")
+
+# %% [markdown]
+# The ratio between the two numbers is the whole story of this notebook: where bf16 runs several times faster than
+# fp32, a bf16 model folds several times faster. Where it does not (CPUs without AVX-512 BF16 emulate bf16 and can be
+# *slower*), keep fp32 arithmetic.
+
+# %% [markdown]
+# ## 2 · The recipes, measured
+#
+# Every recipe loads through `from_pretrained` with the checkpoint's language model in **fp16, as stored** (memory-
+# mapped: the file's pages, not a copy), then converts it directly — never through fp32:
+
+# %%
+pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if r.judged else
+                     "no — needs the real weights"} for name, r in cpu.CPU_RECIPES.items()}).T
+
+# %% [markdown]
+# A test (`tests/test_cpu.py`) watches every tensor created while these recipes load and fails if the language
+# model ever exists in fp32 (torchao's int8 quantization makes an fp32 temporary for one layer at a time).
+#
+# Not offered: Quanto int8 quantize-on-load (it holds full-precision weights first: ≈ 23 GB on a CPU, notebook 03), and
+# a Quanto int8 checkpoint quantized from the fp16 load and reloaded — on the full-size stand-in it produced NaN with
+# fp16 activations and crashed with bf16 activations on this CPU (torch 2.13, optimum-quanto 0.2.7).
+#
+# Measured on the full-size architecture with random weights (time and memory equal the real model's; nothing
+# else does), one process per recipe, `python -m helpers.cpu bench`:
+
+# %%
+bench = pd.read_csv(data.repo_file("figures/08_cpu_benchmark.csv"))
+print(bench["provenance"].iloc[0])
+bench.pivot_table(index="recipe", columns="length", values="fold seconds")
+
+# %%
+bench.groupby("recipe")[["load seconds", "load peak anonymous RAM (GB)", "load peak RSS (GB)",
+                         "steady anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max()
+
+# %% [markdown]
+# ![CPU benchmark](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/08_cpu_benchmark.png)
+#
+# How to read the memory columns: **anonymous RAM** is what the process itself allocated — it must fit; **RSS** also
+# counts the checkpoint's memory-mapped pages, which the operating system can drop and reread, so an RSS above
+# 12.7 GB is not by itself an out-of-memory. `fp32` is the reference and does not fit Colab (its load needs ≈ 16 GiB).
+
+# %% [markdown]
+# ## 3 · Fold the seed's protein on the CPU
+#
+# The fastest recipe that fits is `bf16-lean`: language model and trunk in bf16 plus notebook 07's lean trunk (on a
+# CPU it also saves time: no L³ attention logits to write and read). Its accuracy cannot be judged without the real
+# weights (a bf16 trunk has never been validated against experiment here) — `fp16-lm` keeps the checkpoint's own
+# precision if you want the safe choice.
+
+# %%
+RECIPE = "bf16-lean"
+sequence = data.seed_sequence() if FULL else data.seed_sequence()[:60]
+with cpu.ram_sampler() as ram:
+    model, tokenizer = cpu.load_cpu(RECIPE)
+print(f"loaded '{RECIPE}': peak anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, peak RSS {ram['peak RSS (GB)']:.2f} GB")
+with cpu.ram_sampler() as ram, memory.measure("1CA2", device="cpu") as record:
+    result = folding.fold(model, tokenizer, sequence)
+print(f"1CA2 ({len(sequence)} aa): {record['seconds']:.0f} s, peak anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, "
+      f"mean pLDDT {result.mean_plddt_ca:.1f}")
+
+# %% [markdown]
+# ## 4 · Where the time goes, and what fewer recycles would save
+#
+# One fold = the language model once, the 48-block trunk four times (default recycles), the structure module after
+# each pass:
+
+# %%
+stages = benchmark.stage_times(model, tokenizer, sequence)
+times = pd.Series({k: v for k, v in stages.items() if k.endswith("(s)")}).round(1)
+times
+
+# %%
+lm, sm = stages["language model (s)"], stages["structure module, all passes (s)"] / 4
+trunk = sum(v for k, v in stages.items() if k.startswith("trunk pass")) / 4
+other = stages["other (s)"]
+pd.DataFrame({"num_recycles": [None, 2, 1, 0],
+              "trunk passes": [4, 3, 2, 1],
+              "estimated seconds": [round(lm + other + n * (trunk + sm), 1) for n in (4, 3, 2, 1)]})
+
+# %% [markdown]
+# Fewer recycles save about a quarter of the time per pass dropped. What they cost in accuracy is a question for the
+# real weights (the ESMFold paper trained with up to 4 passes; notebook 05's metrics are the tool to check) — with a
+# stand-in, the time column is all this cell can tell.
+
+# %% [markdown]
+# ## 5 · Agreement between the CPU recipes
+#
+# On a CPU the fp32 reference does not fit in 12.7 GB, so the reference here is `fp16-lm`: the language model exactly
+# as stored in the checkpoint, the trunk in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same
+# 64 residues (on the stand-in: 30) and is compared with it:
+
+# %%
+short = data.seed_sequence()[: 64 if FULL else 30]
+del model
+memory.free_memory()
+predictions = {}
+for name in ["fp16-lm", "bf16-lm", "bf16-lean", "int8dq-lm-lean"]:
+    model, tokenizer = cpu.load_cpu(name)
+    predictions[name] = folding.fold(model, tokenizer, short)
+    del model
+    memory.free_memory()
+agreement = benchmark.agreement_table(predictions, reference="fp16-lm")
+agreement["accuracy judgeable without real weights?"] = [
+    "yes" if cpu.CPU_RECIPES[name].judged else "no" for name in agreement.index]
+agreement
+
+# %% [markdown]
+# With random weights these numbers measure only how much rounding each recipe adds to a meaningless structure; with
+# the real weights they say how far each CPU recipe moves the prediction. Whether that matters for accuracy against
+# experiment is notebook 05's question.
+
+# %% [markdown]
+# ## 6 · How long on *your* CPU?
+#
+# Almost all of a fold's time is matrix products, so time scales with the matrix throughput measured in section 1.
+# To estimate a recipe on another machine, scale the committed measurement by the ratio of GFLOPS in the recipe's
+# dominant precision (bf16 for `bf16-lean`, fp32 for the fp32-trunk recipes):
+
+# %%
+measured_cpu = bench["provenance"].iloc[0].split(" · ")[0].replace("measured: ", "")
+ours = bench[(bench["recipe"] == RECIPE)].set_index("length")["fold seconds"]
+reference = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))  # the benchmark machine's GFLOPS, same probe
+reference_gflops = dict(zip(reference["dtype"], reference["GFLOPS"]))
+scale = reference_gflops["bfloat16"] / max(gflops["bfloat16"], 1e-9)
+pd.DataFrame({"measured on " + measured_cpu + " (s)": ours, "estimated here (s)": (ours * scale).round(0)})
+
+# %% [markdown]
+# On CPUs without AVX-512 BF16 (most of Colab's, at the time of writing) bf16 is emulated: check the GFLOPS of
+# section 1, and if bf16 is not clearly faster than fp32, use `fp16-lm` (trunk fp32) and expect the fp32 column.
+
+# %% [markdown]
+# ## Recap
+# - A CPU runs ESMFold; the limits are RAM while loading and time.
+# - Load the language model from the checkpoint's fp16 and convert it directly (bf16, int8) — never through fp32 — and
+#   measure anonymous memory, not only RSS.
+# - bf16 arithmetic on a CPU with AVX-512 BF16 is several times faster than fp32; the lean trunk adds to it.
+# - Time ≈ LM + passes × (trunk + structure module): recycles are the main lever left, at an accuracy cost only the
+#   real weights can measure.
+#
+# ## Exercises
+# 1. How many threads are best? Time `cpu.matmul_gflops()` with `cpu.set_threads(1)` and with the default.
+# 2. Estimate the seed's protein with `fp16-lm` on your CPU from the committed table (fp32 scaling).
+# 3. Fold 1CA2 with `num_recycles=0` using the model of section 3 (reload it) and compare the time with section 3.
+#
+# Solutions follow (hidden in Colab and Jupyter; click to expand).
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 1 — threads
+for n in (1, threads):
+    cpu.set_threads(n)
+    print(f"{n} thread(s): {cpu.matmul_gflops():.0f} GFLOPS (fp32)")
+cpu.set_threads()
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 2 — fp16-lm on this CPU
+fp16_lm = bench[bench["recipe"] == "fp16-lm"].set_index("length")["fold seconds"]
+print((fp16_lm * reference_gflops["float32"] / gflops["float32"]).round(0))
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 3 — one trunk pass
+model, tokenizer = cpu.load_cpu(RECIPE)
+with memory.measure("no recycles", device="cpu") as quick:
+    folding.fold(model, tokenizer, sequence, num_recycles=0)
+print(f"num_recycles=0: {quick['seconds']:.0f} s (default: {record['seconds']:.0f} s)")
+del model
+memory.free_memory()
+
+# %% [markdown]
+# ## Next
+# This is the last notebook of the series: back to the [README](../README.md) for the hardware table, or to
+# [01 · The fp32 baseline](01_fp32_baseline.ipynb) on a GPU runtime.
+#
+# ← Previous: [07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb)
