@@ -143,6 +143,21 @@ CPU_RECIPES = {
 }
 
 
+def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
+    """GB of a recipe's weights that stay memory-mapped from the checkpoint (used at every fold, so they count towards
+    the RAM a fold needs although they are not anonymous memory): tensors kept in the checkpoint's own dtype — the
+    fp16 LM unless converted, the fp32 rest unless cast."""
+    from helpers import models
+
+    spec = CPU_RECIPES[recipe]
+    counts = models.component_parameters(models.meta_model(source))
+    lm = counts["language model (ESM-2)"]
+    rest = counts["total"] - lm
+    lm_mapped = spec.variant == "fp16" and spec.lm is None and not spec.trunk_bf16
+    rest_mapped = not spec.trunk_bf16
+    return (lm * 2 * lm_mapped + rest * 4 * rest_mapped) / 1e9
+
+
 def load_cpu(recipe: str, source: str | None = None):
     """(model, tokenizer) of a CPU recipe on the CPU; the LM is never materialised in fp32 (except for `fp32`)."""
     from helpers import lean, models

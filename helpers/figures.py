@@ -224,10 +224,13 @@ def max_length_markdown() -> str:
         by_length = best.groupby("length")["fold seconds"].agg(["min", "max"])
         times = ", ".join(f"{n} aa {r['min']:.0f}" + (f"–{r['max']:.0f}" if round(r["max"]) != round(r["min"]) else "") + " s"
                           for n, r in by_length.iterrows())
+        from helpers import cpu
+
         ram = best[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
+        ram += cpu.mapped_weight_gb("bf16-lean")
         cpu_name = bench["provenance"].iloc[0].split(" · ")[0].replace("measured: ", "")
         lines.append(f"| **no GPU** (CPU only, 12.7 GB RAM): `bf16-lean` (notebook 08) | — | measured on {cpu_name}, "
-                     f"2 threads: {times}; peak anonymous RAM {ram:.1f} GB | | | | |")
+                     f"2 threads: {times}; RAM needed {ram:.1f} GB | | | | |")
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
@@ -244,7 +247,7 @@ def recipe_table(out_dir: Path) -> Path:
     table["provenance"] = (
         f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
         f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles; first recipe of "
-        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 whose peak allocated + "
+        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk whose peak allocated + "
         f"{fit.CUDA_CONTEXT_GIB} GiB CUDA context allowance fits"
     )
     path = out_dir / "06_recipes.csv"
@@ -349,12 +352,21 @@ def cpu_benchmark_figure(out_dir: Path) -> Path:
     left.set_ylabel("seconds per fold (default recycles)")
     left.set_title("Time per fold on the CPU")
     left.legend(fontsize=8)
-    ram = table.groupby("recipe", sort=False)[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max()
-    peak = ram.max(axis=1)
-    right.barh(peak.index, peak.values, color=["#C44E52" if v > cpu.COLAB_RAM_GB else "#55A868" for v in peak.values])
+    anon = table.groupby("recipe", sort=False)[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max()
+    anon = anon.max(axis=1)
+    mapped = pd.Series({r: cpu.mapped_weight_gb(r) for r in anon.index})
+    need = anon + mapped
+    right.barh(anon.index, anon.values, color="#4C72B0", label="anonymous (measured peak)")
+    right.barh(mapped.index, mapped.values, left=anon.values, color="#8DA0CB",
+               label="weights left memory-mapped (computed)")
+    for i, value in enumerate(need.values):
+        right.text(value + 0.2, i, "fits" if value <= cpu.COLAB_RAM_GB else "too big", va="center", fontsize=8,
+                   color="#55A868" if value <= cpu.COLAB_RAM_GB else "#C44E52")
     right.axvline(cpu.COLAB_RAM_GB, color="red", ls="--", lw=1)
-    right.text(cpu.COLAB_RAM_GB, -0.6, f" Colab CPU runtime {cpu.COLAB_RAM_GB} GB", color="red", fontsize=8)
-    right.set_xlabel("peak anonymous RAM, load or fold (GB)")
+    right.text(cpu.COLAB_RAM_GB, -0.8, f"Colab {cpu.COLAB_RAM_GB} GB ", color="red", fontsize=8, ha="right")
+    right.set_xlim(0, 17)
+    right.legend(fontsize=7, loc="lower right")
+    right.set_xlabel("RAM a fold needs (GB): anonymous + mapped weights")
     right.set_title("Does it fit a Colab CPU runtime?")
     fig.text(0.01, 0.01, table["provenance"].iloc[0][:230] + " …", fontsize=6.5, color="0.35")
     fig.subplots_adjust(bottom=0.18, wspace=0.35, left=0.07, right=0.98)
@@ -365,16 +377,22 @@ def cpu_markdown() -> str:
     """The README's no-GPU rows, rendered from figures/08_cpu_benchmark.csv."""
     table = pd.read_csv(figures_dir() / "08_cpu_benchmark.csv")
     lengths = sorted(table["length"].unique())
-    lines = ["| recipe (CPU only) | peak anonymous RAM (GB) | " + " | ".join(f"{n} aa (s)" for n in lengths) + " |",
-             "|---|---|" + "---|" * len(lengths)]
+    from helpers import cpu
+
+    lines = ["| recipe (CPU only) | peak anonymous RAM (GB) | + weights left mapped (GB) | RAM needed (GB) | "
+             + " | ".join(f"{n} aa (s)" for n in lengths) + " |", "|---|---|---|---|" + "---|" * len(lengths)]
     for recipe, part in table.groupby("recipe", sort=False):
-        ram = part[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
+        anon = part[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
+        mapped = cpu.mapped_weight_gb(recipe)
+        ram = f"{anon:.1f} | {mapped:.1f} | {anon + mapped:.1f}"
         low, high = part.groupby("length")["fold seconds"].min(), part.groupby("length")["fold seconds"].max()
         cells = [("—" if n not in low.index else f"{low[n]:.0f}" if round(low[n]) == round(high[n])
                   else f"{low[n]:.0f}–{high[n]:.0f} ({(part['length'] == n).sum()} runs)") for n in lengths]
-        lines.append(f"| `{recipe}` | {ram:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", f"*{table['provenance'].iloc[0]}. 259 aa = the seed's 1CA2. Regenerate with "
-              "`python -m helpers.cpu bench` (then `python -m helpers.figures`).*"]
+        lines.append(f"| `{recipe}` | {ram} | " + " | ".join(cells) + " |")
+    lines += ["", f"*{table['provenance'].iloc[0]}. 259 aa = the seed's 1CA2. Anonymous RAM is measured (sampled "
+              "every 50 ms); weights left memory-mapped are computed from the recipe (checkpoint tensors kept in their "
+              "stored dtype are read from the file's pages at every fold). Regenerate with `python -m helpers.cpu bench` "
+              "(then `python -m helpers.figures`).*"]
     return "\n".join(lines)
 
 
