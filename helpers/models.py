@@ -266,6 +266,7 @@ def require_gpu(source: str | None = None, device: str | None = None) -> str:
             "No CUDA GPU is visible, and these notebooks would load the real 8.4 GB ESMFold weights on the CPU — "
             "on a Colab CPU runtime that exhausts the 12.7 GB of RAM and kills the kernel.\n"
             "Fix: in Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again.\n"
+            "No GPU at all? Notebook 08 folds on a CPU within 12.7 GB of RAM (helpers.cpu.load_cpu).\n"
             f"To try the notebook without a GPU, use the tiny stand-in: set {WEIGHTS_ENV}=tiny "
             "(structures will be meaningless)."
         )
