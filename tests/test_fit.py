@@ -94,11 +94,17 @@ def test_committed_grid_matches_a_fresh_trace():
 
 def test_hardware_table_is_consistent_and_in_the_readme():
     table = pd.read_csv(figures.figures_dir() / "04_max_length.csv")
-    assert set(table["variant"]) == set(fit.TABLE_VARIANTS)
+    # every recipe, with chunking and with the lean trunk of notebook 07
+    assert set(table["variant"]) == set(fit.TABLE_VARIANTS) | {f"{v} + lean trunk" for v in fit.TABLE_VARIANTS}
     for _, row in table.iterrows():
         lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in fit.BUDGETS_GIB]
         assert lengths == sorted(lengths), row["variant"]  # more memory never folds less
     assert table.set_index("variant").loc["fp32", "8 GB"] == "does not fit"  # 13.1 GiB of weights
+    rows = table.set_index("variant")
+    for variant in fit.TABLE_VARIANTS:  # the lean trunk never folds less than chunking on a T4
+        chunked, lean = (int(re.search(r"(\d+) aa", str(rows.loc[v, "T4 (14.56 GiB)"])).group(1))
+                         if "aa" in str(rows.loc[v, "T4 (14.56 GiB)"]) else 0 for v in (variant, f"{variant} + lean trunk"))
+        assert lean >= chunked, variant
     readme = (data.repo_root() / "README.md").read_text()
     block = readme.split("<!-- hardware:start -->")[1].split("<!-- hardware:end -->")[0].strip()
     assert block == figures.max_length_markdown().strip()
