@@ -108,3 +108,11 @@ def test_the_full_size_lean_model_folds_2000_residues_with_int8_weights_within_a
     assert result["predicted nvidia-smi (GiB)"] < memory.T4_BUDGET_GIB  # includes the 0.5 GiB context allowance
     original = fit.lookup_or_predict("int8", 1536, 32)
     assert original > memory.T4_BUDGET_GIB  # the original model with chunk 32 does not even fold 1,536
+
+
+@pytest.mark.parametrize("variant", ["int8", "int4", "fp16-offload"])
+def test_the_lean_trunk_combines_with_quantized_and_offloaded_recipes(variant):
+    plain, tokenizer = models.load_model(variant, device="cpu", source="tiny")
+    lean_model, _ = models.load_model(variant, device="cpu", source="tiny", chunk_size="lean")
+    a, b = folding.fold(plain, tokenizer, SEQS[0]), folding.fold(lean_model, tokenizer, SEQS[0])
+    assert np.abs(a.positions - b.positions).max() < POSITIONS_ATOL and abs(a.ptm - b.ptm) < PTM_ATOL
