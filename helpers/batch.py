@@ -55,15 +55,6 @@ def read_summary(path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _append(path: Path, rows: list[dict]) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-
-
 def _fold_batch(model, tokenizer, ids, sequences, device, num_recycles):
     """(results or None on OOM, measure record) for one padded batch."""
     results = None
@@ -101,7 +92,7 @@ def fold_fasta(model, tokenizer, fasta, out_dir, recipe: str = "", token_budget:
             invalid.append({"id": key, "header": header, "length": len("".join(raw.split())), "status": "invalid",
                             "reason": str(error), "recipe": recipe})
     if invalid:
-        _append(summary, invalid)
+        data.append_csv(summary, invalid, COLUMNS)
     todo = dict(sorted(sequences.items(), key=lambda kv: (len(kv[1]), kv[0]))[:stop_after])
     folded = 0
     queue = plan_batches({k: len(s) for k, s in todo.items()}, token_budget)
@@ -128,7 +119,7 @@ def fold_fasta(model, tokenizer, fasta, out_dir, recipe: str = "", token_budget:
                                                                    "pTM": round(results[n].ptm, 4)})
                 folded += 1
             rows.append(row)
-        _append(summary, rows)
+        data.append_csv(summary, rows, COLUMNS)
         bar.update(len(ids))
     bar.close()
     table = pd.DataFrame(read_summary(summary), columns=COLUMNS)

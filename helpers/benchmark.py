@@ -111,6 +111,24 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
     return out
 
 
+def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "") -> dict:
+    """One fold inside `memory.measure` (OOM caught); 'peak allocated (GiB)' is torch's on CUDA and, on a CPU, the
+    live tensor bytes counted as they are allocated (weights included)."""
+    from helpers import fit
+
+    counter = None if device.startswith("cuda") else fit.LiveBytes()
+    with memory.measure(label, device=device) as record:
+        if counter is None:
+            folding.fold(model, tokenizer, sequence)
+        else:
+            with counter:
+                counter.track_module(model)
+                folding.fold(model, tokenizer, sequence)
+    if counter is not None:
+        record["peak allocated (GiB)"] = counter.peak / memory.GIB
+    return record
+
+
 def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True) -> pd.DataFrame:
     """Measure peak memory and time of one fold per (variant, chunk size, length): one load per variant, peaks reset
     before each point, a progress bar; after a variant/chunk size runs out of memory, its longer lengths are skipped.
@@ -140,18 +158,9 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
                     row["status"] = "skipped (shorter length ran out of memory)"
                 else:
                     sequence, origin = data.sequence_of_length(length)
-                    counter = fit.LiveBytes() if not device.startswith("cuda") else None
-                    with memory.measure(f"{variant} L={length}", device=device) as record:
-                        if counter is None:
-                            folding.fold(model, tokenizer, sequence)
-                        else:
-                            with counter:
-                                counter.track_module(model)
-                                folding.fold(model, tokenizer, sequence)
+                    record = measure_fold(model, tokenizer, sequence, device, f"{variant} L={length}")
                     row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
                     row["sequence"] = origin
-                    if counter is not None:
-                        row["peak allocated (GiB)"] = counter.peak / memory.GIB
                     stopped = record["status"] == "OOM"
                     if predict and not stopped:
                         row["predicted peak allocated (GiB)"] = fit.lookup_or_predict(

@@ -88,6 +88,19 @@ def fetch(relpath: str) -> Path:
     return target
 
 
+def append_csv(path, rows: list[dict], fields: list[str]) -> None:
+    """Append rows to a CSV file, writing the header first if the file is new (resumable result files)."""
+    import csv
+
+    path = Path(path)
+    new = not path.is_file()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Records of a FASTA file as (header, sequence) pairs; sequence lines are joined, whitespace dropped."""
     records: list[tuple[str, str]] = []

@@ -292,7 +292,7 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
 
     import transformers
 
-    from helpers import lean as lean_module
+    from helpers import data, lean as lean_module
 
     path = path or _grid_path()
     done = set()
@@ -323,12 +323,7 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
                "recycles": "default (4 passes)", "torch": torch.__version__,
                "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
                "method": f"fake-tensor trace of {what}the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
-        new = not path.exists()
-        with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        data.append_csv(path, [row], fields)
         print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
     _committed_grid.cache_clear()
 

@@ -192,18 +192,10 @@ with memory.gpu_budget(T4 if ON_GPU else None):
         if opts is not None:
             lean.make_lean(model, opts)
         model.trunk.set_chunk_size(32)
-        counter = None if DEVICE.startswith("cuda") else fit.LiveBytes()
-        with memory.measure(label, device=DEVICE) as record:
-            if counter is None:
-                folding.fold(model, tokenizer, sequence)
-            else:
-                with counter:
-                    counter.track_module(model)
-                    folding.fold(model, tokenizer, sequence)
-        peak = record.get("peak allocated (GiB)", counter.peak / 2**30 if counter else None)
+        record = benchmark.measure_fold(model, tokenizer, sequence, DEVICE, label)
         predicted = steps[(steps["length"] == 1000) & (steps["step"] == label)]["predicted peak allocated (GiB)"]
         measured.append({"step": label, "status": record["status"], "seconds": round(record["seconds"], 1),
-                         "measured peak (GiB)": peak,
+                         "measured peak (GiB)": record["peak allocated (GiB)"],
                          "predicted, L = 1,000 (GiB)": float(predicted.iloc[0]) if ON_GPU and len(predicted) else None})
 pd.DataFrame(measured)
 
