@@ -82,11 +82,11 @@ def set_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+def status_gb(field: str) -> float:
+    """A memory field of /proc/self/status (e.g. 'RssAnon', 'VmHWM') in GB; 0 where it cannot be read."""
+    from helpers import memory
+
+    return (memory._status_kib(field) or 0) * 1024 / 1e9
 
 
 @contextmanager
@@ -102,7 +102,7 @@ def ram_sampler(interval: float = 0.05):
 
     def sample():
         while not stop.is_set():
-            record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], _status_kib("RssAnon") * 1024 / 1e9)
+            record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], status_gb("RssAnon"))
             time.sleep(interval)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -112,8 +112,9 @@ def ram_sampler(interval: float = 0.05):
     finally:
         stop.set()
         thread.join()
-        record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], _status_kib("RssAnon") * 1024 / 1e9)
-        record["peak RSS (GB)"] = _status_kib("VmHWM") * 1024 / 1e9
+        sample_once = status_gb("RssAnon")  # the block may end between two samples
+        record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], sample_once)
+        record["peak RSS (GB)"] = status_gb("VmHWM")
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ with cpu.ram_sampler() as load:
 base = {"recipe": recipe, "threads": threads, "load seconds": round(load["seconds"], 1),
         "load peak anonymous RAM (GB)": round(load["peak anonymous RAM (GB)"], 2),
         "load peak RSS (GB)": round(load["peak RSS (GB)"], 2),
-        "steady anonymous RAM (GB)": round(cpu._status_kib("RssAnon") * 1024 / 1e9, 2)}
+        "steady anonymous RAM (GB)": round(cpu.status_gb("RssAnon"), 2)}
 for length in lengths:
     sequence = data.seed_sequence() if length == 259 else data.sequence_of_length(length)[0]
     with cpu.ram_sampler() as ram:

@@ -257,12 +257,7 @@ def recipe_table(out_dir: Path) -> Path:
 
 def recipe_markdown() -> str:
     """The README's "I have X GB and L residues" table, rendered from figures/06_recipes.csv."""
-    table = pd.read_csv(figures_dir() / "06_recipes.csv")
-    cols = [c for c in table.columns if c != "provenance"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
-    lines += ["", f"*{table['provenance'].iloc[0]}. Regenerate with `python -m helpers.figures`.*"]
-    return "\n".join(lines)
+    return _csv_markdown("06_recipes.csv", ". Regenerate with `python -m helpers.figures`.")
 
 
 def lean_steps_table(out_dir: Path) -> Path:
@@ -471,14 +466,19 @@ def seed_comparison(out_dir: Path) -> Path:
     return path
 
 
-def seed_comparison_markdown() -> str:
-    """The README's predictor-vs-seed table, rendered from figures/04_seed_comparison.csv."""
-    table = pd.read_csv(figures_dir() / "04_seed_comparison.csv")
+def _csv_markdown(name: str, footer: str = ".") -> str:
+    """A committed figures/ CSV as a markdown table (every column but provenance), its provenance in italics below."""
+    table = pd.read_csv(figures_dir() / name)
     cols = [c for c in table.columns if c != "provenance"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
-    lines += ["", f"*{table['provenance'].iloc[0]}.*"]
+    lines += ["", f"*{table['provenance'].iloc[0]}{footer}*"]
     return "\n".join(lines)
+
+
+def seed_comparison_markdown() -> str:
+    """The README's predictor-vs-seed table, rendered from figures/04_seed_comparison.csv."""
+    return _csv_markdown("04_seed_comparison.csv")
 
 
 _MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,

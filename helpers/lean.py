@@ -87,16 +87,14 @@ def triangle_attention_(module, z: torch.Tensor, mask: torch.Tensor | None, rows
 
         q = split(mha.linear_q(xr)) / math.sqrt(width)
         k, v = split(mha.linear_k(xr)), split(mha.linear_v(xr))
-        out = torch.stack([_attend(q[b], k[b], v[b], bias[b:b + 1]) for b in range(batch)]).transpose(-2, -3)
+        out = torch.stack([  # SDPA: no heads × L³ logits (on a GPU, a memory-efficient kernel)
+            torch.nn.functional.scaled_dot_product_attention(q[b], k[b], v[b], attn_mask=bias[b:b + 1], scale=1.0)
+            for b in range(batch)
+        ]).transpose(-2, -3)  # (B, r, L, H, d)
         del q, k, v
         gate = torch.sigmoid(mha.linear_g(xr)).view(out.shape)
         out = mha.linear_o((out * gate).flatten(-2))
         x[:, r] += out
-
-
-def _attend(q, k, v, bias):
-    """softmax(q kᵀ + bias) v for (rows, H, L, d) inputs and an (1, H, L, L) bias, by SDPA (no L³ logits)."""
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
 
 
 def triangle_multiplication_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None) -> None:
