@@ -30,6 +30,8 @@ import torch
 
 #: Pair positions (rows × L) processed per chunk when `rows` is None: ≈ 0.5 GiB of fp32 temporaries in the pair MLP.
 AUTO_POSITIONS = 2**18
+#: Pair positions per chunk that ran fastest on a CPU (measured in notebook 08: chunks that stay in the caches).
+CPU_POSITIONS = 2**13
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,20 @@ class LeanOptions:
     structure_module: bool = True
     heads: bool = True
     rows: int | None = None
+    positions: int = AUTO_POSITIONS  # pair positions (rows × L) per chunk when rows is None
+
+    def chunk_rows(self, length: int) -> int:
+        """Pair rows per chunk for a protein of `length` residues."""
+        return self.rows or max(1, self.positions // max(length, 1))
 
     @classmethod
-    def only(cls, *names: str, rows: int | None = None) -> "LeanOptions":
+    def only(cls, *names: str, rows: int | None = None, positions: int = AUTO_POSITIONS) -> "LeanOptions":
         """Options with only the named changes on."""
-        switches = [f.name for f in fields(cls) if f.name != "rows"]
+        switches = [f.name for f in fields(cls) if f.name not in ("rows", "positions")]
         unknown = set(names) - set(switches)
         if unknown:
             raise ValueError(f"Unknown lean changes {sorted(unknown)}; choose from {switches}")
-        return cls(**{name: name in names for name in switches}, rows=rows)
+        return cls(**{name: name in names for name in switches}, rows=rows, positions=positions)
 
 
 #: The changes in the order the notebook switches them on.
@@ -151,8 +158,8 @@ def pair_to_sequence(module, z: torch.Tensor, rows: int | None) -> torch.Tensor:
 def _block_forward(self, sequence_state, pairwise_state, mask=None, chunk_size=None, **kwargs):
     """EsmFoldTriangularSelfAttentionBlock.forward with the switched-on changes; returns (s, z), z updated in place."""
     opts: LeanOptions = self._lean_options
-    rows = opts.rows
     z = pairwise_state
+    rows = opts.chunk_rows(z.shape[1])
     if opts.seq_to_pair:
         bias = pair_to_sequence(self.pair_to_sequence, z, rows)
     else:
@@ -199,7 +206,6 @@ def _trunk_forward(self, seq_feats, pair_feats, true_aa, residx, mask, no_recycl
     """EsmFoldingTrunk.forward keeping one pair tensor across recycles (`pair_feats` None = all zeros)."""
     from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk
 
-    rows = self._lean_options.rows
     if no_recycles is None:
         no_recycles = self.config.max_recycles
     else:
@@ -207,6 +213,7 @@ def _trunk_forward(self, seq_feats, pair_feats, true_aa, residx, mask, no_recycl
             raise ValueError("Number of recycles must not be negative.")
         no_recycles += 1
     batch, length = seq_feats.shape[:2]
+    rows = self._lean_options.chunk_rows(length)
     chunks = _row_chunks(length, rows)
     recycle_s = torch.zeros_like(seq_feats)
     z = None
@@ -254,7 +261,7 @@ def _ipa_forward(self, s, z, r, mask, _offload_inference=False, _z_reference_lis
     the point-weighted sum over keys as a matrix product)."""
     from transformers.models.esm.modeling_esmfold import flatten_final_dims, permute_final_dims
 
-    rows = self._lean_options.rows
+    rows = self._lean_options.chunk_rows(s.shape[1])
     heads = self.num_heads
     q = self.linear_q(s).view(s.shape[:-1] + (heads, -1))
     kv = self.linear_kv(s).view(s.shape[:-1] + (heads, -1))
@@ -375,7 +382,7 @@ def _model_forward(self, input_ids, attention_mask=None, position_ids=None, mask
             del s_z_0
         keep = ["s_z", "s_s", "frames", "sidechain_frames", "unnormalized_angles", "angles", "positions", "states"]
         structure = {k: v for k, v in structure.items() if k in keep}
-        rows = opts.rows if opts.heads else length
+        rows = opts.chunk_rows(length) if opts.heads else length
         structure["distogram_logits"] = _pair_head(self.distogram_head, structure["s_z"], rows, symmetric=True)
         structure["lm_logits"] = self.lm_head(structure["s_s"])
         structure["aatype"] = aa

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import cpu, fit, folding, models
+from helpers import cpu, fit, folding, lean, models
 
 
 class _Float32LM(fit.LiveBytes):
@@ -68,6 +68,10 @@ def test_every_cpu_recipe_folds(recipe):
     model, tokenizer = cpu.load_cpu(recipe, source="tiny")
     result = folding.fold(model, tokenizer, "MKTAYIAKQRQISFVKSHFSRQ")
     assert result.positions.shape == (22, 14, 3) and 0 <= result.mean_plddt_ca <= 100
+    options = lean.is_lean(model)
+    assert (options is not None) == cpu.CPU_RECIPES[recipe].lean
+    if options is not None:  # the CPU's cache-sized chunks, not the GPU's memory-sized ones
+        assert options.positions == lean.CPU_POSITIONS
 
 
 def test_cpu_facts_and_threads():

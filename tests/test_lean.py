@@ -27,7 +27,8 @@ def _close(reference, results):
 
 
 @pytest.mark.parametrize("options", [lean.LeanOptions.only(c, rows=4) for c in lean.CHANGES]
-                         + [lean.LeanOptions(rows=3), lean.LeanOptions()], ids=list(lean.CHANGES) + ["all, 3 rows", "all"])
+                         + [lean.LeanOptions(rows=3), lean.LeanOptions(positions=64), lean.LeanOptions()],
+                         ids=list(lean.CHANGES) + ["all, 3 rows", "all, 64 positions", "all"])
 def test_each_change_gives_the_original_numbers_alone_and_in_a_padded_batch(model, options):
     m, tokenizer = model
     lean.undo_lean(m)
@@ -40,6 +41,14 @@ def test_each_change_gives_the_original_numbers_alone_and_in_a_padded_batch(mode
         _close(batch, folding.fold_many(m, tokenizer, SEQS))
     finally:
         lean.undo_lean(m)
+
+
+def test_chunk_rows_follow_rows_or_the_positions_budget():
+    assert lean.LeanOptions(rows=5).chunk_rows(1000) == 5
+    assert lean.LeanOptions().chunk_rows(1024) == lean.AUTO_POSITIONS // 1024
+    assert lean.LeanOptions(positions=lean.CPU_POSITIONS).chunk_rows(259) == lean.CPU_POSITIONS // 259 == 31
+    assert lean.LeanOptions(positions=10).chunk_rows(259) == 1  # never zero rows
+    assert lean._row_chunks(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
 
 
 def test_lean_model_outputs_keep_the_keys_users_read(model):
