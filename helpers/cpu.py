@@ -123,15 +123,21 @@ class CpuRecipe:
 
     description: str
     variant: str  # a models.VARIANTS name, loaded on the CPU
-    lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16) or "int8-dynamic" (torchao, from fp16)
+    lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16), torchao "int8-dynamic"/"int8-weight-only"
     trunk_bf16: bool = False  # cast the fp32 trunk, structure module and heads to bf16 after loading
     lean: bool = False  # the lean trunk of notebook 07
     judged: bool = True  # False: its accuracy cannot be judged without the real weights
+    load_ram_gb: float = 0.0  # RAM the load needs with the real weights (0: fits 12.7 GB); more → refused, not killed
+    prequantized: bool = False  # reload a saved Quanto checkpoint (notebook 03 § 7) instead of from_pretrained
 
 
-#: CPU recipes, each loadable without ever holding the LM in fp32 except `fp32` itself (the reference).
+#: CPU recipes, each loadable without ever holding the LM in fp32 except `fp32` (the reference) and `quanto-int8` (the
+#: seed's route, for comparison).
 CPU_RECIPES = {
-    "fp32": CpuRecipe("everything fp32 (the reference; ≈ 14 GB of weights: does not fit 12.7 GB)", "fp32"),
+    "fp32": CpuRecipe("everything fp32 (the reference; ≈ 14 GB of weights: does not fit 12.7 GB)", "fp32",
+                      load_ram_gb=17),
+    "quanto-int8": CpuRecipe("the seed's route: Quanto int8 weights everywhere, quantized while loading (holds fp32 "
+                             "weights first: does not fit 12.7 GB)", "int8", judged=False, load_ram_gb=24),
     "fp16-lm": CpuRecipe("LM kept fp16 as stored in the checkpoint (memory-mapped), trunk fp32", "fp16"),
     "bf16-lm": CpuRecipe("LM cast fp16 → bf16 after loading (no fp32 copy), trunk fp32", "fp16", lm="bf16",
                          judged=False),
@@ -139,6 +145,10 @@ CPU_RECIPES = {
                               judged=False),
     "int8dq-lm-lean": CpuRecipe("torchao int8 dynamic LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
                                 "fp16", lm="int8-dynamic", lean=True, judged=False),
+    "quanto-int8-reload": CpuRecipe("the same Quanto int8 model reloaded from a saved pre-quantized checkpoint (made "
+                                    "once where RAM allows: `prequantize`)", "int8", judged=False, prequantized=True),
+    "int8wo-lm-lean": CpuRecipe("torchao int8 weight-only LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
+                                "fp16", lm="int8-weight-only", lean=True, judged=False),
     "bf16-lean": CpuRecipe("everything bf16 (LM cast from fp16, trunk from fp32, after a memory-mapped load) + lean "
                            "trunk", "fp16", lm="bf16", trunk_bf16=True, lean=True, judged=False),
 }
@@ -155,8 +165,28 @@ def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
     lm = counts["language model (ESM-2)"]
     rest = counts["total"] - lm
     lm_mapped = spec.variant == "fp16" and spec.lm is None and not spec.trunk_bf16
-    rest_mapped = not spec.trunk_bf16
+    rest_mapped = not spec.trunk_bf16 and spec.variant != "int8"  # Quanto's int8 weights are made while loading
     return (lm * 2 * lm_mapped + rest * 4 * rest_mapped) / 1e9
+
+
+def prequantized_folder(source: str | None = None) -> Path:
+    """Where `prequantize` saves (and the `quanto-int8-reload` recipe reads) the Quanto int8 checkpoint of `source`."""
+    from helpers import data, models
+
+    name = models.weights_source(source).replace("/", "_")
+    return data.cache_dir() / f"esmfold-quanto-int8-{name}"
+
+
+def prequantize(source: str | None = None) -> Path:
+    """Quantize on load (Quanto int8, fp32 activations) once and save it for `quanto-int8-reload`. Needs ≈ 24 GB of
+    RAM on a CPU — or run it on a GPU runtime (notebook 03, section 7) and copy the folder (3.5 GB) here."""
+    from helpers import memory, quantization
+
+    model, _ = load_cpu("quanto-int8", source=source)
+    folder = quantization.save_quantized(model, prequantized_folder(source))
+    del model
+    memory.free_memory()
+    return folder
 
 
 def load_cpu(recipe: str, source: str | None = None):
@@ -164,10 +194,22 @@ def load_cpu(recipe: str, source: str | None = None):
     from helpers import lean, models
 
     spec = CPU_RECIPES[recipe]
-    if spec.variant == "fp32" and not models.is_stand_in(source) and available_ram_gb() < 17:
-        raise MemoryError(f"The fp32 recipe needs ≈ 16.4 GiB of RAM to load and this machine has "
+    if spec.load_ram_gb and not models.is_stand_in(source) and available_ram_gb() < spec.load_ram_gb:
+        raise MemoryError(f"The {recipe} recipe needs ≈ {spec.load_ram_gb:.0f} GB of RAM to load and this machine has "
                           f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use 'bf16-lean' "
                           "(or 'fp16-lm' for the checkpoint's own precision).")
+    if spec.prequantized:
+        from transformers import AutoTokenizer
+
+        from helpers import quantization
+
+        folder = prequantized_folder(source)
+        if not (folder / "quantization_map.json").is_file():
+            raise FileNotFoundError(f"No pre-quantized checkpoint in {folder}. Make it once with "
+                                    "`helpers.cpu.prequantize()` on a machine with ≈ 24 GB of RAM, or on a GPU runtime "
+                                    "with notebook 03 (section 7), and copy the folder here.")
+        model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
+        return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
     model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,
                                          chunk_size="lean" if spec.lean else 64, allow_cpu=True)
     if spec.trunk_bf16:
@@ -179,9 +221,72 @@ def load_cpu(recipe: str, source: str | None = None):
 
         model.esm.to(torch.bfloat16)
         quantize_(model.esm, Int8DynamicActivationInt8WeightConfig())
+    elif spec.lm == "int8-weight-only":  # the same, int8 weights with bf16 activations
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+        model.esm.to(torch.bfloat16)
+        quantize_(model.esm, Int8WeightOnlyConfig())
     if spec.lean:  # chunks sized for the CPU's caches (not for memory): measured fastest in notebook 08
         lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS))
     return model, tokenizer
+
+
+def chunk_sweep(length: int = 259, positions=(2**11, 2**12, 2**13, 2**14, 2**16, 2**18), source: str | None = None,
+                dtype: torch.dtype = torch.bfloat16, repeats: int = 3):
+    """Seconds per lean trunk block on this CPU for each chunk size (pair positions per chunk): one block of the
+    architecture with random weights, in `dtype`, best of `repeats` (a fold runs 48 blocks × 4 passes)."""
+    import types
+
+    import pandas as pd
+    from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
+
+    from helpers import lean, models
+
+    trunk = models.load_config(source).esmfold_config.trunk
+    torch.manual_seed(0)
+    block = EsmFoldTriangularSelfAttentionBlock(trunk).eval()
+    for parameter in block.parameters():
+        parameter.data.normal_(0, 0.02)
+    block.to(dtype)
+    forward = types.MethodType(lean._block_forward, block)
+    s = torch.randn(1, length, trunk.sequence_state_dim, dtype=dtype)
+    z = torch.randn(1, length, length, trunk.pairwise_state_dim, dtype=dtype)
+    mask = torch.ones(1, length, dtype=dtype)
+    rows = []
+    with torch.inference_mode():
+        for count in positions:
+            block._lean_options = lean.LeanOptions(positions=count)
+            forward(s, z.clone(), mask=mask)  # warm-up
+            best = float("inf")
+            for _ in range(repeats):
+                pair = z.clone()
+                start = time.perf_counter()
+                forward(s, pair, mask=mask)
+                best = min(best, time.perf_counter() - start)
+            rows.append({"length": length, "pair positions per chunk": count,
+                         "rows per chunk": min(length, block._lean_options.chunk_rows(length)),
+                         "seconds per block": round(best, 4),
+                         "seconds per trunk pass (× blocks)": round(best * trunk.num_blocks, 1)})
+    return pd.DataFrame(rows)
+
+
+def chunk_table(lengths=(128, 259, 512), path=None):
+    """Measure `chunk_sweep` on the full-size architecture at a few lengths; write figures/08_cpu_chunks.csv."""
+    import datetime as dt
+
+    import pandas as pd
+    import transformers
+
+    from helpers import data
+
+    set_threads()
+    table = pd.concat([chunk_sweep(n, source="random-full") for n in lengths], ignore_index=True)
+    table["provenance"] = (f"measured: {cpu_summary()} · torch {torch.__version__} · transformers "
+                           f"{transformers.__version__} · {dt.date.today().isoformat()} · one esmfold_v1 trunk block "
+                           "with random weights, bf16, lean forward, best of 3")
+    path = Path(path or data.repo_root() / "figures" / "08_cpu_chunks.csv")
+    table.to_csv(path, index=False)
+    return table
 
 
 _PROBE = """
@@ -273,8 +378,15 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["matmul"]:
         print(matmul_table())
         sys.exit()
+    if sys.argv[1:2] == ["prequantize"]:
+        print(prequantize(sys.argv[2] if len(sys.argv) > 2 else None))
+        sys.exit()
+    if sys.argv[1:2] == ["chunks"]:
+        print(chunk_table())
+        sys.exit()
     if sys.argv[1:2] != ["bench"]:
-        sys.exit("usage: python -m helpers.cpu bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages]")
+        sys.exit("usage: python -m helpers.cpu bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages] | matmul | chunks | "
+                 "prequantize [SOURCE]")
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CPU_RECIPES)
     sizes = [int(n) for n in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64, 128, 256]
     bench(names, sizes, stages="stages" in sys.argv[4:])

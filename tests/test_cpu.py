@@ -55,16 +55,20 @@ def test_low_ram_routes_never_hold_the_language_model_in_fp32(recipe, monkeypatc
     assert torch.float32 not in dtypes
 
 
-def test_torchao_int8_holds_at_most_one_lm_weight_in_fp32_at_a_time(monkeypatch):
+@pytest.mark.parametrize("recipe", ["int8dq-lm-lean", "int8wo-lm-lean"])
+def test_torchao_int8_holds_at_most_one_lm_weight_in_fp32_at_a_time(recipe, monkeypatch):
     # torchao computes each weight's int8 scales in fp32 (the weight and one fp32 temporary), one layer at a time —
     # never the whole LM
-    recorder, dtypes = _fp32_lm_tensors_while_loading("int8dq-lm-lean", monkeypatch)
+    recorder, dtypes = _fp32_lm_tensors_while_loading(recipe, monkeypatch)
     assert 0 < recorder.peak <= 2 * _largest_lm_weight_fp32_bytes()
     assert torch.float32 not in dtypes
 
 
 @pytest.mark.parametrize("recipe", list(cpu.CPU_RECIPES))
-def test_every_cpu_recipe_folds(recipe):
+def test_every_cpu_recipe_folds(recipe, tmp_path, monkeypatch):
+    if cpu.CPU_RECIPES[recipe].prequantized:
+        monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "int8")
+        cpu.prequantize("tiny")
     model, tokenizer = cpu.load_cpu(recipe, source="tiny")
     result = folding.fold(model, tokenizer, "MKTAYIAKQRQISFVKSHFSRQ")
     assert result.positions.shape == (22, 14, 3) and 0 <= result.mean_plddt_ca <= 100
@@ -84,3 +88,23 @@ def test_cpu_facts_and_threads():
         block += 1
         del block
     assert ram["peak anonymous RAM (GB)"] > 0.04 and ram["peak RSS (GB)"] >= ram["peak anonymous RAM (GB)"] * 0.5
+
+
+def test_the_prequantized_reload_gives_the_quantize_on_load_prediction(tmp_path, monkeypatch):
+    monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "int8")
+    with pytest.raises(FileNotFoundError, match="prequantize"):
+        cpu.load_cpu("quanto-int8-reload", source="tiny")
+    folder = cpu.prequantize("tiny")
+    assert (folder / "quantization_map.json").is_file()
+    sequence = "MKTAYIAKQRQISFVKSHFSRQ"
+    fresh = folding.fold(*cpu.load_cpu("quanto-int8", source="tiny"), sequence)
+    model, tokenizer = cpu.load_cpu("quanto-int8-reload", source="tiny")
+    assert "WeightQBytesTensor" in {type(m.weight).__name__ for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    assert abs(folding.fold(model, tokenizer, sequence).positions - fresh.positions).max() < 1e-5
+
+
+def test_recipes_that_need_more_ram_are_refused_before_loading(monkeypatch):
+    monkeypatch.setattr(cpu, "available_ram_gb", lambda: 12.7)
+    for recipe in ("fp32", "quanto-int8"):
+        with pytest.raises(MemoryError, match="bf16-lean"):
+            cpu.load_cpu(recipe, source="facebook/esmfold_v1")  # refused before any download
