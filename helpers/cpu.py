@@ -157,10 +157,17 @@ CPU_RECIPES = {
 def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
     """GB of a recipe's weights that stay memory-mapped from the checkpoint (used at every fold, so they count towards
     the RAM a fold needs although they are not anonymous memory): tensors kept in the checkpoint's own dtype — the
-    fp16 LM unless converted, the fp32 rest unless cast."""
+    fp16 LM unless converted, the fp32 rest unless cast; all of a reloaded pre-quantized checkpoint."""
     from helpers import models
 
     spec = CPU_RECIPES[recipe]
+    if spec.prequantized:  # the whole saved checkpoint stays mapped (safetensors' load_file maps the file)
+        import pandas as pd
+
+        from helpers import data
+
+        weights = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
+        return float(weights.loc[spec.variant, "total"]) / 1e9  # exact bytes, measured on the full architecture
     counts = models.component_parameters(models.meta_model(source))
     lm = counts["language model (ESM-2)"]
     rest = counts["total"] - lm

@@ -358,8 +358,8 @@ def cpu_benchmark_figure(out_dir: Path) -> Path:
         right.text(value + 0.2, i, "fits" if value <= cpu.COLAB_RAM_GB else "too big", va="center", fontsize=8,
                    color="#55A868" if value <= cpu.COLAB_RAM_GB else "#C44E52")
     right.axvline(cpu.COLAB_RAM_GB, color="red", ls="--", lw=1)
-    right.text(cpu.COLAB_RAM_GB, -0.8, f"Colab {cpu.COLAB_RAM_GB} GB ", color="red", fontsize=8, ha="right")
-    right.set_xlim(0, 17)
+    right.text(cpu.COLAB_RAM_GB, len(anon) - 0.45, f"Colab {cpu.COLAB_RAM_GB} GB ", color="red", fontsize=8, ha="right")
+    right.set_xlim(0, max(17, need.max() + 3))
     right.legend(fontsize=7, loc="lower right")
     right.set_xlabel("RAM a fold needs (GB): anonymous + mapped weights")
     right.set_title("Does it fit a Colab CPU runtime?")

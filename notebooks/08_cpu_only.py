@@ -31,11 +31,12 @@
 # - which CPU features decide the speed (AVX-512, its bf16 instructions, AMX) and how to check yours;
 # - how to load ESMFold in under 12.7 GB of RAM without ever holding the language model in fp32, and how to measure
 #   RAM honestly (anonymous memory vs memory-mapped checkpoint pages);
+# - why a CPU wants *small* chunks (they stay in its caches) and how to measure the best size on yours;
 # - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
 #
 # **Estimated run time on a free Colab T4:** not needed — choose a *CPU* runtime. On Colab's 2 vCPUs expect about
 # 30–60 minutes for the whole notebook (two model loads and several folds of 259 residues) — an *estimate*: Colab's
-# CPUs were not available to measure it, and they are usually older than the one measured below (see section 6).
+# CPUs were not available to measure it, and they are usually older than the one measured below (see section 7).
 
 # %% [markdown]
 # ## Setup
@@ -57,7 +58,7 @@ elif importlib.util.find_spec("helpers") is None:
 import pandas as pd
 import torch
 
-from helpers import benchmark, cpu, data, folding, memory, metrics, models, notebook
+from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models, notebook
 
 DEVICE = notebook.start(needs_gpu=False)  # this notebook runs on the CPU even when a GPU is present
 DEVICE = "cpu"
@@ -95,8 +96,9 @@ print(f"{threads} threads · one ESM-2-sized matrix product: {gflops} GFLOPS")
 # %% [markdown]
 # ## 2 · The recipes, measured
 #
-# Every recipe loads through `from_pretrained` with the checkpoint's language model in **fp16, as stored** (memory-
-# mapped: the file's pages, not a copy), then converts it directly — never through fp32:
+# The low-RAM recipes load through `from_pretrained` with the checkpoint's language model in **fp16, as stored**
+# (memory-mapped: the file's pages, not a copy), then convert it directly — never through fp32. `fp32` (the reference)
+# and `quanto-int8` (the seed's route) are measured for comparison; they do not fit 12.7 GB while loading:
 
 # %%
 pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if r.judged else
@@ -106,9 +108,22 @@ pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if 
 # A test (`tests/test_cpu.py`) watches every tensor created while these recipes load and fails if the language
 # model ever exists in fp32 (torchao's int8 quantization makes an fp32 temporary for one layer at a time).
 #
-# Not offered: Quanto int8 quantize-on-load (it holds full-precision weights first: ≈ 23 GB on a CPU, notebook 03), and
-# a Quanto int8 checkpoint quantized from the fp16 load and reloaded — on the full-size stand-in it produced NaN with
-# fp16 activations and crashed with bf16 activations on this CPU (torch 2.13, optimum-quanto 0.2.7).
+# **Quanto int8.** Quantize-on-load (`quanto-int8`) holds the full-precision weights before quantizing them: it
+# needs ≈ 24 GB of RAM once. `quanto-int8-reload` is the same model saved once and reloaded (notebook 03, section 7):
+# the reload builds the model on the `meta` device and fills it with the saved int8 tensors — full-precision weights
+# never exist. Making that checkpoint still needs the quantize-on-load peak *once*: run `cpu.prequantize()` on a
+# machine with ≈ 24 GB of RAM, or notebook 03's section 7 on a Colab **GPU** runtime (where the quantization happens
+# on the GPU), and copy the 3.5 GB folder to `cpu.prequantized_folder()` (through Google Drive on Colab). Quanto has
+# no fast int8 matrix kernels for CPUs: expect these two to be the slowest. Not offered: a Quanto checkpoint made from
+# the fp16 load (to skip the 24 GB step) — on the full-size stand-in it produced NaN with fp16 activations and
+# crashed with bf16 activations on this CPU (torch 2.13, optimum-quanto 0.2.7).
+#
+# **torchao int8** (`int8dq-lm-lean`: int8 weights and int8 activations; `int8wo-lm-lean`: int8 weights, bf16
+# activations) quantizes the fp16-loaded language model one layer at a time, so it needs no pre-quantized checkpoint
+# to stay under 12.7 GB.
+#
+# **Threads:** `cpu.set_threads()` uses one torch thread per CPU this process may use (`os.sched_getaffinity`; 2 on
+# Colab). More threads than CPUs only adds contention; exercise 1 compares one thread with two.
 #
 # Measured on the full-size architecture with random weights (time and memory equal the real model's; nothing
 # else does), one process per recipe, `python -m helpers.cpu bench`:
@@ -132,17 +147,44 @@ ram
 # How to read the memory columns: **anonymous RAM** is what the process itself allocated; **RSS** also counts the
 # checkpoint's memory-mapped pages. Weights kept in the checkpoint's own dtype are never copied — they are read from
 # those mapped pages at every fold — so the RAM a fold really needs is the anonymous peak **plus** those weights
-# (`cpu.mapped_weight_gb`): 8.4 GB for `fp16-lm`, 2.8 GB (the fp32 trunk) for the `*-lm` recipes, none for
-# `bf16-lean`. Mapped pages the model no longer uses (the fp16 LM after its conversion) the system can drop, so an RSS
-# above 12.7 GB is not by itself an out-of-memory. `fp32` needs ≈ 14.7 GB: it does not fit Colab.
+# (`cpu.mapped_weight_gb`): 8.4 GB for `fp16-lm`, 2.8 GB (the fp32 trunk) for the `*-lm` recipes, the whole 3.5 GB
+# file for `quanto-int8-reload`, none for `bf16-lean`. Mapped pages the model no longer uses (the fp16 LM after its
+# conversion) the system can drop, so an RSS above 12.7 GB is not by itself an out-of-memory. `fp32` (≈ 15 GB) and
+# `quanto-int8` (≈ 21 GB while quantizing) do not fit Colab.
 
 # %% [markdown]
-# ## 3 · Fold the seed's protein on the CPU
+# ## 3 · Chunks sized for the CPU's caches
 #
-# The fastest recipe that fits is `bf16-lean`: language model and trunk in bf16 plus notebook 07's lean trunk (on a
-# CPU it also saves time: no L³ attention logits to write and read). Its accuracy cannot be judged without the real
-# weights (a bf16 trunk has never been validated against experiment here) — `fp16-lm` keeps the checkpoint's own
-# precision if you want the safe choice.
+# Notebook 07's lean trunk works on the pair tensor a chunk of rows at a time. On a GPU the chunk is sized for
+# *memory* (2¹⁸ pair positions, ≈ 0.5 GB of temporaries). On a CPU, time is the problem, and a chunk whose temporaries
+# stay in the CPU's caches runs faster: with 8,192 positions per chunk (31 rows at 259 residues; one bf16 pair
+# temporary is 8,192 × 128 × 2 bytes = 2 MB) the pair MLP runs about three times faster than with one chunk for the
+# whole protein. Measured on one full-size trunk block (random weights, bf16; a fold runs 48 blocks × 4 passes):
+
+# %%
+chunks = pd.read_csv(data.repo_file("figures/08_cpu_chunks.csv"))
+print(chunks["provenance"].iloc[0])
+chunks.pivot_table(index="pair positions per chunk", columns="length", values="seconds per trunk pass (× blocks)")
+
+# %% [markdown]
+# The CPU recipes use `lean.CPU_POSITIONS` (8,192). Your CPU's caches may prefer another size — measure it (under a
+# minute on two cores; the block has random weights, only its speed matters), and if another size wins, pass it with
+# `lean.make_lean(model, lean.LeanOptions(positions=N))`:
+
+# %%
+mine = cpu.chunk_sweep(len(data.seed_sequence()) if FULL else 30, source=SOURCE)
+print("CPU recipes use", lean.CPU_POSITIONS, "positions per chunk; fastest here:",
+      int(mine.loc[mine["seconds per block"].idxmin(), "pair positions per chunk"]))
+mine
+
+# %% [markdown]
+# ## 4 · Fold the seed's protein on the CPU
+#
+# The fastest recipe that fits is `bf16-lean`: language model and trunk in bf16 plus notebook 07's lean trunk with
+# CPU-sized chunks (the lean trunk also saves time on a CPU: no L³ attention logits to write and read). On the machine
+# of the table above it folds 1CA2 (259 residues, default recycles) in 83–89 s. Its accuracy cannot be judged
+# without the real weights (a bf16 trunk has never been validated against experiment here) — `fp16-lm` keeps the
+# checkpoint's own precision if you want the safe choice.
 
 # %%
 RECIPE = "bf16-lean"
@@ -156,7 +198,7 @@ print(f"1CA2 ({len(sequence)} aa): {record['seconds']:.0f} s, peak anonymous RAM
       f"mean pLDDT {result.mean_plddt_ca:.1f}")
 
 # %% [markdown]
-# ## 4 · Where the time goes, and what fewer recycles would save
+# ## 5 · Where the time goes, and what fewer recycles would save
 #
 # One fold = the language model once, the 48-block trunk four times (default recycles), the structure module after
 # each pass:
@@ -180,7 +222,7 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 # stand-in, the time column is all this cell can tell.
 
 # %% [markdown]
-# ## 5 · Agreement between the CPU recipes
+# ## 6 · Agreement between the CPU recipes
 #
 # The reference is the fp32 prediction when this machine has the RAM for it (≈ 17 GB); on a 12.7 GB Colab runtime it
 # does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in the checkpoint, the trunk
@@ -194,7 +236,10 @@ memory.free_memory()
 REFERENCE = "fp32" if (not FULL or cpu.available_ram_gb() > 17) else "fp16-lm"
 print(f"reference: {REFERENCE}")
 predictions = {}
-for name in [REFERENCE] + [r for r in ["fp16-lm", "bf16-lm", "bf16-lean", "int8dq-lm-lean"] if r != REFERENCE]:
+candidates = ["fp16-lm", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"]
+if not FULL or cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_ram_gb:
+    candidates.append("quanto-int8")
+for name in [REFERENCE] + [r for r in candidates if r != REFERENCE]:
     model, tokenizer = cpu.load_cpu(name)
     predictions[name] = folding.fold(model, tokenizer, short)
     del model
@@ -210,7 +255,7 @@ agreement
 # experiment is notebook 05's question.
 
 # %% [markdown]
-# ## 6 · How long on *your* CPU?
+# ## 7 · How long on *your* CPU?
 #
 # Almost all of a fold's time is matrix products, so time scales with the matrix throughput measured in section 1.
 # To estimate a recipe on another machine, scale the committed measurement by the ratio of GFLOPS in the recipe's
@@ -233,14 +278,17 @@ pd.DataFrame({"measured on " + measured_cpu + " (s)": ours, "estimated here (s)"
 # - A CPU runs ESMFold; the limits are RAM while loading and time.
 # - Load the language model from the checkpoint's fp16 and convert it directly (bf16, int8) — never through fp32 — and
 #   measure anonymous memory, not only RSS.
-# - bf16 arithmetic on a CPU with AVX-512 BF16 is several times faster than fp32; the lean trunk adds to it.
+# - bf16 arithmetic on a CPU with AVX-512 BF16 is several times faster than fp32; the lean trunk adds to it, with
+#   chunks small enough to stay in the CPU's caches (measure the size on yours).
 # - Time ≈ LM + passes × (trunk + structure module): recycles are the main lever left, at an accuracy cost only the
 #   real weights can measure.
 #
 # ## Exercises
 # 1. How many threads are best? Time `cpu.matmul_gflops()` with `cpu.set_threads(1)` and with the default.
 # 2. Estimate the seed's protein with `fp16-lm` on your CPU from the committed table (fp32 scaling).
-# 3. Fold 1CA2 with `num_recycles=0` using the model of section 3 (reload it) and compare the time with section 3.
+# 3. Fold 1CA2 with `num_recycles=0` using the model of section 4 (reload it) and compare the time with section 4.
+# 4. Does the best chunk depend on the length? Run `cpu.chunk_sweep` at 128 and at 512 residues and compare the
+#    fastest number of pair positions per chunk.
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
@@ -264,6 +312,13 @@ with memory.measure("no recycles", device="cpu") as quick:
 print(f"num_recycles=0: {quick['seconds']:.0f} s (default: {record['seconds']:.0f} s)")
 del model
 memory.free_memory()
+
+# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# @title Solution 4 — the best chunk per length
+for n in ((128, 512) if FULL else (16, 40)):
+    sweep = cpu.chunk_sweep(n, source=SOURCE)
+    print(f"{n} aa: fastest with {int(sweep.loc[sweep['seconds per block'].idxmin(), 'pair positions per chunk'])} "
+          "pair positions per chunk")
 
 # %% [markdown]
 # ## Next
