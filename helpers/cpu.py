@@ -74,6 +74,16 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, repeats: int = 3) -> float
     return 2 * 258 * 2560 * 10240 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def _measured(*details: str) -> str:
+    """Provenance of a table measured on this machine: CPU, versions, date, then `details`."""
+    import datetime as dt
+
+    import transformers
+
+    return " · ".join([f"measured: {cpu_summary()}", f"torch {torch.__version__}",
+                       f"transformers {transformers.__version__}", dt.date.today().isoformat(), *details])
+
+
 def set_threads(threads: int | None = None) -> int:
     """Use one torch thread per available CPU (Colab's 2 vCPUs: 2); return the number set."""
     if threads is None:
@@ -154,6 +164,10 @@ CPU_RECIPES = {
 }
 
 
+#: torchao configurations of the int8 language-model recipes.
+_TORCHAO = {"int8-dynamic": "Int8DynamicActivationInt8WeightConfig", "int8-weight-only": "Int8WeightOnlyConfig"}
+
+
 def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
     """GB of a recipe's weights that stay memory-mapped from the checkpoint (used at every fold, so they count towards
     the RAM a fold needs although they are not anonymous memory): tensors kept in the checkpoint's own dtype — the
@@ -218,21 +232,16 @@ def load_cpu(recipe: str, source: str | None = None):
         model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
         return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
     model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,
-                                         chunk_size="lean" if spec.lean else 64, allow_cpu=True)
+                                         chunk_size=None if spec.lean else 64, allow_cpu=True)
     if spec.trunk_bf16:
         model.to(torch.bfloat16)  # parameter by parameter: LM fp16 → bf16, the rest fp32 → bf16
     if spec.lm == "bf16":
         model.esm.to(torch.bfloat16)  # parameter by parameter: fp16 → bf16, never fp32
-    elif spec.lm == "int8-dynamic":  # fp16 → bf16 (activations in bf16), then int8 weights, layer by layer
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    elif spec.lm in _TORCHAO:  # fp16 → bf16 (activations in bf16), then int8 weights, layer by layer
+        import torchao.quantization
 
         model.esm.to(torch.bfloat16)
-        quantize_(model.esm, Int8DynamicActivationInt8WeightConfig())
-    elif spec.lm == "int8-weight-only":  # the same, int8 weights with bf16 activations
-        from torchao.quantization import Int8WeightOnlyConfig, quantize_
-
-        model.esm.to(torch.bfloat16)
-        quantize_(model.esm, Int8WeightOnlyConfig())
+        torchao.quantization.quantize_(model.esm, getattr(torchao.quantization, _TORCHAO[spec.lm])())
     if spec.lean:  # chunks sized for the CPU's caches (not for memory): measured fastest in notebook 08
         lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS))
     return model, tokenizer
@@ -279,18 +288,13 @@ def chunk_sweep(length: int = 259, positions=(2**11, 2**12, 2**13, 2**14, 2**16,
 
 def chunk_table(lengths=(128, 259, 512), path=None):
     """Measure `chunk_sweep` on the full-size architecture at a few lengths; write figures/08_cpu_chunks.csv."""
-    import datetime as dt
-
     import pandas as pd
-    import transformers
 
     from helpers import data
 
     set_threads()
     table = pd.concat([chunk_sweep(n, source="random-full") for n in lengths], ignore_index=True)
-    table["provenance"] = (f"measured: {cpu_summary()} · torch {torch.__version__} · transformers "
-                           f"{transformers.__version__} · {dt.date.today().isoformat()} · one esmfold_v1 trunk block "
-                           "with random weights, bf16, lean forward, best of 3")
+    table["provenance"] = _measured("one esmfold_v1 trunk block with random weights, bf16, lean forward, best of 3")
     path = Path(path or data.repo_root() / "figures" / "08_cpu_chunks.csv")
     table.to_csv(path, index=False)
     return table
@@ -329,20 +333,17 @@ for length in lengths:
 def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
     """Run each CPU recipe in its own process on the full-size random-weight stand-in: load once, fold each length
     (default recycles); append one row per (recipe, length) to `path` (default figures/08_cpu_benchmark.csv)."""
-    import datetime as dt
     import json
     import subprocess
     import sys
 
     import pandas as pd
-    import transformers
 
     from helpers import data
 
     path = Path(path or data.repo_root() / "figures" / "08_cpu_benchmark.csv")
-    provenance = (f"measured: {cpu_summary()} · torch {torch.__version__} · transformers {transformers.__version__} · "
-                  f"{dt.date.today().isoformat()} · random-full stand-in (random weights: time and memory only) · "
-                  "default recycles (4 trunk passes) · one process per recipe")
+    provenance = _measured("random-full stand-in (random weights: time and memory only)",
+                           "default recycles (4 trunk passes)", "one process per recipe")
     for recipe in recipes:
         run = subprocess.Popen([sys.executable, "-c", _PROBE, recipe, ",".join(map(str, lengths)), "1" if stages else "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data.repo_root())
@@ -362,8 +363,6 @@ def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
 
 def matmul_table(path=None):
     """Measure this CPU's matrix throughput (fp32, bf16) and write figures/08_cpu_matmul.csv with provenance."""
-    import datetime as dt
-
     import pandas as pd
 
     from helpers import data
@@ -372,8 +371,7 @@ def matmul_table(path=None):
     rows = [{"dtype": str(d).replace("torch.", ""), "GFLOPS": round(matmul_gflops(d, repeats=10), 1)}
             for d in (torch.float32, torch.bfloat16)]
     table = pd.DataFrame(rows)
-    table["provenance"] = (f"measured: {cpu_summary()} · torch {torch.__version__} · {dt.date.today().isoformat()} · "
-                           "one 258 × 2560 by 2560 × 10240 product (an ESM-2 MLP layer for 1CA2), mean of 10")
+    table["provenance"] = _measured("one 258 × 2560 by 2560 × 10240 product (an ESM-2 MLP layer for 1CA2), mean of 10")
     path = Path(path or data.repo_root() / "figures" / "08_cpu_matmul.csv")
     table.to_csv(path, index=False)
     return table

@@ -67,8 +67,8 @@ CHANGES = ("sdpa_attention", "trimul", "pair_mlp", "seq_to_pair", "recycling", "
 
 
 def _row_chunks(length: int, rows: int | None):
-    """Slices over `length` rows, `rows` at a time (auto: AUTO_POSITIONS pair positions per chunk)."""
-    step = rows or max(1, AUTO_POSITIONS // max(length, 1))
+    """Slices over `length` rows, `rows` at a time (None: the default LeanOptions' chunk)."""
+    step = rows or LeanOptions().chunk_rows(length)
     return [slice(i, min(i + step, length)) for i in range(0, length, step)]
 
 
