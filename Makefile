@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
 TEST_ENV := ESMFOLD_WEIGHTS=tiny
 
-.PHONY: tutorial test setup sync figures gpu gpu-figures day-before clean
+.PHONY: tutorial test setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
 	$(BIN)/python -m helpers.runner
@@ -36,6 +36,12 @@ gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep
 
 day-before: $(VENV)/.installed  ## on a CUDA GPU: the whole series with the random-full stand-in under a T4 memory cap
 	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=14.56 $(BIN)/python -m helpers.runner
+
+gpu-check-prepare:  ## here, before a GPU is lent: wheels and data the GPU machine lacks, into .gpu/ (carried there)
+	bash tools/gpu_prepare.sh
+
+gpu-check:  ## on a lent GPU machine (no venv needed): make gpu-check OUT=folder  (≈ 7 min on one H100)
+	bash tools/gpu_check.sh $${OUT:?usage: make gpu-check OUT=folder}
 
 clean:
 	rm -rf $(VENV) notebooks/_executed

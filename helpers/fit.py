@@ -377,23 +377,34 @@ def hardware_table(source: str | None = None):
     import pandas as pd
 
     grid = predicted_grid(source)
-    order = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}
     grid["trunk"] = (grid["chunk size"].astype(str) == LEAN).map({True: " + lean trunk", False: ""})
     rows = []
     for (variant, trunk), part in grid.groupby(["variant", "trunk"], sort=False):
         row = {"variant": variant + trunk, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
         for label, budget in BUDGETS_GIB.items():
-            fits = part[part["predicted peak allocated (GiB)"] + CUDA_CONTEXT_GIB <= budget]
-            if fits.empty:
+            fit = longest_fitting(part, budget)
+            if fit is None:
                 row[label] = "does not fit"
                 continue
-            longest = fits["length"].max()
-            chunks = fits[fits["length"] == longest]["chunk size"].astype(str)
-            best = min(chunks, key=lambda c: order[c])
+            longest, best = fit
             beyond = part["length"].max() == longest
             row[label] = f"{'≥ ' if beyond else ''}{longest} aa" + (f" (chunk {best})" if best != LEAN else "")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+_CHUNK_ORDER = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}
+
+
+def longest_fitting(part, budget_gib: float) -> tuple[int, str] | None:
+    """(longest length, chunk label) of the rows of one variant's predicted grid that fit `budget_gib` (with the CUDA
+    context allowance), taking the fastest chunk size at that length; None if no row fits."""
+    fits = part[part["predicted peak allocated (GiB)"] + CUDA_CONTEXT_GIB <= budget_gib]
+    if fits.empty:
+        return None
+    longest = int(fits["length"].max())
+    chunks = fits[fits["length"] == longest]["chunk size"].astype(str)
+    return longest, min(chunks, key=lambda c: _CHUNK_ORDER[c])
 
 
 #: The order in which `recommend` tries recipes: most accurate and fastest first. Offloading keeps fp16's numbers

@@ -1,0 +1,362 @@
+"""The prepared GPU check: measure what the series teaches on a real GPU, under a free Colab T4's memory cap.
+
+    python -m tools.gpu_check --out DIR [--weights random-full] [--budget-s 430] [--max-length N]
+
+Writes `DIR/gpu_check.csv` (one row per load or fold, flushed as it goes) and `DIR/gpu_check.log`. Per recipe and
+length: peak allocated and peak reserved (torch), device memory in use as nvidia-smi/NVML reports it (the peak,
+sampled every few ms, and the reading after the step), load and fold seconds, and whether it ran out of memory.
+Rows that are not measured say why (no CUDA, time budget). A GPU machine is lent for minutes at a time: rows run in
+order of importance and none starts once `--budget-s` seconds have passed since the start.
+
+Within one recipe the cache is not emptied between folds — as in a student's notebook, and as the seed article's
+nvidia-smi readings were taken — so each reading includes what the caching allocator kept from the load and from
+earlier, shorter folds.
+
+On a CPU (CI: `--weights tiny --max-length 48`) the same plan runs end to end with the CUDA-only readings left empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import gc
+import os
+import sys
+import threading
+import time
+import traceback
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from helpers import data, fit, folding, lean, memory, models
+
+GIB = 1024**3
+#: The seed article's lengths (30, 256 and 480 residues) and two between them.
+SEED_LENGTHS = (30, 128, 256, 384, 480)
+#: A free Colab T4's usable memory (GiB), as everywhere in the series.
+T4_CAP_GIB = memory.T4_BUDGET_GIB
+FIELDS = [
+    "step", "recipe", "length", "chunk size", "lean trunk", "recycles", "trunk passes", "cap (GiB)", "status",
+    "seconds", "peak allocated (GiB)", "peak reserved (GiB)", "nvidia-smi peak (GiB)", "nvidia-smi after (GiB)",
+    "allocated after (GiB)", "reserved after (GiB)", "weights (GiB)", "why", "sequence",
+    "device", "driver", "torch", "transformers", "optimum-quanto", "date", "weights",
+]
+
+
+@dataclass
+class Fold:
+    """One measured fold."""
+
+    length: int
+    chunk: int | None = None
+    lean: bool = False
+    recycles: int | None = None  # None = the default 4 trunk passes
+    why: str = ""
+
+
+@dataclass
+class Step:
+    """One load of a recipe (under a cap or not) and the folds measured on it, in order."""
+
+    recipe: str
+    cap: float | None
+    folds: list[Fold] = field(default_factory=list)
+    why: str = ""
+
+
+def t4_limit(recipe: str) -> tuple[tuple[int, int | None], tuple[int, int | None] | None]:
+    """((length, chunk), (next grid length, same chunk)) of the hardware table's T4 limit for `recipe`."""
+    grid = fit.predicted_grid()
+    part = grid[(grid["variant"] == recipe) & (grid["chunk size"].astype(str) != fit.LEAN)]
+    length, chunk = fit.longest_fitting(part, T4_CAP_GIB)
+    chunk = None if chunk == "none" else int(chunk)
+    longer = sorted(n for n in part["length"].unique() if n > length)
+    return (length, chunk), ((int(longer[0]), chunk) if longer else None)
+
+
+def plan() -> list[Step]:
+    """The check, most important first: the seed's three recipes and lengths (fp32 and the seed's fp16 route need more
+    than a T4 to load and run uncapped, like the seed's own GPU), then the T4 limits, the lean trunk, int4."""
+    seed = [Fold(n) for n in SEED_LENGTHS]
+    steps = [
+        Step("int8", T4_CAP_GIB, seed + [Fold(480, recycles=0, why="peak vs trunk passes: as the default row above")]),
+        Step("fp32", None, list(seed), why="loads 13.1 GiB of weights: more than a T4 leaves for folding"),
+        Step("fp16-seed", None, list(seed), why="loads fp32 first (13.1 GiB), then halves the language model"),
+        Step("fp16", T4_CAP_GIB, list(seed)),
+    ]
+    for step in steps:
+        if step.recipe in ("fp16", "int8"):
+            limit, beyond = t4_limit(step.recipe)
+            step.folds.append(Fold(*limit, recycles=0, why="the hardware table's predicted T4 limit"))
+            if beyond:
+                step.folds.append(Fold(*beyond, recycles=0, why="one grid step beyond the predicted T4 limit"))
+    steps[0].folds += [Fold(1000, lean=True, recycles=0, why="lean trunk"),
+                       Fold(1000, lean=True, recycles=1, why="lean trunk; peak vs trunk passes"),
+                       Fold(2000, lean=True, recycles=0, why="lean trunk")]
+    steps.append(Step("int4", T4_CAP_GIB, list(seed)))
+    return steps
+
+
+class DeviceMemory:
+    """nvidia-smi's reading (NVML: memory in use on the whole device), sampled in a thread to catch the peak."""
+
+    def __init__(self):
+        self.handle = None
+        self.driver = ""
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+            self.driver = pynvml.nvmlSystemGetDriverVersion()
+            self._info = pynvml.nvmlDeviceGetMemoryInfo
+        except Exception as err:  # noqa: BLE001 — without NVML, cudaMemGetInfo reads the same device-wide number
+            print(f"NVML not available ({err}); reading cudaMemGetInfo instead", flush=True)
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def used_gib(self) -> float:
+        if self.handle is not None:
+            return self._info(self.handle).used / GIB
+        free, total = torch.cuda.mem_get_info()
+        return (total - free) / GIB
+
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self.used_gib())
+
+    def __enter__(self):
+        self.peak = self.used_gib()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.used_gib())
+
+
+def quanto_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("optimum-quanto")
+    except Exception:  # noqa: BLE001
+        return "not installed"
+
+
+def unpack_bits(packed: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quanto's int4/int2 unpacking in plain PyTorch (its `quanto::unpack` default kernel): the `8 // bits` values of
+    each byte, lowest bits first, concatenated along the first axis."""
+    parts = [(packed & (2 ** (bits * (i + 1)) - 1)) >> (bits * i) for i in range(8 // bits)]
+    return torch.cat(parts).to(torch.uint8)
+
+
+def python_unpack_for_quanto() -> str:
+    """Quanto unpacks int4 weights with a CUDA extension that it compiles on first use (minutes of nvcc); route it to
+    Quanto's own pure-PyTorch unpack instead (same result; its temporaries are a few MB). Returns a note for the log."""
+    try:
+        import importlib
+
+        cuda_ext = importlib.import_module("optimum.quanto.library.extensions.cuda")
+    except Exception as err:  # noqa: BLE001 — no CUDA extension module: nothing to route
+        return f"quanto CUDA extension not routed ({type(err).__name__})"
+    cuda_ext.ext._lib = types.SimpleNamespace(unpack=unpack_bits)
+    return "int4 unpack: Quanto's PyTorch implementation (its CUDA extension is not compiled here)"
+
+
+class Check:
+    """Runs the plan, writing one CSV row per load or fold."""
+
+    def __init__(self, out: Path, weights: str, budget_s: float, max_length: int | None):
+        self.out, self.weights, self.budget_s, self.max_length = out, weights, budget_s, max_length
+        self.cuda = torch.cuda.is_available()
+        self.device = "cuda" if self.cuda else "cpu"
+        self.start = time.perf_counter()
+        self.nvml = DeviceMemory() if self.cuda else None
+        self.csv = out / "gpu_check.csv"
+        self.csv.unlink(missing_ok=True)
+        from helpers import notebook
+
+        self.common = {
+            "device": notebook.device_name(self.device), "driver": self.nvml.driver if self.nvml else "",
+            "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+            "optimum-quanto": quanto_version(), "date": dt.date.today().isoformat(),
+            "weights": f"{weights} ({'random weights: memory and time only' if models.is_stand_in(weights) else 'real'})",
+        }
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def write(self, row: dict) -> None:
+        row = {**row, **self.common}
+        for key, value in row.items():
+            if isinstance(value, float):
+                row[key] = round(value, 4)
+        data.append_csv(self.csv, [row], FIELDS)
+        shown = {k: row.get(k) for k in ("step", "recipe", "length", "chunk size", "lean trunk", "recycles", "status",
+                                           "seconds", "peak allocated (GiB)", "peak reserved (GiB)",
+                                           "nvidia-smi peak (GiB)")}
+        print(f"[{self.elapsed():6.1f} s] {shown}", flush=True)
+
+    def cap(self, gib: float | None) -> None:
+        """Cap torch's CUDA memory (T4 emulation) or lift the cap; the cache is emptied first."""
+        if not self.cuda:
+            return
+        memory.free_memory()
+        total = torch.cuda.get_device_properties(0).total_memory / GIB
+        torch.cuda.set_per_process_memory_fraction(1.0 if gib is None else min(1.0, gib / total))
+
+    def readings(self, record: dict) -> None:
+        """Fill the CUDA readings of a row (peaks since the last reset, and the state now)."""
+        if not self.cuda:
+            record["why"] = (record.get("why", "") + "; " if record.get("why") else "") + "no CUDA: GPU readings skipped"
+            return
+        torch.cuda.synchronize()
+        record["peak allocated (GiB)"] = torch.cuda.max_memory_allocated() / GIB
+        record["peak reserved (GiB)"] = torch.cuda.max_memory_reserved() / GIB
+        record["allocated after (GiB)"] = torch.cuda.memory_allocated() / GIB
+        record["reserved after (GiB)"] = torch.cuda.memory_reserved() / GIB
+        record["nvidia-smi peak (GiB)"] = self.nvml.peak
+        record["nvidia-smi after (GiB)"] = self.nvml.used_gib()
+
+    def timed(self, record: dict, work) -> object:
+        """Run `work()` with peaks reset and NVML sampled; an out-of-memory error is recorded, not raised."""
+        result = None
+        gc.collect()
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        begin = time.perf_counter()
+        try:
+            if self.cuda:
+                with self.nvml:
+                    result = work()
+            else:
+                result = work()
+            record["status"] = "ok"
+        except Exception as err:  # noqa: BLE001 — OOM is a result; other errors are recorded and the check goes on
+            record["status"] = "OOM" if memory.is_oom(err) else f"error: {type(err).__name__}: {str(err)[:200]}"
+            if not memory.is_oom(err):
+                traceback.print_exc()
+            traceback.clear_frames(err.__traceback__)
+            del err
+        if self.cuda:
+            torch.cuda.synchronize()
+        record["seconds"] = time.perf_counter() - begin
+        self.readings(record)
+        return result
+
+    def context(self) -> None:
+        """The CUDA context: device memory in use once CUDA and cuBLAS are initialised, before any model."""
+        record = {"step": "context", "recipe": "", "cap (GiB)": ""}
+        if self.cuda:
+            torch.ones(256, 256, device="cuda") @ torch.ones(256, 256, device="cuda")
+            torch.cuda.synchronize()
+            memory.free_memory()
+            record.update(status="ok", **{"nvidia-smi after (GiB)": self.nvml.used_gib(),
+                                           "reserved after (GiB)": torch.cuda.memory_reserved() / GIB})
+            record["why"] = "CUDA context + cuBLAS handle, no tensors kept"
+        else:
+            record.update(status="skipped", why="no CUDA")
+        self.write(record)
+
+    def run_step(self, step: Step) -> None:
+        base = {"recipe": step.recipe, "cap (GiB)": step.cap or "none"}
+        if self.elapsed() > self.budget_s:
+            for fold_ in [None] + step.folds:
+                self.write({**base, "step": "load" if fold_ is None else "fold", "status": "skipped",
+                            "why": "time budget spent", **({"length": fold_.length} if fold_ else {})})
+            return
+        self.cap(step.cap)
+        load = {**base, "step": "load", "why": step.why}
+        loaded = self.timed(load, lambda: models.load_model(step.recipe, device=self.device, source=self.weights))
+        if loaded is not None:
+            load["weights (GiB)"] = models.resident_bytes(loaded[0]) / GIB
+        self.write(load)
+        if loaded is None:
+            return
+        model, tokenizer = loaded
+        folding.fold(model, tokenizer, "MKTAYIAK", num_recycles=0)  # warm-up: CUDA kernels and cuBLAS plans load once
+        for fold_ in step.folds:
+            length = min(fold_.length, self.max_length or fold_.length)
+            row = {**base, "step": "fold", "length": length, "chunk size": fold_.chunk or "none",
+                   "lean trunk": fold_.lean, "recycles": "default" if fold_.recycles is None else fold_.recycles,
+                   "trunk passes": 4 if fold_.recycles is None else fold_.recycles + 1, "why": fold_.why}
+            if length != fold_.length:
+                row["why"] = f"{fold_.why}; rehearsal: {fold_.length} shortened to {length}".lstrip("; ")
+            if self.elapsed() > self.budget_s:
+                self.write({**row, "status": "skipped", "why": "time budget spent"})
+                continue
+            if fold_.lean:
+                lean.make_lean(model)
+            else:
+                lean.undo_lean(model)
+            model.trunk.set_chunk_size(fold_.chunk)
+            sequence, row["sequence"] = data.sequence_of_length(length)
+            self.timed(row, lambda: folding.fold(model, tokenizer, sequence, num_recycles=fold_.recycles))
+            self.write(row)
+        del model, tokenizer, loaded
+        memory.free_memory()
+
+    def run(self) -> None:
+        print(f"GPU check: {self.common}", flush=True)
+        if self.cuda:
+            print(python_unpack_for_quanto(), flush=True)
+        build = {"step": "build stand-in", "recipe": "", "cap (GiB)": ""}
+        begin = time.perf_counter()
+        models.checkpoint_path(self.weights)  # builds a stand-in once (random weights), else nothing
+        build.update(status="ok", seconds=time.perf_counter() - begin, why=models.checkpoint_path(self.weights))
+        self.write(build)
+        self.context()
+        for step in plan():
+            try:
+                self.run_step(step)
+            except Exception:  # noqa: BLE001 — one broken recipe must not cost the rest of a rare GPU lease
+                traceback.print_exc()
+                self.write({"step": "load", "recipe": step.recipe, "status": "error", "why": traceback.format_exc(-1)[-200:]})
+        self.cap(None)
+        print(f"done in {self.elapsed():.0f} s: {self.csv}", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, type=Path, help="folder for gpu_check.csv and gpu_check.log")
+    parser.add_argument("--weights", default=os.environ.get(models.WEIGHTS_ENV, "random-full"),
+                        help="random-full (default), tiny, or real weights (a hub id or path)")
+    parser.add_argument("--budget-s", type=float, default=430.0, help="start no row after this many seconds")
+    parser.add_argument("--max-length", type=int, default=None, help="shorten every fold to this (CPU rehearsal)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "gpu_check.log", "w")
+    sys.stdout = _Tee(sys.stdout, log)
+    sys.stderr = _Tee(sys.stderr, log)
+    Check(args.out, args.weights, args.budget_s, args.max_length).run()
+    return 0
+
+
+class _Tee:
+    """Write to the terminal and the log file at once."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

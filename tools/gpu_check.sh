@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The GPU check in one line on a lent GPU machine (Python 3.12 with torch, transformers, accelerate, no network):
+#   bash tools/gpu_check.sh OUT_DIR [extra tools.gpu_check options]
+# Installs the wheels carried in .gpu/wheels (optimum-quanto), reads data from .gpu/shared (both made here by
+# `make gpu-check-prepare`), builds the random-full stand-in and measures into OUT_DIR (≈ 7 minutes on one H100).
+set -euo pipefail
+out=${1:?usage: tools/gpu_check.sh OUT_DIR [options]}
+shift
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+if compgen -G ".gpu/wheels/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-check-site \
+    .gpu/wheels/*.whl
+  export PYTHONPATH=/tmp/gpu-check-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export ESMFOLD_DATA=${ESMFOLD_DATA:-$PWD/.gpu/shared} PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/nvidia-smi.txt"
+exec python3 -m tools.gpu_check --out "$out" "$@"
