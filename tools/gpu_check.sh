@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 mkdir -p "$out"
 if compgen -G ".gpu/wheels/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-check-site \
-    .gpu/wheels/*.whl
+    .gpu/wheels/*.whl || python3 -c "import sys, zipfile; [zipfile.ZipFile(w).extractall('/tmp/gpu-check-site') for w in sys.argv[1:]]" \
+    .gpu/wheels/*.whl  # a wheel is a zip: unpacked, it imports without pip
   export PYTHONPATH=/tmp/gpu-check-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export ESMFOLD_DATA=${ESMFOLD_DATA:-$PWD/.gpu/shared} PYTHONUNBUFFERED=1 TQDM_DISABLE=1
