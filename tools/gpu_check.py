@@ -42,7 +42,7 @@ T4_CAP_GIB = memory.T4_BUDGET_GIB
 FIELDS = [
     "step", "recipe", "length", "chunk size", "lean trunk", "recycles", "trunk passes", "cap (GiB)", "status",
     "seconds", "peak allocated (GiB)", "peak reserved (GiB)", "nvidia-smi peak (GiB)", "nvidia-smi after (GiB)",
-    "allocated after (GiB)", "reserved after (GiB)", "weights (GiB)", "why", "sequence",
+    "allocated after (GiB)", "reserved after (GiB)", "allocator retries", "weights (GiB)", "why", "sequence",
     "device", "driver", "torch", "transformers", "optimum-quanto", "date", "weights",
 ]
 
@@ -99,6 +99,42 @@ def plan() -> list[Step]:
                        Fold(2000, lean=True, recycles=0, why="lean trunk")]
     steps.append(Step("int4", T4_CAP_GIB, list(seed)))
     return steps
+
+
+#: The recipe name of int8 loaded the way transformers 4.x did with Quanto (the seed's stack): see `load_int8_v4`.
+INT8_V4 = "int8-transformers4-load"
+
+
+def plan_limits() -> list[Step]:
+    """Second check: where the T4 limits really are (each probe a fresh load, warm-up, then the one long fold — a
+    student who restarts the runtime for a long protein), and whether the seed's extra int8 memory is what loading
+    the transformers-4 way leaves in PyTorch's cache."""
+    probes = [("int8", 1024, 64), ("int8", 1280, 64), ("int8", 1280, 32), ("fp16", 768, 64), ("fp16", 896, 64),
+              ("fp16", 896, 32)]
+    steps = [Step(INT8_V4, None, [Fold(n) for n in (30, 256, 480)],
+                  why="int8 loaded as transformers 4.x did: fp32 weight to the GPU, then quantized, layer by layer")]
+    steps += [Step(r, T4_CAP_GIB, [Fold(n, chunk, recycles=0, why="fresh load, then this fold")]) for r, n, chunk in probes]
+    steps.append(Step("int8", T4_CAP_GIB, [Fold(2560, lean=True, recycles=0, why="fresh load; lean trunk")]))
+    return steps
+
+
+PLANS = {"seed": plan, "limits": plan_limits}
+
+
+def load_int8_v4(device: str, source: str):
+    """int8 weights the way transformers 4.x loaded them with Quanto (the seed article's stack): every Linear becomes
+    a Quanto QLinear, its fp32 weight is copied to the GPU and quantized there (`freeze`), one layer after another;
+    each fp32 copy is freed into PyTorch's cache. Transformers 5 quantizes without that round trip."""
+    from optimum.quanto import qint8, quantize
+    from optimum.quanto.nn import QModuleMixin
+
+    model, tokenizer = models.load_model("fp32", device="cpu", source=source, allow_cpu=True)
+    quantize(model, weights=qint8)
+    for module in model.modules():
+        if isinstance(module, QModuleMixin):
+            module.to(device)
+            module.freeze()
+    return model.to(device), tokenizer
 
 
 class DeviceMemory:
@@ -175,13 +211,14 @@ def python_unpack_for_quanto() -> str:
 class Check:
     """Runs the plan, writing one CSV row per load or fold."""
 
-    def __init__(self, out: Path, weights: str, budget_s: float, max_length: int | None):
+    def __init__(self, out: Path, weights: str, budget_s: float, max_length: int | None, plan: str = "seed"):
         self.out, self.weights, self.budget_s, self.max_length = out, weights, budget_s, max_length
+        self.plan = PLANS[plan]
         self.cuda = torch.cuda.is_available()
         self.device = "cuda" if self.cuda else "cpu"
         self.start = time.perf_counter()
         self.nvml = DeviceMemory() if self.cuda else None
-        self.csv = out / "gpu_check.csv"
+        self.csv = out / ("gpu_check.csv" if plan == "seed" else f"gpu_check_{plan}.csv")
         self.csv.unlink(missing_ok=True)
         from helpers import notebook
 
@@ -224,6 +261,7 @@ class Check:
         record["peak reserved (GiB)"] = torch.cuda.max_memory_reserved() / GIB
         record["allocated after (GiB)"] = torch.cuda.memory_allocated() / GIB
         record["reserved after (GiB)"] = torch.cuda.memory_reserved() / GIB
+        record["allocator retries"] = torch.cuda.memory_stats().get("num_alloc_retries", 0)  # cache freed to fit
         record["nvidia-smi peak (GiB)"] = self.nvml.peak
         record["nvidia-smi after (GiB)"] = self.nvml.used_gib()
 
@@ -277,7 +315,10 @@ class Check:
             return
         self.cap(step.cap)
         load = {**base, "step": "load", "why": step.why}
-        loaded = self.timed(load, lambda: models.load_model(step.recipe, device=self.device, source=self.weights))
+        if step.recipe == INT8_V4:
+            loaded = self.timed(load, lambda: load_int8_v4(self.device, self.weights))
+        else:
+            loaded = self.timed(load, lambda: models.load_model(step.recipe, device=self.device, source=self.weights))
         if loaded is not None:
             load["weights (GiB)"] = models.resident_bytes(loaded[0]) / GIB
         self.write(load)
@@ -316,7 +357,7 @@ class Check:
         build.update(status="ok", seconds=time.perf_counter() - begin, why=models.checkpoint_path(self.weights))
         self.write(build)
         self.context()
-        for step in plan():
+        for step in self.plan():
             try:
                 self.run_step(step)
             except Exception:  # noqa: BLE001 — one broken recipe must not cost the rest of a rare GPU lease
@@ -333,12 +374,15 @@ def main(argv=None) -> int:
                         help="random-full (default), tiny, or real weights (a hub id or path)")
     parser.add_argument("--budget-s", type=float, default=430.0, help="start no row after this many seconds")
     parser.add_argument("--max-length", type=int, default=None, help="shorten every fold to this (CPU rehearsal)")
+    parser.add_argument("--plan", choices=sorted(PLANS), default="seed",
+                        help="seed: the seed's recipes and lengths, T4 limits, lean trunk (default); limits: fresh-load "
+                             "probes around the T4 limits and the transformers-4 int8 load")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = open(args.out / "gpu_check.log", "w")
+    log = open(args.out / f"gpu_check{'' if args.plan == 'seed' else '_' + args.plan}.log", "w")
     sys.stdout = _Tee(sys.stdout, log)
     sys.stderr = _Tee(sys.stderr, log)
-    Check(args.out, args.weights, args.budget_s, args.max_length).run()
+    Check(args.out, args.weights, args.budget_s, args.max_length, args.plan).run()
     return 0
 
 
