@@ -27,6 +27,22 @@ def figures_dir() -> Path:
     return data.repo_root() / "figures"
 
 
+def _estimate_rule() -> str:
+    from helpers import fit
+
+    return (f"nvidia-smi estimate (peak allocated + {fit.CACHE_SHARE} × activations for the allocator's cache + "
+            f"{fit.CUDA_CONTEXT_GIB} GiB CUDA context, + {fit.QUANTO_ALLOWANCE_GIB} GiB for Quanto recipes; constants "
+            "measured on an H100, figures/09_gpu_check.csv)")
+
+
+def _lean_estimate(part: pd.DataFrame) -> pd.Series:
+    """The nvidia-smi estimate of rows of 07_lean_steps.csv (int8 weights: allocated − activations)."""
+    from helpers import fit
+
+    allocated = part["predicted peak allocated (GiB)"]
+    return fit.nvidia_smi_estimate(part["variant"].iloc[0], allocated, allocated - part["activations peak (GiB)"])
+
+
 def weights_per_stage(out_dir: Path) -> Path:
     """Bar chart: fp32 weights per stage of the esmfold_v1 architecture against a T4's budget (exact arithmetic)."""
     import matplotlib.pyplot as plt
@@ -173,8 +189,7 @@ def max_length_table(out_dir: Path) -> Path:
     table["provenance"] = (
         f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
         f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles, grid lengths "
-        f"{', '.join(map(str, sorted(grid['length'].unique())))}; peak allocated + {fit.CUDA_CONTEXT_GIB} GiB CUDA "
-        "context allowance ≤ GPU size"
+        f"{', '.join(map(str, sorted(grid['length'].unique())))}; {_estimate_rule()} ≤ GPU size"
     )
     path = out_dir / "04_max_length.csv"
     table.to_csv(path, index=False)
@@ -247,8 +262,7 @@ def recipe_table(out_dir: Path) -> Path:
     table["provenance"] = (
         f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
         f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles; first recipe of "
-        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk whose peak allocated + "
-        f"{fit.CUDA_CONTEXT_GIB} GiB CUDA context allowance fits"
+        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk whose {_estimate_rule()} fits"
     )
     path = out_dir / "06_recipes.csv"
     table.to_csv(path, index=False)
@@ -270,7 +284,7 @@ def lean_steps_table(out_dir: Path) -> Path:
     table = fit.lean_steps("int8", (1000, 2000))
     table["provenance"] = (f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch "
                            f"{torch.__version__}, transformers {transformers.__version__}, {_dt.date.today().isoformat()}), "
-                           "default recycles, int8 weights (exact bytes) + fp32 activations; no CUDA context included")
+                           "default recycles, int8 weights (exact bytes) + fp32 activations; values: peak allocated (no CUDA context)")
     path = out_dir / "07_lean_steps.csv"
     table.to_csv(path, index=False)
     return path
@@ -290,7 +304,7 @@ def lean_steps_figure(out_dir: Path) -> Path:
     for i, length in enumerate(lengths):
         part = table[table["length"] == length].set_index("step").reindex(steps)
         xs = [j + (i - len(lengths) / 2 + 0.5) * width for j in range(len(steps))]
-        bars = ax.bar(xs, part["predicted peak allocated (GiB)"] + fit.CUDA_CONTEXT_GIB, width=width,
+        bars = ax.bar(xs, _lean_estimate(part), width=width,
                       label=f"L = {length:,}", color=["#4C72B0", "#DD8452"][i % 2])
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.axhline(memory.T4_BUDGET_GIB, color="red", ls="--", lw=1.2)
@@ -302,24 +316,22 @@ def lean_steps_figure(out_dir: Path) -> Path:
     ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
     ax.legend(fontsize=8)
     fig.text(0.01, 0.01, "PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1]
-             + f"; bars include a {fit.CUDA_CONTEXT_GIB} GiB CUDA-context allowance.", fontsize=6.5, color="0.35")
+             + f"; bars: {_estimate_rule()}.", fontsize=6.5, color="0.35")
     fig.subplots_adjust(bottom=0.2)
     return _save(fig, out_dir / "07_lean_steps.png")
 
 
 def lean_markdown() -> str:
     """The README's lean-trunk table, rendered from figures/07_lean_steps.csv."""
-    from helpers import fit
-
     table = pd.read_csv(figures_dir() / "07_lean_steps.csv")
     lengths = sorted(table["length"].unique())
     steps = list(dict.fromkeys(table["step"]))
     lines = ["| step (cumulative) | " + " | ".join(f"L = {n:,} (GiB)" for n in lengths) + " |",
              "|---|" + "---|" * len(lengths)]
     for step in steps:
-        part = table[table["step"] == step].set_index("length")["predicted peak allocated (GiB)"]
-        lines.append(f"| {step} | " + " | ".join(f"{part[n] + fit.CUDA_CONTEXT_GIB:.1f}" for n in lengths) + " |")
-    lines += ["", f"*{table['provenance'].iloc[0]}; + {fit.CUDA_CONTEXT_GIB} GiB CUDA-context allowance in the table. "
+        part = _lean_estimate(table[table["step"] == step].set_index("length"))
+        lines.append(f"| {step} | " + " | ".join(f"{part[n]:.1f}" for n in lengths) + " |")
+    lines += ["", f"*{table['provenance'].iloc[0]}; the table shows the {_estimate_rule()}. "
               "Regenerate with `python -m helpers.figures lean` (CPU, ≈ 20 min).*"]
     return "\n".join(lines)
 
@@ -401,15 +413,16 @@ def predicted_memory_figure(out_dir: Path) -> Path:
     grid = grid[grid["variant"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
     seed = dict(data.SEED_MEMORY_GB)
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
-    plots.plot_memory_vs_length(grid, value="predicted peak allocated (GiB)", budget_gib=memory.T4_BUDGET_GIB,
+    plots.plot_memory_vs_length(grid, value="predicted nvidia-smi (GiB)", budget_gib=memory.T4_BUDGET_GIB,
                                 seed=seed, ax=ax,
-                                title="Predicted peak GPU memory (allocated) against length — solid: unchunked, dotted: chunk 32")
+                                title="Predicted GPU memory (nvidia-smi estimate) against length — solid: unchunked, "
+                                      "dotted: chunk 32")
     ax.set_ylim(0, 40)
     raw = pd.read_csv(out_dir / "04_predicted_grid.csv")
     fig.text(0.01, 0.005, f"PREDICTION (fake-tensor trace of the esmfold_v1 architecture on CPU, torch {raw['torch'].iloc[0]}, "
-             f"transformers {raw['transformers'].iloc[0]}, {raw['date'].iloc[0]}), not a GPU measurement.\nSquares: the seed "
-             "article's nvidia-smi readings, cited from github.com/davideaguglia/ESMFold (GPU not stated).", fontsize=7,
-             color="0.35")
+             f"transformers {raw['transformers'].iloc[0]}, {raw['date'].iloc[0]}) + allocator cache, CUDA context and Quanto "
+             "terms measured on an H100 (figures/09_gpu_check.csv).\nSquares: the seed article's nvidia-smi readings, "
+             "cited from github.com/davideaguglia/ESMFold (GPU not stated).", fontsize=7, color="0.35")
     fig.subplots_adjust(bottom=0.16)
     grid.to_csv(out_dir / "04_predicted_memory.csv", index=False)
     return _save(fig, out_dir / "04_predicted_memory.png")
@@ -445,25 +458,101 @@ def measured_sweep(out_dir: Path) -> list[Path]:
     return paths
 
 
-def seed_comparison(out_dir: Path) -> Path:
-    """The predictor against the seed article's nvidia-smi numbers, point by point (figures/04_seed_comparison.csv)."""
+#: The GPU check's committed measurements (`make gpu-check`; tools/gpu_check.py).
+GPU_CHECK_CSV = "09_gpu_check.csv"
+GPU_LIMITS_CSV = "09_gpu_limits.csv"
+
+
+def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
+    """Every measured fold of the GPU check (both plans), with the prediction for the same point beside it: peak
+    allocated (fake-tensor trace) and the nvidia-smi estimate, and measured / predicted ratios."""
     from helpers import fit
 
+    out_dir = out_dir or figures_dir()
+    frames = [pd.read_csv(out_dir / name).assign(check=name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV)
+              if (out_dir / name).exists()]
+    table = pd.concat(frames, ignore_index=True)
+    table = table[(table["step"] == "fold") & (table["recipe"].isin(list(models.VARIANTS)))].copy()
+    rows = []
+    for _, row in table.iterrows():
+        chunk = fit.LEAN if str(row["lean trunk"]) == "True" else (None if row["chunk size"] == "none" else int(row["chunk size"]))
+        variant = "fp16" if row["recipe"] == "fp16-seed" else row["recipe"]  # the same fold; only the load differs
+        rows.append({"predicted peak allocated (GiB)": fit.lookup_or_predict(variant, int(row["length"]), chunk),
+                     "predicted nvidia-smi (GiB)": fit.predicted_nvidia_smi(variant, int(row["length"]), chunk)})
+    table = pd.concat([table.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+    table["measured / predicted, allocated"] = table["peak allocated (GiB)"] / table["predicted peak allocated (GiB)"]
+    table["measured / predicted, nvidia-smi"] = table["nvidia-smi peak (GiB)"] / table["predicted nvidia-smi (GiB)"]
+    return table
+
+
+def seed_comparison(out_dir: Path) -> Path:
+    """The nvidia-smi estimate against the seed article's readings and the H100 measurements, at the seed's lengths
+    and between them (figures/04_seed_comparison.csv)."""
+    from helpers import fit
+
+    measured = gpu_measurements(out_dir)
+    measured = measured[(measured["check"] == GPU_CHECK_CSV) & (measured["recycles"] == "default")]
     rows = []
     for seed_variant, points in data.SEED_MEMORY_GB.items():
         variant = "fp16" if seed_variant == "fp16-seed" else seed_variant  # same fold; the seed route only loads differently
-        for length, reported in points.items():
-            allocated = fit.lookup_or_predict(variant, length, None)
-            rows.append({"seed variant": seed_variant, "length": length, "seed nvidia-smi (GB, cited)": reported,
-                         "predicted peak allocated (GiB)": round(allocated, 2),
-                         f"predicted + {fit.CUDA_CONTEXT_GIB} GiB context (GiB)": round(allocated + fit.CUDA_CONTEXT_GIB, 2),
-                         "the same in GB (10⁹ bytes)": round((allocated + fit.CUDA_CONTEXT_GIB) * 1024**3 / 1e9, 2)})
+        for length in sorted(set(points) | {128, 384}):
+            estimate = fit.predicted_nvidia_smi(variant, length, None)
+            seed_gib = points[length] * 1e9 / memory.GIB if length in points else None
+            gpu = measured[(measured["recipe"] == variant) & (measured["length"] == length)]
+            rows.append({
+                "seed recipe": seed_variant, "length": length,
+                "seed nvidia-smi (GiB)": round(seed_gib, 2) if seed_gib else "—",
+                "predicted peak allocated (GiB)": round(fit.lookup_or_predict(variant, length, None), 2),
+                "nvidia-smi estimate (GiB)": round(estimate, 2),
+                "estimate / seed": f"{estimate / seed_gib:.3f}" if seed_gib else "—",
+                "H100 allocated (GiB)": round(float(gpu["peak allocated (GiB)"].iloc[0]), 2) if len(gpu) else "—",
+                "H100 nvidia-smi (GiB)": round(float(gpu["nvidia-smi peak (GiB)"].iloc[0]), 2) if len(gpu) else "—",
+            })
     table = pd.DataFrame(rows)
-    table["provenance"] = (f"predicted (fake-tensor trace, unchunked, default recycles), {_dt.date.today().isoformat()}; "
-                           f"seed numbers cited from {data.SEED_URL} (GPU and units as reported there)")
+    gpu_line = measured[["device", "torch", "transformers", "date"]].iloc[0]
+    table["provenance"] = (
+        f"estimate: fake-tensor trace (unchunked, default recycles) + the allocator, context and Quanto terms of "
+        f"helpers.fit; seed readings cited from {data.SEED_URL} (its GB converted to GiB; GPU not stated); H100: "
+        f"measured by make gpu-check ({gpu_line['device']}, torch {gpu_line['torch']}, transformers "
+        f"{gpu_line['transformers']}, {gpu_line['date']}, random-full stand-in: random weights; the fp16 rows: the "
+        "fp16 recipe, the same fold as the seed's route without its fp32 load)")
     path = out_dir / "04_seed_comparison.csv"
     table.to_csv(path, index=False)
     return path
+
+
+def gpu_check_figure(out_dir: Path) -> Path:
+    """Measured on an H100 against predicted, per fold of the GPU check: peak allocated (the trace) and nvidia-smi
+    (the estimate), with the seed's readings (figures/09_gpu_vs_predicted.csv and .png)."""
+    import matplotlib.pyplot as plt
+
+    table = gpu_measurements(out_dir)
+    table.to_csv(out_dir / "09_gpu_vs_predicted.csv", index=False)
+    ok = table[table["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for ax, what in zip(axes, ("peak allocated (GiB)", "nvidia-smi peak (GiB)")):
+        predicted = "predicted peak allocated (GiB)" if what.startswith("peak") else "predicted nvidia-smi (GiB)"
+        for recipe, part in ok.groupby("recipe"):
+            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots._COLOURS.get(recipe))
+        oom = table[table["status"] == "OOM"]
+        ax.scatter(oom[predicted], [memory.T4_BUDGET_GIB] * len(oom), marker="x", color="red", s=40,
+                   label="out of memory under the T4 cap (drawn at the cap)")
+        top = max(ok[what].max(), ok[predicted].max(), memory.T4_BUDGET_GIB) * 1.05
+        ax.plot([0, top], [0, top], color="0.5", lw=0.8, ls="--")
+        ax.axhline(memory.T4_BUDGET_GIB, color="red", lw=0.8, ls=":")
+        ax.set_xlabel(predicted.replace(" (GiB)", " (GiB), predicted on a CPU"))
+        ax.set_ylabel(what.replace(" (GiB)", " (GiB), measured"))
+        ax.set_title("allocated by PyTorch" if what.startswith("peak") else "device memory in use (nvidia-smi)")
+    axes[0].legend(fontsize=7)
+    line = ok.iloc[0]
+    fig.suptitle("Will it fit? The predictor against an H100 (random-full stand-in: random weights)", fontsize=11)
+    fig.text(0.01, 0.01, f"Measured: {line['device']}, driver {line['driver']}, torch {line['torch']}, transformers "
+             f"{line['transformers']}, optimum-quanto {line['optimum-quanto']}, {line['date']}, random weights (memory "
+             "only). Dashed: measured = predicted.\nAbove it on the right: cache left by an earlier step (the seed's fp16 "
+             "route keeps its fp32 load's blocks; folds after an out-of-memory probe), which the allocator frees when it "
+             "needs room. nvidia-smi includes the 1.14 GiB CUDA context, outside the cap.", fontsize=7, color="0.35")
+    fig.subplots_adjust(bottom=0.22, top=0.86)
+    return _save(fig, out_dir / "09_gpu_vs_predicted.png")
 
 
 def _csv_markdown(name: str, footer: str = ".") -> str:
@@ -518,8 +607,8 @@ def main(argv: list[str]) -> None:
         makers.append(lean_steps_figure)
     if (out_dir / "08_cpu_benchmark.csv").exists():
         makers.append(cpu_benchmark_figure)
-        if "seed" in argv or not (out_dir / "04_seed_comparison.csv").exists():
-            makers.append(seed_comparison)
+    if (out_dir / GPU_CHECK_CSV).exists():
+        makers += [seed_comparison, gpu_check_figure]
     for make in makers:
         print("wrote", make(out_dir))
     if update_readme():

@@ -100,9 +100,32 @@ def _cast(module: torch.nn.Module, dtype: torch.dtype) -> None:
 
 #: Variants whose activations match the fp32 model's (weights are quantized, the arithmetic runs in fp32).
 _FP32_ACTIVATIONS = ("fp32", "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq")
-#: What `torch.cuda.max_memory_allocated` does not see but nvidia-smi does: the CUDA context and cuBLAS workspace.
-#: An allowance, not a measurement (typically 0.3–0.6 GiB; it differs by GPU, driver and torch version).
-CUDA_CONTEXT_GIB = 0.5
+#: What nvidia-smi shows beyond the live tensors, in three parts (all measured on one H100 by `make gpu-check`,
+#: figures/09_gpu_check.csv and 09_gpu_limits.csv; torch 2.11+cu130, transformers 5.17, driver 580, 2026-11-26):
+#: the CUDA context and cuBLAS handle — device memory in use with no tensor kept (1.17 GiB − 0.03 GiB reserved);
+#: a T4's was not measured.
+CUDA_CONTEXT_GIB = 1.14
+#: What PyTorch's caching allocator holds beyond the live tensors, as a share of a fold's activations: measured
+#: 0.02–0.13 up to 384 aa and 0.37–0.40 at 480 aa right after a 384-aa fold (cached blocks too small to reuse).
+#: 0.25 keeps the estimate at or above every nvidia-smi reading of the seed article (within +10 %) and gives the
+#: right answer for every fold measured under a T4 cap; under a cap the allocator frees its cache before it fails.
+CACHE_SHARE = 0.25
+#: Quanto recipes: the seed's int8 readings lie ≈ 0.5 GiB above what its fp32/fp16 readings imply. Not reproduced
+#: here — loading int8 with transformers 5.17, or layer by layer as transformers 4 did, leaves 0.03 GiB in the cache —
+#: so an allowance taken from the seed's readings, not a measurement.
+QUANTO_ALLOWANCE_GIB = 0.4
+
+
+def nvidia_smi_estimate(variant: str, allocated_gib, weights_gib):
+    """What nvidia-smi will show for a fold predicted to peak at `allocated_gib` (weights + activations, GiB) — the
+    number to hold against a GPU's memory: the live tensors, the allocator's cache (CACHE_SHARE of the activations),
+    the CUDA context, and for Quanto recipes an allowance. Works on numbers and on pandas columns alike."""
+    from helpers import models
+
+    quanto = variant in models.VARIANTS and models.VARIANTS[variant].quanto is not None
+    activations = allocated_gib - weights_gib
+    return (allocated_gib + CACHE_SHARE * activations + CUDA_CONTEXT_GIB
+            + (QUANTO_ALLOWANCE_GIB if quanto else 0.0))
 
 
 def activation_profile(variant: str) -> str:
@@ -254,7 +277,7 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
         "weights (GiB)": weights / gib,
         "activations peak (GiB)": (activations + extra) / gib,
         "predicted peak allocated (GiB)": (weights + activations + extra) / gib,
-        "predicted nvidia-smi (GiB)": (weights + activations + extra) / gib + CUDA_CONTEXT_GIB,
+        "predicted nvidia-smi (GiB)": nvidia_smi_estimate(variant, (weights + activations + extra) / gib, weights / gib),
         "lean": lean is not None,
         "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "") + (" + exact quantized weight bytes" if quantized else "")
         + (" − offloaded LM weights + one LM layer" if variant == "fp16-offload" else ""),
@@ -326,12 +349,12 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
         data.append_csv(path, [row], fields)
         print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
     _committed_grid.cache_clear()
+    _allocated_and_weights.cache_clear()
 
 
-def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
-    """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
-    the point is on it, else traced now. `source` names another architecture (e.g. 'tiny'); `chunk_size='lean'` is
-    the lean trunk of notebook 07."""
+@functools.lru_cache(maxsize=None)  # a trace off the grid takes seconds to minutes and always gives the same bytes
+def _allocated_and_weights(variant: str, length: int, chunk_size, source: str | None) -> tuple[float, float]:
+    """(predicted peak allocated GiB, weights GiB): from the committed grid when the point is on it, else traced now."""
     from helpers import models
 
     source = source or "random-full"
@@ -341,12 +364,28 @@ def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source:
                    & (grid["chunk size"].astype(str) == str(chunk_size or "none"))]
         if len(hit):
             weights, extra = _weights_and_temporary(variant, source, int(hit["weights bytes (traced)"].iloc[0]))
-            return (weights + int(hit["activation bytes"].iloc[0]) + extra) / 1024**3
+            return (weights + int(hit["activation bytes"].iloc[0]) + extra) / 1024**3, weights / 1024**3
     if chunk_size == LEAN:
         from helpers import lean
 
-        return predict_peak(variant, length, source=source, lean=lean.LeanOptions())["predicted peak allocated (GiB)"]
-    return predict_peak(variant, length, chunk_size, source=source)["predicted peak allocated (GiB)"]
+        result = predict_peak(variant, length, source=source, lean=lean.LeanOptions())
+    else:
+        result = predict_peak(variant, length, chunk_size, source=source)
+    return result["predicted peak allocated (GiB)"], result["weights (GiB)"]
+
+
+def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
+    """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
+    the point is on it, else traced now. `source` names another architecture (e.g. 'tiny'); `chunk_size='lean'` is
+    the lean trunk of notebook 07."""
+    return _allocated_and_weights(variant, length, chunk_size, source)[0]
+
+
+def predicted_nvidia_smi(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
+    """What nvidia-smi is predicted to show for this fold (GiB): `lookup_or_predict` plus the allocator's cache, the
+    CUDA context and, for Quanto, an allowance (`nvidia_smi_estimate`). The number to hold against a GPU's memory."""
+    allocated, weights = _allocated_and_weights(variant, length, chunk_size, source)
+    return nvidia_smi_estimate(variant, allocated, weights)
 
 
 #: Variants in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
@@ -367,6 +406,8 @@ def predicted_grid(source: str | None = None):
         part["variant"] = variant
         part["weights (GiB)"] = weights / 1024**3
         part["predicted peak allocated (GiB)"] = (weights + part["activation bytes"] + extra) / 1024**3
+        part["predicted nvidia-smi (GiB)"] = nvidia_smi_estimate(variant, part["predicted peak allocated (GiB)"],
+                                                                 part["weights (GiB)"])
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
 
@@ -397,9 +438,9 @@ _CHUNK_ORDER = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}
 
 
 def longest_fitting(part, budget_gib: float) -> tuple[int, str] | None:
-    """(longest length, chunk label) of the rows of one variant's predicted grid that fit `budget_gib` (with the CUDA
-    context allowance), taking the fastest chunk size at that length; None if no row fits."""
-    fits = part[part["predicted peak allocated (GiB)"] + CUDA_CONTEXT_GIB <= budget_gib]
+    """(longest length, chunk label) of the rows of one variant's predicted grid whose nvidia-smi estimate fits
+    `budget_gib`, taking the fastest chunk size at that length; None if no row fits."""
+    fits = part[part["predicted nvidia-smi (GiB)"] <= budget_gib]
     if fits.empty:
         return None
     longest = int(fits["length"].max())
@@ -428,7 +469,7 @@ def recommend(budget_gib: float, length: int, source: str | None = None) -> tupl
         for chunk in CHUNK_LADDER:
             row = at[(at["variant"] == variant) & (at["chunk size"].astype(str) == str(chunk or "none"))]
             if len(row):
-                need = float(row["predicted peak allocated (GiB)"].iloc[0]) + CUDA_CONTEXT_GIB
+                need = float(row["predicted nvidia-smi (GiB)"].iloc[0])
                 if need <= budget_gib:
                     return variant, chunk, need
     return None
@@ -499,7 +540,7 @@ def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_
             row = grid[(grid["variant"] == v) & (grid["length"] == longer[0])
                        & (grid["chunk size"].astype(str) == str(chunk or "none"))]
             if len(row):
-                return float(row["predicted peak allocated (GiB)"].iloc[0]) + CUDA_CONTEXT_GIB
+                return float(row["predicted nvidia-smi (GiB)"].iloc[0])
         return predict_peak(v, length, chunk)["predicted nvidia-smi (GiB)"]
 
     need = predicted(variant, chunk_size)

@@ -80,7 +80,8 @@ _COLOURS = {"fp32": "#4C72B0", "fp16": "#DD8452", "fp16-seed": "#C44E52", "bf16"
 def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = 14.56,
                           seed: dict | None = None, title: str = "", provenance: str = "", ax=None):
     """Peak memory against sequence length, one line per (variant, chunk size); weights floors dotted; the seed's
-    published numbers (if given) as hollow markers; a GPU budget line. Returns the Axes."""
+    published numbers (if given, in GB as `data.SEED_MEMORY_GB` holds them) as hollow markers; a GPU budget line.
+    Returns the Axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -93,9 +94,9 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
                 label=f"{variant}, chunk {chunk}")
     for variant, part in table.groupby("variant", sort=False):
         ax.axhline(float(part["weights (GiB)"].iloc[0]), color=_COLOURS.get(variant), lw=0.8, ls=(0, (1, 3)))
-    for variant, points in (seed or {}).items():
-        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, mew=1.5,
-                color=_COLOURS.get(variant, "black"), label=f"seed article, {variant} (cited, nvidia-smi GB)")
+    for variant, points in (seed or {}).items():  # the seed reports GB (10⁹ bytes); the axes are GiB
+        ax.plot(list(points), [gb * 1e9 / 1024**3 for gb in points.values()], "s", mfc="none", ms=8, mew=1.5,
+                color=_COLOURS.get(variant, "black"), label=f"seed article, {variant} (cited nvidia-smi, in GiB)")
     if budget_gib:
         ax.axhline(budget_gib, color="red", lw=1.5)
         ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib} GiB", color="red", va="bottom", fontsize=8)

@@ -162,9 +162,10 @@ query = fit.predict_peak("fp16", 480, chunk_size=None)
 pd.Series(query)
 
 # %% [markdown]
-# The seed article measured ≈ 14.4 GB with `nvidia-smi` for this point. The prediction is peak *allocated*; add the
-# CUDA context (an allowance of ≈ 0.5 GiB here) and PyTorch's caching-allocator slack (reserved − allocated, often
-# 5–15 %) to compare with `nvidia-smi`.
+# The seed article measured ≈ 14.4 GB (13.4 GiB) with `nvidia-smi` for this point. The prediction is peak
+# *allocated*; `nvidia-smi` also shows the CUDA context (1.14 GiB on an H100) and what PyTorch's caching allocator keeps
+# beyond the live tensors. `predicted nvidia-smi (GiB)` above adds both, with terms measured on an H100 — it lies 2–8 %
+# above each of the seed's readings (README, "Measured on a GPU").
 #
 # Every point of the sweep above carries the prediction next to the measurement:
 
@@ -175,9 +176,10 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);
 # ## 6 · Which recipe fits my hardware?
 #
 # The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
-# recipe (`python -m helpers.fit grid`, then `python -m helpers.figures`): the longest grid length whose predicted
-# peak plus a 0.5 GiB CUDA-context allowance fits each GPU size, with the largest (fastest) chunk size that gets
-# there. It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; the README shows the
+# recipe (`python -m helpers.fit grid`, then `python -m helpers.figures`): the longest grid length whose
+# nvidia-smi estimate fits each GPU size, with the largest (fastest) chunk size that gets there. On an H100 under a
+# T4 cap, the table's T4 limits for `fp16` (768 aa) and `int8` (1,024 aa) were measured to fit, one grid step more
+# ran out of memory. It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; the README shows the
 # same table.
 
 # %%
@@ -224,8 +226,8 @@ print(f"int8, L = 256, unchunked: {spot:.3f} GiB predicted now; "
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 1 — your protein
-need = fit.lookup_or_predict("int8", 384, None) + fit.CUDA_CONTEXT_GIB  # on the committed grid: instant
-print(f"int8, 384 aa, unchunked: {need:.2f} GiB with the context allowance → "
+need = fit.predicted_nvidia_smi("int8", 384, None)  # on the committed grid: instant
+print(f"int8, 384 aa, unchunked: {need:.2f} GiB as nvidia-smi would show it → "
       f"{'fits' if need <= memory.T4_BUDGET_GIB else 'does not fit'} a T4")
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"

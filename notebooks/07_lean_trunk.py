@@ -77,12 +77,13 @@ T4 = memory.T4_BUDGET_GIB
 pair = pd.DataFrame({"L": [512, 1000, 1500, 2000]})
 pair["one pair tensor, fp32 (GiB)"] = (pair["L"] ** 2 * 128 * 4 / 2**30).round(2)
 pair["int8 weights (GiB)"] = round(fit.variant_weight_bytes("int8") / 2**30, 2)
-pair["T4 budget − 0.5 GiB context − weights, in pair tensors"] = (
+pair[f"T4 budget − {fit.CUDA_CONTEXT_GIB} GiB context − weights, in pair tensors"] = (
     (T4 - fit.CUDA_CONTEXT_GIB - pair["int8 weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
 pair
 
 # %% [markdown]
-# With int8 weights a T4 has room for about **5.6 pair tensors** at L = 2,000 — everything else has to be small.
+# With int8 weights a T4 has room for about **5 pair tensors** at L = 2,000 — everything else has to be small (and
+# PyTorch's allocator keeps some cache beyond the live tensors).
 # Reading transformers' `modeling_esmfold.py` line by line, these are the L × L consumers of one fold:
 #
 # | where | what is alive | `set_chunk_size` helps? |
@@ -100,8 +101,8 @@ pair
 
 # %%
 for length in (1000, 1536):
-    print(f"L = {length}: predicted peak {fit.lookup_or_predict('int8', length, 32) + fit.CUDA_CONTEXT_GIB:.1f} GiB "
-          f"(int8, chunk 32, + 0.5 GiB context) against a T4's {T4} GiB")
+    print(f"L = {length}: predicted {fit.predicted_nvidia_smi('int8', length, 32):.1f} GiB as nvidia-smi would show it "
+          f"(int8, chunk 32) against a T4's {T4} GiB")
 
 # %% [markdown]
 # ## 2 · Seven changes, one at a time
@@ -130,8 +131,11 @@ if RECOMPUTE:
     steps = fit.lean_steps("int8", (1000, 2000))
 else:
     steps = pd.read_csv(data.repo_file("figures/07_lean_steps.csv"))
-steps["+ context (GiB)"] = (steps["predicted peak allocated (GiB)"] + fit.CUDA_CONTEXT_GIB).round(2)
-steps.pivot(index="step", columns="length", values="+ context (GiB)").reindex(list(dict.fromkeys(steps["step"])))
+steps["nvidia-smi estimate (GiB)"] = fit.nvidia_smi_estimate(
+    "int8", steps["predicted peak allocated (GiB)"],
+    steps["predicted peak allocated (GiB)"] - steps["activations peak (GiB)"]).round(2)
+steps.pivot(index="step", columns="length", values="nvidia-smi estimate (GiB)").reindex(
+    list(dict.fromkeys(steps["step"])))
 
 # %% [markdown]
 # ![predicted peak per lean step](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/07_lean_steps.png)
@@ -216,8 +220,8 @@ else:  # the tiny stand-in on a CPU
     long_sequence, long_origin = data.sequence_of_length(64)
 print(f"{long_origin}: {len(long_sequence)} residues")
 predicted_long = fit.lookup_or_predict("int8", len(long_sequence), "lean", None if ON_GPU else "tiny")
-print(f"predicted peak {predicted_long:.2f} GiB allocated, {predicted_long + fit.CUDA_CONTEXT_GIB:.2f} GiB with the "
-      f"context allowance (T4: {T4} GiB)")
+print(f"predicted peak {predicted_long:.2f} GiB allocated (T4: {T4} GiB; on an H100, int8 + the lean trunk folded "
+      "2,000 residues under a T4 cap at 10.3 GiB allocated)")
 
 # %%
 del model

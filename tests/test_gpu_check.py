@@ -1,0 +1,74 @@
+"""The prepared GPU check (tools/gpu_check.py): rehearsed on the CPU with the tiny stand-in, so that a change that
+breaks it fails here and not on a rare, 15-minute GPU lease."""
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import fit, models
+from tools import gpu_check
+
+
+@pytest.mark.parametrize("plan", sorted(gpu_check.PLANS))
+def test_every_planned_row_runs_on_the_cpu_with_cuda_readings_marked(tmp_path, plan):
+    check = gpu_check.Check(tmp_path, "tiny", budget_s=600, max_length=40, plan=plan)
+    check.run()
+    table = pd.read_csv(check.csv)
+    steps = gpu_check.PLANS[plan]()
+    loads, folds = table[table["step"] == "load"], table[table["step"] == "fold"]
+    assert list(loads["recipe"]) == [s.recipe for s in steps]
+    assert len(folds) == sum(len(s.folds) for s in steps)
+    assert (table.loc[table["step"].isin(["load", "fold"]), "status"] == "ok").all(), table[["recipe", "status"]]
+    # no CUDA here: every GPU reading is left empty and the row says why
+    assert table["peak allocated (GiB)"].isna().all() and table["nvidia-smi peak (GiB)"].isna().all()
+    assert folds["why"].str.contains("no CUDA: GPU readings skipped").all()
+    assert folds["why"].str.contains("rehearsal: 480 shortened to 40").any()
+    # provenance on every row
+    for column in ("device", "torch", "transformers", "optimum-quanto", "date", "weights"):
+        assert table[column].notna().all(), column
+    assert table["weights"].str.startswith("tiny (random weights").all()
+
+
+def test_the_time_budget_skips_rows_and_says_so(tmp_path):
+    check = gpu_check.Check(tmp_path, "tiny", budget_s=0, max_length=40)
+    check.run()
+    table = pd.read_csv(check.csv)
+    rows = table[table["step"].isin(["load", "fold"])]
+    assert (rows["status"] == "skipped").all() and (rows["why"] == "time budget spent").all()
+
+
+def test_the_plan_covers_the_seed_the_t4_limits_and_the_lean_trunk():
+    steps = {s.recipe: s for s in gpu_check.plan()}
+    assert {"fp32", "fp16-seed", "fp16", "int8", "int4"} <= set(steps)
+    for recipe in ("fp32", "fp16-seed", "fp16", "int8", "int4"):
+        default = [f.length for f in steps[recipe].folds if f.recycles is None and not f.lean and f.chunk is None]
+        assert default == list(gpu_check.SEED_LENGTHS)
+    assert steps["fp32"].cap is None and steps["int8"].cap == gpu_check.T4_CAP_GIB
+    for recipe in ("fp16", "int8"):  # the hardware table's T4 limit and one grid step beyond it
+        (length, chunk), beyond = gpu_check.t4_limit(recipe)
+        table = fit.hardware_table().set_index("variant")
+        assert table.loc[recipe, "T4 (14.56 GiB)"] == f"{length} aa (chunk {chunk or 'none'})"
+        probed = [(f.length, f.chunk) for f in steps[recipe].folds if f.recycles == 0 and not f.lean]
+        assert (length, chunk) in probed and beyond in probed and beyond[0] > length
+    assert sorted({f.length for f in steps["int8"].folds if f.lean}) == [1000, 2000]
+
+
+def test_python_unpack_matches_quantos_kernel():
+    """The GPU check routes Quanto's int4 unpacking to plain PyTorch (no nvcc build in a short lease): it must give
+    the bytes Quanto's own compiled kernel gives."""
+    pytest.importorskip("optimum.quanto")
+    generator = torch.Generator().manual_seed(0)
+    for bits in (2, 4):
+        packed = torch.randint(0, 256, (96, 40), dtype=torch.uint8, generator=generator)
+        assert torch.equal(gpu_check.unpack_bits(packed, bits), torch.ops.quanto.unpack(packed, bits))
+
+
+def test_loading_int8_the_transformers4_way_quantizes_every_linear(tmp_path):
+    pytest.importorskip("optimum.quanto")
+    from optimum.quanto.nn import QModuleMixin
+
+    model, _ = gpu_check.load_int8_v4("cpu", "tiny")
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(isinstance(m, QModuleMixin) for m in linears)
+    reference = models.weights_bytes(models.load_model("int8", device="cpu", source="tiny")[0])["total"]
+    assert models.weights_bytes(model)["total"] == pytest.approx(reference, rel=0.02)
