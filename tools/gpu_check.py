@@ -211,9 +211,10 @@ def python_unpack_for_quanto() -> str:
 class Check:
     """Runs the plan, writing one CSV row per load or fold."""
 
-    def __init__(self, out: Path, weights: str, budget_s: float, max_length: int | None, plan: str = "seed"):
+    def __init__(self, out: Path, weights: str, budget_s: float, max_length: int | None, plan: str = "seed",
+                 recipes: list[str] | None = None):
         self.out, self.weights, self.budget_s, self.max_length = out, weights, budget_s, max_length
-        self.plan = PLANS[plan]
+        self.steps = [s for s in PLANS[plan]() if not recipes or s.recipe in recipes]
         self.cuda = torch.cuda.is_available()
         self.device = "cuda" if self.cuda else "cpu"
         self.start = time.perf_counter()
@@ -357,7 +358,7 @@ class Check:
         build.update(status="ok", seconds=time.perf_counter() - begin, why=models.checkpoint_path(self.weights))
         self.write(build)
         self.context()
-        for step in self.plan():
+        for step in self.steps:
             try:
                 self.run_step(step)
             except Exception:  # noqa: BLE001 — one broken recipe must not cost the rest of a rare GPU lease
@@ -377,12 +378,14 @@ def main(argv=None) -> int:
     parser.add_argument("--plan", choices=sorted(PLANS), default="seed",
                         help="seed: the seed's recipes and lengths, T4 limits, lean trunk (default); limits: fresh-load "
                              "probes around the T4 limits and the transformers-4 int8 load")
+    parser.add_argument("--recipes", default="", help="comma-separated: only these recipes of the plan")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / f"gpu_check{'' if args.plan == 'seed' else '_' + args.plan}.log", "w")
     sys.stdout = _Tee(sys.stdout, log)
     sys.stderr = _Tee(sys.stderr, log)
-    Check(args.out, args.weights, args.budget_s, args.max_length, args.plan).run()
+    Check(args.out, args.weights, args.budget_s, args.max_length, args.plan,
+          [r for r in args.recipes.split(",") if r]).run()
     return 0
 
 
