@@ -5,13 +5,16 @@ BIN    := $(VENV)/bin
 # nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
 TEST_ENV := ESMFOLD_WEIGHTS=tiny
 
-.PHONY: tutorial test setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
+.PHONY: tutorial test test-slow setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
 	$(BIN)/python -m helpers.runner
 
 test: $(VENV)/.installed  ## unit tests + every notebook under nbmake, with the tiny stand-in on CPU
-	$(TEST_ENV) $(BIN)/python -m pytest -v -rA tests notebooks --nbmake --nbmake-timeout=900 --ignore=notebooks/_executed --ignore=notebooks/_student --durations=15
+	$(TEST_ENV) $(BIN)/python -m pytest -v -rA -m "not slow" tests notebooks --nbmake --nbmake-timeout=900 --ignore=notebooks/_executed --ignore=notebooks/_student --durations=15
+
+test-slow: $(VENV)/.installed  ## the slow-marked checks too (full-size traces, every TM-align pair): minutes
+	$(TEST_ENV) $(BIN)/python -m pytest -v -rA -m slow tests --durations=15
 
 setup: $(VENV)/.installed
 

@@ -461,6 +461,8 @@ def measured_sweep(out_dir: Path) -> list[Path]:
 #: The GPU check's committed measurements (`make gpu-check`; tools/gpu_check.py).
 GPU_CHECK_CSV = "09_gpu_check.csv"
 GPU_LIMITS_CSV = "09_gpu_limits.csv"
+#: The same check (int8, fp16) rerun once the hardware table used the nvidia-smi estimate: its new T4 limits.
+GPU_RECHECK_CSV = "09_gpu_recheck.csv"
 
 
 def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
@@ -469,7 +471,7 @@ def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
     from helpers import fit
 
     out_dir = out_dir or figures_dir()
-    frames = [pd.read_csv(out_dir / name).assign(check=name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV)
+    frames = [pd.read_csv(out_dir / name).assign(check=name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV, GPU_RECHECK_CSV)
               if (out_dir / name).exists()]
     table = pd.concat(frames, ignore_index=True)
     table = table[(table["step"] == "fold") & (table["recipe"].isin(list(models.VARIANTS)))].copy()

@@ -227,14 +227,11 @@ def pair_by_sequence(query: str, observed: str) -> tuple[np.ndarray, np.ndarray]
 
 
 def structural_tm_score(reference, model, normalise_by: str = "reference") -> float:
-    """TM-align-style TM-score for *different* proteins (no residue pairing given): biotite finds the structural
-    alignment and superposition (`superimpose_structural_homologs`), then scores it, normalised by the reference's
-    length (or the model's, with normalise_by="model")."""
-    import biotite.structure as struc
+    """TM-align's TM-score for *different* proteins (no residue pairing given): the best structural alignment and
+    superposition (`helpers.tmalign`), normalised by the reference's length (or the model's, normalise_by="model")."""
+    from helpers import tmalign
 
-    reference_atoms = _as_ca_array(np.asarray(reference, dtype=float))
-    model_atoms = _as_ca_array(np.asarray(model, dtype=float))
-    fitted, _, ref_idx, model_idx = struc.superimpose_structural_homologs(reference_atoms, model_atoms,
-                                                                          max_iterations=10)
-    length = len(reference_atoms) if normalise_by == "reference" else len(model_atoms)
-    return float(struc.tm_score(reference_atoms, fitted, ref_idx, model_idx, length))
+    if normalise_by not in ("reference", "model"):
+        raise ValueError(f"normalise_by must be 'reference' or 'model', not {normalise_by!r}")
+    result = tmalign.tm_align(reference, model)
+    return float(result.tm_score_1 if normalise_by == "reference" else result.tm_score_2)
