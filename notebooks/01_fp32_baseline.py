@@ -62,13 +62,18 @@ elif importlib.util.find_spec("helpers") is None:
 
 from helpers import data, folding, memory, models, notebook, plots, structure
 
-DEVICE = notebook.start()
-
 # %% [markdown]
-# `notebook.start()` checks your torch/transformers versions (a warning, never an error), prints a large banner
-# if a **stand-in model** is in use (see the README: the tests run every notebook with a tiny random-weight
-# model), and stops here with a clear message if no GPU is visible — loading the real fp32 model on a Colab
-# CPU runtime would fill its 12.7 GB of RAM and kill the kernel.
+# ## Parameters
+# The one cell that differs between a real run and the tests. `MODEL_ID` is what `from_pretrained` opens: the real
+# `facebook/esmfold_v1` on the Hugging Face hub — or, when `ESMFOLD_WEIGHTS=tiny` is set (the tests do), a tiny
+# random-weight stand-in of the same classes in a local folder. Every call below is the same either way.
+# `notebook.start()` checks your torch/transformers versions (a warning, never an error), prints a large banner if a
+# **stand-in** is in use, and stops with a clear message if no GPU is visible — the real fp32 model on a Colab CPU
+# runtime would fill its 12.7 GB of RAM and kill the kernel.
+
+# %%
+MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
+DEVICE = notebook.start()  # "cuda"
 
 # %% [markdown]
 # ## 1 · What ESMFold is made of
@@ -83,20 +88,39 @@ DEVICE = notebook.start()
 # 3. **Structure module**: turns the representations into 3D atom coordinates, plus confidence heads for
 #    pLDDT (per residue) and pTM (whole structure).
 #
-# We can count the parameters of each stage *before downloading anything*: PyTorch's `meta` device builds the
-# model with every shape but no data.
+# We can count the parameters of each stage *before downloading anything*: built on PyTorch's `meta` device, the
+# model has every shape but no data. The configuration is esmfold_v1's own (a few kB) — under a stand-in too, so the
+# numbers here are always the real model's.
 
 # %%
 import pandas as pd
+import torch
+from transformers import EsmForProteinFolding
 
-counts = models.component_parameters(models.meta_model())
+config = models.load_config("random-full")  # esmfold_v1's configuration (random-full = the real architecture)
+with torch.device("meta"):
+    skeleton = EsmForProteinFolding(config)
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+structure_module = count(skeleton.trunk.structure_module)
+counts = {"language model (ESM-2)": count(skeleton.esm),
+          "folding trunk": count(skeleton.trunk) - structure_module,
+          "structure module": structure_module}
+counts["heads and adapters"] = count(skeleton) - sum(counts.values())
+counts["total"] = count(skeleton)
 params = pd.DataFrame({"parameters": counts})
 params["billions"] = (params["parameters"] / 1e9).round(3)
+params["share"] = (params["parameters"] / counts["total"]).map("{:.0%}".format)
 params
 
 # %% [markdown]
-# The language model holds about 80 % of the parameters. The folding trunk is much smaller, but as we will see
-# in notebook 04, it is the trunk's *activations* — not its weights — that grow with sequence length.
+# The language model holds 80 % of the parameters. The folding trunk is much smaller, but as we will see in
+# notebook 04, it is the trunk's *activations* — not its weights — that grow with sequence length.
+# (`models.component_parameters(model)` is this cell in one function; later notebooks use it.)
 
 # %% [markdown]
 # ## 2 · The memory arithmetic
@@ -104,11 +128,11 @@ params
 # Every parameter stored in fp32 takes 4 bytes. So the weights alone need:
 
 # %%
-GIB = memory.GIB
+GIB = 2**30
 fp32_gib = {stage: n * 4 / GIB for stage, n in counts.items()}
 print(f"fp32 weights: {counts['total'] / 1e9:.3f} B parameters × 4 bytes = "
       f"{counts['total'] * 4 / 1e9:.2f} GB = {fp32_gib['total']:.2f} GiB")
-print(f"free Colab T4 budget usable by PyTorch: {memory.T4_BUDGET_GIB} GiB "
+print(f"free Colab T4: {memory.T4_BUDGET_GIB} GiB in all "
       f"→ {memory.T4_BUDGET_GIB - fp32_gib['total']:.2f} GiB left for the CUDA context and all activations")
 
 # %% [markdown]
@@ -120,17 +144,25 @@ print(f"free Colab T4 budget usable by PyTorch: {memory.T4_BUDGET_GIB} GiB "
 # The real checkpoint on the hub is 8.44 GB, not 14 GB, because it stores the language model in fp16
 # (2.832 B × 2 bytes + 0.693 B × 4 bytes). We load it with `dtype=torch.float32`, which upcasts the language
 # model to fp32 on the way in: this is the *baseline* the seed article starts from. Notebook 02 keeps it in fp16.
-#
-# Two things about loading:
-# - `device_map=...` makes `from_pretrained` place each tensor straight on the GPU, so Colab's 12.7 GB of CPU RAM
-#   never has to hold the whole model.
-# - The dtype is always given explicitly: the default has changed between transformers versions.
 
 # %% [markdown]
-# ## 3 · Check the input first
+# ## 3 · From a sequence to model inputs
 #
-# `folding.validate_sequence` normalises a sequence (whitespace removed, upper-cased) and rejects anything ESMFold
-# cannot take, naming the bad characters and where they are. Every fold in this series goes through it.
+# The tokenizer turns one-letter codes into token ids. ESMFold wants the bare sequence: `add_special_tokens=False`
+# (the language model's start and end tokens are added inside the model).
+
+# %%
+from transformers import AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
+inputs = tokenizer(["MKTAYIAKQR"], return_tensors="pt", add_special_tokens=False)
+print(inputs["input_ids"])
+print(tokenizer.convert_ids_to_tokens(inputs["input_ids"][0]))
+
+# %% [markdown]
+# The tokenizer silently maps anything it does not know to an "unknown" token. So check the sequence first:
+# `folding.validate_sequence` normalises it (whitespace removed, upper-cased) and rejects what ESMFold cannot take,
+# naming the bad characters and where they are.
 
 # %%
 print(folding.validate_sequence("  mktvrq erlk\n"))
@@ -141,65 +173,136 @@ for bad in ["", "   ", "MKTV1RQ-ERLK", "MKTVBZU"]:
         print(f"{bad!r:>16} → {err}")
 
 # %% [markdown]
-# ## 4 · Load the fp32 model onto the GPU
+# ## 4 · Load the fp32 model onto the GPU, and measure it
 #
-# `models.load_model` wraps `EsmForProteinFolding.from_pretrained(..., dtype=torch.float32, device_map=DEVICE)` and
-# the matching tokenizer. `memory.measure` records wall time, peak memory allocated and reserved by PyTorch, and
-# the memory in use on the whole device as `nvidia-smi` reports it (what the seed article quoted). If memory runs
-# out inside it, it catches the error, frees memory, and prints what to do next — the kernel survives.
+# Two things about `from_pretrained`:
+# - `device_map=DEVICE` places each tensor straight on the GPU, so Colab's 12.7 GB of CPU RAM never has to hold the
+#   whole model;
+# - the `dtype` is always given explicitly: its default has changed between transformers versions.
+#
+# To measure memory, PyTorch keeps a running maximum of the bytes its tensors occupy on the GPU:
+# `torch.cuda.reset_peak_memory_stats()` restarts it, `torch.cuda.max_memory_allocated()` reads it. A small
+# function that times a step and reads its peak (on a machine without CUDA it reports no GPU peak):
 
 # %%
-with memory.measure("load fp32", device=DEVICE, variant="fp32") as load_record:
-    model, tokenizer = models.load_model("fp32", device=DEVICE)
-weights = models.weights_bytes(model)
-print(f"weights on the device: {weights['total'] / GIB:.2f} GiB, dtypes: {sorted({str(p.dtype) for p in model.parameters()})}")
-pd.Series(load_record)
+import time
+
+
+def timed(step):
+    """Run `step()`; return its result, the seconds it took and its peak GPU memory allocated (GiB)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start, torch.cuda.max_memory_allocated() / GIB
+
+
+model, seconds, peak = timed(lambda: EsmForProteinFolding.from_pretrained(
+    MODEL_ID, dtype=torch.float32, device_map=DEVICE))
+model.eval()
+print(f"loaded in {seconds:.1f} s; peak GPU memory allocated {peak:.2f} GiB")
+print("dtypes:", sorted({str(p.dtype) for p in model.parameters()}),
+      f"| weights: {sum(p.numel() * p.element_size() for p in model.parameters()) / GIB:.2f} GiB")
 
 # %% [markdown]
-# ## 5 · Fold the seed's protein
+# `nvidia-smi` shows more than `max_memory_allocated`: the CUDA context (≈ 1 GiB) and the blocks PyTorch's caching
+# allocator keeps for reuse (`torch.cuda.max_memory_reserved()`). The helpers' `memory.measure` is `timed` grown up:
+# it records allocated, reserved and nvidia-smi's number, the CPU's peak RAM, and if memory runs out inside it, it
+# frees the memory and prints what to do next instead of killing your session. We use it from here on.
+
+# %% [markdown]
+# ## 5 · Will the seed's protein fit?
 #
 # The seed article folds human carbonic anhydrase II (PDB [1CA2](https://www.rcsb.org/structure/1CA2)): 259
 # residues in the deposited sequence, 256 of them resolved in the crystal structure (the article says “256”).
-#
-# **Will it fit?** The weights leave about 1.4 GiB of a T4, and the CUDA context takes a few hundred MiB of
-# that. The largest single activation of the trunk is its triangle attention, which materialises a
-# heads × L × L × L tensor of attention logits at once:
+# The weights leave about 1.4 GiB of a T4, and the CUDA context takes part of that. The largest single activation
+# of the trunk is its triangle attention, which materialises a heads × L × L × L tensor of attention logits at once
+# (computed here from the real architecture's sizes):
 
 # %%
 seed = data.seed_sequence()
 L = len(seed)
-trunk_cfg = model.config.esmfold_config.trunk
-heads = trunk_cfg.pairwise_state_dim // trunk_cfg.pairwise_head_width
-pair_gib = L * L * trunk_cfg.pairwise_state_dim * 4 / GIB
+trunk_config = config.esmfold_config.trunk
+heads = trunk_config.pairwise_state_dim // trunk_config.pairwise_head_width
+pair_gib = L * L * trunk_config.pairwise_state_dim * 4 / GIB
 logits_gib = heads * L**3 * 4 / GIB
 print(f"L = {L}: pair representation {pair_gib:.3f} GiB; triangle-attention logits {logits_gib:.3f} GiB "
       f"unchunked, {logits_gib * 64 / L:.3f} GiB in chunks of 64 rows")
 
 # %% [markdown]
-# With the real architecture (4 pair heads) the unchunked logits are ≈ 0.26 GiB per tensor, and the softmax and
-# masking make further copies of the same size — several hundred MiB on top of weights that already fill 90 % of
-# the card. Notebook 04's “will it fit?” predictor, which runs this model code on fake tensors, puts the whole fold
-# at 13.94 GiB of tensors unchunked and 13.57 GiB with chunk size 64 (predictions, not measurements); add the CUDA
-# context (a few hundred MiB) and PyTorch's allocator reserve, and unchunked is a gamble on a 14.56 GiB T4. We
-# therefore fold with a **trunk chunk size of 64**: triangle attention then runs 64 rows at a time
-# (the same numbers, computed in pieces — slightly slower, much less memory). Notebook 04 measures exactly how much
-# each chunk size saves, at every length. If you see “Out of memory” below, try 32.
+# The unchunked logits are ≈ 0.26 GiB per tensor, and the softmax and masking make further copies of the same size —
+# on top of weights that already fill 90 % of the card. A **trunk chunk size** makes triangle attention run that many
+# rows at a time — the same numbers, computed in pieces, a little slower, less memory:
+# `model.trunk.set_chunk_size(64)`. Even so, notebook 04's “will it fit?” predictor (checked on an H100, README)
+# puts 1CA2 in fp32 at ≈ 14.8 GiB as nvidia-smi would show it — more than a free T4 has. The seed article measured
+# 16 GB on a bigger GPU. **fp32 does not fold 1CA2 on a free T4**; notebook 02 does, in fp16. Here we fold the
+# 65-residue example of the ESM README, whose published prediction we can check against (all-atom mean pLDDT 88.3).
+
+# %% [markdown]
+# ## 6 · Fold a protein
 #
-# `num_recycles=None` keeps the model's default: 4 trunk passes (`num_recycles=N` would run N + 1).
+# The fold itself is one call under `torch.inference_mode()` (no gradients are kept). `num_recycles=None` keeps the
+# model's default: 4 trunk passes (`num_recycles=N` would run N + 1).
 
 # %%
+sequence = data.REFERENCE_65AA
 model.trunk.set_chunk_size(64)
-with memory.measure("fold 1CA2", device=DEVICE, variant="fp32", length=L, chunk_size=64) as fold_record:
-    result = folding.fold(model, tokenizer, seed, num_recycles=None)
-print(result.summary())
-results = pd.DataFrame([load_record, fold_record])
-results
+with memory.measure("fold 65 aa", device=DEVICE, variant="fp32", length=len(sequence), chunk_size=64) as fold_record:
+    inputs = tokenizer([sequence], return_tensors="pt", add_special_tokens=False).to(DEVICE)
+    with torch.inference_mode():
+        outputs = model(**inputs, num_recycles=None)
+pd.Series(fold_record)
+
+# %% [markdown]
+# The outputs are a dictionary of tensors. The ones you read:
+# - `outputs.plddt` — shape (batch, L, 37): a pLDDT for each of the 37 atom slots of each residue, **on a 0–1
+#   scale** (every published ESMFold number is 0–100). Slot 1 is the Cα atom;
+# - `outputs.ptm` — one number for the whole (unpadded) structure, 0–1;
+# - `outputs.positions` — (4 passes of the structure module's last block…, batch, L, 14, 3) atom coordinates in Å;
+# - `model.output_to_pdb(outputs)` — a PDB text per sequence (it writes pLDDT 0–1 into the B-factor column).
+
+# %%
+print({k: tuple(v.shape) for k, v in outputs.items() if k in ("plddt", "ptm", "positions")})
+plddt_ca = outputs.plddt[0, :, 1].float().cpu() * 100
+print(f"mean pLDDT (Cα) {plddt_ca.mean():.1f} · pTM {float(outputs.ptm):.3f}")
+pdb_text = model.output_to_pdb(outputs)[0]
+print(pdb_text.splitlines()[1][:66])
+
+# %% [markdown]
+# The same steps as one function — validate, tokenize, run, read — the way you would write it for your own work:
+
+# %%
+def fold(model, tokenizer, sequence, num_recycles=None):
+    """Fold one protein; return (mean pLDDT over Cα atoms 0–100, pTM, per-residue Cα pLDDT 0–100)."""
+    sequence = folding.validate_sequence(sequence)
+    inputs = tokenizer([sequence], return_tensors="pt", add_special_tokens=False).to(model.device)
+    with torch.inference_mode():
+        outputs = model(**inputs, num_recycles=num_recycles)
+    plddt = outputs.plddt[0, :, 1].float().cpu() * 100
+    return float(plddt.mean()), float(outputs.ptm), plddt
+
+
+mean_plddt, ptm, plddt = fold(model, tokenizer, sequence)
+print(f"mean pLDDT (Cα) {mean_plddt:.1f} · pTM {ptm:.3f}")
+
+# %% [markdown]
+# From here on the series calls `folding.fold` — this function plus the all-atom mean pLDDT, the PDB (with pLDDT
+# 0–100 in its B-factors) and padded batches. The next cell checks that both give the same answer:
+
+# %%
+result = folding.fold(model, tokenizer, sequence)
+assert abs(result.mean_plddt_ca - mean_plddt) < 1e-3 and abs(result.ptm - ptm) < 1e-5
+print(f"all-atom mean pLDDT {result.mean_plddt_all_atom:.1f} (published: {data.REFERENCE_65AA_PLDDT})")
+pd.Series({**fold_record, **result.summary()}).to_frame("fold of 65 aa, fp32" + (" — STAND-IN (random weights)"
+                                                                                 if models.is_stand_in() else ""))
 
 # %% [markdown]
 # How to read the numbers:
 # - **pLDDT** (0–100) is the model's confidence in each residue's local structure: > 90 very high, 70–90
-#   confident, 50–70 low, < 50 very low. The Hugging Face model returns it on a 0–1 scale; the helpers rescale it
-#   to 0–100, the scale of every published ESMFold number.
+#   confident, 50–70 low, < 50 very low.
 # - **Mean pLDDT** comes in two flavours and papers rarely say which: over Cα atoms (one value per residue) or
 #   over all atoms. ESMFold's own outputs (e.g. 88.3 for the ESM README's example) are all-atom means.
 # - **pTM** (0–1) estimates how well the overall fold — not just local structure — is predicted.
@@ -207,17 +310,16 @@ results
 #   allocator's spare blocks; **device used** is what `nvidia-smi` shows (everything, CUDA context included).
 
 # %% [markdown]
-# ## 6 · Save and look at the prediction
+# ## 7 · Save and look at the prediction
 #
-# The PDB file carries the pLDDT (0–100) in its B-factor column, so any viewer can colour by confidence. It is
-# written by `transformers`' own PDB writer.
+# The PDB file carries the pLDDT (0–100) in its B-factor column, so any viewer can colour by confidence.
 
 # %%
 from pathlib import Path
 
 out_dir = Path("outputs")
 out_dir.mkdir(exist_ok=True)
-print("saved", result.save_pdb(out_dir / "1CA2_fp32.pdb"))
+print("saved", result.save_pdb(out_dir / "esm_example_fp32.pdb"))
 
 # %% [markdown]
 # The interactive view below (rotate with the mouse) colours each residue by its pLDDT band. It only appears in
@@ -227,12 +329,13 @@ print("saved", result.save_pdb(out_dir / "1CA2_fp32.pdb"))
 structure.show_structure(result.pdb).show()
 
 # %%
-plots.plot_plddt(result.plddt, title=f"1CA2, fp32 — mean pLDDT {result.mean_plddt_ca:.1f} (Cα)",
+plots.plot_plddt(result.plddt, title=f"ESM README example (65 aa), fp32 — mean pLDDT {result.mean_plddt_ca:.1f} (Cα)"
+                 + (" — STAND-IN, random weights" if models.is_stand_in() else ""),
                  provenance=notebook.provenance_line(DEVICE));
 
 # %% [markdown]
-# What a real prediction looks like — the published ESMFold prediction for the ESM README's 65-residue example
-# (all-atom mean pLDDT 88.3), drawn from its PDB file:
+# What the real model predicts for the same sequence — the published ESMFold prediction (all-atom mean pLDDT 88.3),
+# drawn from its PDB file:
 #
 # ![pLDDT of the published 65-residue prediction](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/01_reference_plddt.png)
 
@@ -240,25 +343,28 @@ plots.plot_plddt(result.plddt, title=f"1CA2, fp32 — mean pLDDT {result.mean_pl
 # ## Recap
 # - ESMFold = ESM-2 language model (2.83 B parameters, runs once) → folding trunk (0.69 B, runs 4 times) →
 #   structure module. 3.53 B parameters × 4 bytes ≈ 14.1 GB (13.1 GiB) in fp32: nearly a whole free T4.
-# - Load with an explicit `dtype` and `device_map`, so the weights go straight to the GPU.
-# - Activations grow with L² (pair representation) and, in triangle attention, L³; a trunk chunk size trades a
-#   little time for a lot of memory.
-# - pLDDT is 0–100 after rescaling; say whether a mean is over Cα or all atoms. Default recycles: `num_recycles=None`.
+# - `AutoTokenizer.from_pretrained` + `tokenizer(..., add_special_tokens=False)`;
+#   `EsmForProteinFolding.from_pretrained(..., dtype=torch.float32, device_map=...)`; `model(**inputs)` under
+#   `torch.inference_mode()`; pLDDT is 0–1 in the outputs (×100 for the published scale), pTM 0–1.
+# - `torch.cuda.reset_peak_memory_stats()` / `max_memory_allocated()` measure a step's peak; nvidia-smi shows more.
+# - fp32 fits a T4 only for short proteins: 1CA2 (259 aa) needs ≈ 14.8 GiB even with chunking.
+# - Activations grow with L² (pair representation) and, in triangle attention, L³; `model.trunk.set_chunk_size`
+#   trades a little time for memory. Default recycles: `num_recycles=None`.
 #
 # ## Exercises
-# 1. Fold 1CA2 with `num_recycles=0` (a single trunk pass). How much faster is it, and how does mean pLDDT change?
-#    (Only the real weights can tell you whether the structure got worse.)
-# 2. How many GiB does the language model alone take in fp32, and what fraction of a T4's budget is that? What
-#    would it be at 2 bytes per parameter?
-# 3. Fold the ESM README's 65-residue example (`data.REFERENCE_65AA`) and compare your all-atom mean pLDDT with
-#    the published 88.3. With the real weights they should agree to within a few tenths.
+# 1. Fold the same protein with `num_recycles=0` (a single trunk pass). How much faster is it, and how does mean
+#    pLDDT change? (Only the real weights can tell you whether the structure got worse.)
+# 2. How many GiB does the language model alone take in fp32, and what fraction of a T4 is that? What would it be
+#    at 2 bytes per parameter?
+# 3. Try 1CA2 anyway, with chunk size 64, inside `memory.measure`. On a T4 it runs out of memory: what does the
+#    record say, and is the session still usable afterwards?
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 1 — fewer recycles
-with memory.measure("fold 1CA2, 1 pass", device=DEVICE, variant="fp32", length=L) as one_pass:
-    quick = folding.fold(model, tokenizer, seed, num_recycles=0)
+with memory.measure("fold, 1 pass", device=DEVICE, variant="fp32", length=len(sequence)) as one_pass:
+    quick = folding.fold(model, tokenizer, sequence, num_recycles=0)
 print(f"4 passes: {fold_record['seconds']:.1f} s, mean pLDDT {result.mean_plddt_ca:.1f}")
 print(f"1 pass:   {one_pass['seconds']:.1f} s, mean pLDDT {quick.mean_plddt_ca:.1f}")
 
@@ -269,12 +375,11 @@ print(f"fp32: {lm * 4 / GIB:.2f} GiB = {lm * 4 / GIB / memory.T4_BUDGET_GIB:.0%}
       f"fp16: {lm * 2 / GIB:.2f} GiB — the saving notebook 02 is about")
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
-# @title Solution 3 — the published example
-reference = folding.fold(model, tokenizer, data.REFERENCE_65AA)
-print(f"all-atom mean pLDDT {reference.mean_plddt_all_atom:.1f} (published {data.REFERENCE_65AA_PLDDT}); "
-      f"Cα mean {reference.mean_plddt_ca:.1f}")
-if models.is_stand_in():
-    print("(stand-in model: these numbers are meaningless — run with the real weights to compare)")
+# @title Solution 3 — 1CA2 in fp32, caught if it does not fit
+with memory.measure("fold 1CA2", device=DEVICE, variant="fp32", length=L, chunk_size=64) as attempt:
+    folding.fold(model, tokenizer, seed)
+print(attempt["status"], attempt.get("advice", ""))
+print("still usable:", folding.fold(model, tokenizer, "MKTAYIAKQR").summary())
 
 # %% [markdown]
 # ## Next
