@@ -10,7 +10,7 @@ from helpers import folding, lean, memory, metrics, models
 def load_and_fold(variant: str, sequence: str, device: str, chunk_size: int | None = 64, source: str | None = None,
                   num_recycles: int | None = None):
     """Load `variant`, fold `sequence` once, free the model; return (row of measurements, FoldResult or None)."""
-    row = {"variant": variant, "recipe": models.VARIANTS[variant].description, "length": len(sequence),
+    row = {"variant": variant, "recipe": models.RECIPES[variant].description, "length": len(sequence),
            "chunk size": chunk_size}
     result = None
     model = None

@@ -132,7 +132,7 @@ class CpuRecipe:
     """A CPU recipe: the loader variant it starts from, what happens to the LM after loading, and the trunk."""
 
     description: str
-    variant: str  # a models.VARIANTS name, loaded on the CPU
+    variant: str  # a models.RECIPES name, loaded on the CPU
     lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16), torchao "int8-dynamic"/"int8-weight-only"
     trunk_bf16: bool = False  # cast the fp32 trunk, structure module and heads to bf16 after loading
     lean: bool = False  # the lean trunk of notebook 07

@@ -115,7 +115,7 @@ def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
     import transformers
 
     rows = []
-    for variant in variants or [v for v, r in models.VARIANTS.items() if not r.offload_lm]:
+    for variant in variants or [v for v, r in models.RECIPES.items() if not r.offload_lm]:
         run = subprocess.run([sys.executable, "-c", _VARIANT_PROBE, variant], capture_output=True, text=True)
         line = next((ln for ln in run.stdout.splitlines() if ln.startswith("@@")), None)
         if line is None:
@@ -171,7 +171,7 @@ def variant_table_markdown() -> str:
              "|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
         lines.append(
-            f"| `{row['variant']}` | {models.VARIANTS[row['variant']].description} | {row['total'] / 1e9:.2f} | "
+            f"| `{row['variant']}` | {models.RECIPES[row['variant']].description} | {row['total'] / 1e9:.2f} | "
             f"{row['total'] / memory.GIB:.2f} | {row['language model (ESM-2)'] / memory.GIB:.2f} | "
             f"{row['total'] / memory.GIB / memory.T4_BUDGET_GIB:.0%} |"
         )
@@ -441,7 +441,7 @@ def measured_sweep(out_dir: Path) -> list[Path]:
     if not torch.cuda.is_available() or source == "tiny":
         raise SystemExit("measured figures need a CUDA GPU and the real weights or the random-full stand-in")
     cap = notebook.apply_memory_cap()
-    variants = [v for v in models.VARIANTS if v not in ("fp16-seed", "bf16")]
+    variants = [v for v in models.RECIPES if v not in ("fp16-seed", "bf16")]
     lengths = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
     table = benchmark.sweep(variants, lengths, [None, 128, 64, 32], "cuda", source=source)
     line = notebook.provenance_line("cuda", source)
@@ -474,7 +474,7 @@ def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
     frames = [pd.read_csv(out_dir / name).assign(check=name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV, GPU_RECHECK_CSV)
               if (out_dir / name).exists()]
     table = pd.concat(frames, ignore_index=True)
-    table = table[(table["step"] == "fold") & (table["recipe"].isin(list(models.VARIANTS)))].copy()
+    table = table[(table["step"] == "fold") & (table["recipe"].isin(list(models.RECIPES)))].copy()
     rows = []
     for _, row in table.iterrows():
         chunk = fit.LEAN if str(row["lean trunk"]) == "True" else (None if row["chunk size"] == "none" else int(row["chunk size"]))

@@ -122,7 +122,7 @@ def nvidia_smi_estimate(variant: str, allocated_gib, weights_gib):
     the CUDA context, and for Quanto recipes an allowance. Works on numbers and on pandas columns alike."""
     from helpers import models
 
-    quanto = variant in models.VARIANTS and models.VARIANTS[variant].quanto is not None
+    quanto = variant in models.RECIPES and models.RECIPES[variant].quanto is not None
     activations = allocated_gib - weights_gib
     return (allocated_gib + CACHE_SHARE * activations + CUDA_CONTEXT_GIB
             + (QUANTO_ALLOWANCE_GIB if quanto else 0.0))

@@ -42,7 +42,7 @@ class Recipe:
 
 
 #: Loader recipes, one per variant name. Every one goes through `EsmForProteinFolding.from_pretrained`.
-VARIANTS = {
+RECIPES = {
     "fp32": Recipe("everything fp32 (the checkpoint's fp16 LM tensors are upcast on load)"),
     "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True),
     "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True),
@@ -297,9 +297,9 @@ def load_model(
     """
     from transformers import AutoTokenizer, EsmForProteinFolding
 
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; choose one of {list(VARIANTS)}")
-    recipe = VARIANTS[variant]
+    if variant not in RECIPES:
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {list(RECIPES)}")
+    recipe = RECIPES[variant]
     device = (device or default_device()) if allow_cpu else require_gpu(source, device)
     if recipe.needs_bf16 and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
         raise RuntimeError(

@@ -52,41 +52,70 @@ if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a se
 elif importlib.util.find_spec("helpers") is None:
     sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, memory, models, notebook, plots
+from helpers import benchmark, data, folding, memory, models, notebook, plots
 
-DEVICE = notebook.start()
+# %% [markdown]
+# ## Parameters
+# `MODEL_ID`: the real `facebook/esmfold_v1`, or the tests' tiny stand-in (`ESMFOLD_WEIGHTS=tiny`); everything
+# below is the same either way. `COMPARE` is the protein every recipe folds for the agreement check — short enough
+# for the fp32 reference to fit a T4 (notebook 01) — and `SEED` is the seed article's 1CA2, which fp32 cannot fold on
+# a T4 but fp16 can.
+
+# %%
+MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
+DEVICE = notebook.start()  # "cuda"
+COMPARE = data.REFERENCE_65AA  # 65 aa, the ESM README's example
+SEED = data.seed_sequence()  # 1CA2, 259 aa
+CHUNK = 64  # trunk chunk size for every fold here (notebook 01)
 
 # %% [markdown]
 # ## 1 · The reference: fp32
 #
-# Every saving is judged against the fp32 prediction of the same protein, the seed's 1CA2 (259 residues), folded
-# with the same settings as in notebook 01 (trunk chunk size 64, default recycles). `benchmark.load_and_fold` does
-# what notebook 01 did step by step: load with `memory.measure`, fold with `memory.measure`, then delete the model
-# and free the memory, so that the next variant starts from an empty GPU. It returns one row of measurements and
-# the prediction.
+# Every saving is judged against the fp32 prediction of the same protein, folded as in notebook 01. Each recipe
+# here is loaded, folded and then **deleted**, and PyTorch's cache emptied, so that the next one starts from an empty
+# GPU: `del model` drops the tensors, `torch.cuda.empty_cache()` hands the freed blocks back to the driver.
 
 # %%
 import pandas as pd
+import torch
+from transformers import AutoConfig, AutoTokenizer, EsmForProteinFolding
 
-seed = data.seed_sequence()
-rows, results = {}, {}
-rows["fp32"], results["fp32"] = benchmark.load_and_fold("fp32", seed, DEVICE)
-pd.Series(rows["fp32"])
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
+records, results = {}, {}
+
+with memory.measure("load fp32", device=DEVICE) as load:
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE)
+model.eval().trunk.set_chunk_size(CHUNK)
+with memory.measure("fold fp32", device=DEVICE) as fold:
+    results["fp32"] = folding.fold(model, tokenizer, COMPARE)
+records["fp32"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
+                   **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+del model
+torch.cuda.empty_cache()
+pd.Series(records["fp32"])
 
 # %% [markdown]
 # ## 2 · The seed's route: load fp32, then halve the language model
 #
-# ```python
-# model = EsmForProteinFolding.from_pretrained("facebook/esmfold_v1", dtype=torch.float32, device_map="cuda")
-# model.esm = model.esm.half()
-# ```
-#
-# After the `.half()`, the 2.83 B language-model parameters take 2 bytes each instead of 4: 5.3 GiB saved. But
-# during loading the whole fp32 model was on the GPU — the load-time peak is the fp32 one. On a T4 that works (just),
-# but on a 12 GB card it fails before `.half()` is ever reached.
+# The seed article's one line: `model.esm = model.esm.half()`. After it, the 2.83 B language-model parameters take
+# 2 bytes each instead of 4: 5.3 GiB saved. But during loading the whole fp32 model was on the GPU — the load-time
+# peak is the fp32 one (on a T4 it works, just; on a 12 GB card it fails before `.half()` is ever reached). And the
+# freed fp32 blocks stay in PyTorch's cache until `torch.cuda.empty_cache()`: measured on an H100, nvidia-smi showed
+# 14.4 GiB after halving without it, against 9.2 GiB for the route of section 3.
 
 # %%
-rows["fp16-seed"], results["fp16-seed"] = benchmark.load_and_fold("fp16-seed", seed, DEVICE)
+with memory.measure("load fp16-seed", device=DEVICE) as load:
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE)
+    model.esm = model.esm.half()
+    torch.cuda.empty_cache()
+model.eval().trunk.set_chunk_size(CHUNK)
+with memory.measure("fold fp16-seed", device=DEVICE) as fold:
+    results["fp16-seed"] = folding.fold(model, tokenizer, COMPARE)
+records["fp16-seed"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
+                        **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+print("language model:", model.esm.dtype, "| trunk:", model.trunk.structure_module.ipa.linear_q.weight.dtype)
+del model
+torch.cuda.empty_cache()
 
 # %% [markdown]
 # ## 3 · The better route: load the language model in fp16 directly
@@ -104,12 +133,40 @@ rows["fp16-seed"], results["fp16-seed"] = benchmark.load_and_fold("fp16-seed", s
 # the freshly built (still empty) model, so the loader then fills fp16 parameters with the checkpoint's fp16 tensors
 # — nothing is ever materialised in fp32. The original fair-esm ESMFold runs its language model in fp16 by
 # default, and the hub's `config.json` had `fp16_esm: true` when it was uploaded; it was switched to `false` on
-# 2022-11-02. **No source we found explains why** (the commit has no explanation we could find); the flag still
-# works. The helpers set it explicitly for every variant, because the config class's own default is `True` while
-# the hub's config says `False`.
+# 2022-11-02. **No source we found explains why**; the flag still works. Load the configuration, set the flag, and
+# hand the configuration to `from_pretrained`:
 
 # %%
-rows["fp16"], results["fp16"] = benchmark.load_and_fold("fp16", seed, DEVICE)
+config = AutoConfig.from_pretrained(MODEL_ID)
+config.esmfold_config.fp16_esm = True
+with memory.measure("load fp16", device=DEVICE) as load:
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, config=config, dtype=torch.float32, device_map=DEVICE)
+model.eval().trunk.set_chunk_size(CHUNK)
+with memory.measure("fold fp16", device=DEVICE) as fold:
+    results["fp16"] = folding.fold(model, tokenizer, COMPARE)
+records["fp16"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
+                   **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+print("language model:", model.esm.dtype, "| trunk:", model.trunk.structure_module.ipa.linear_q.weight.dtype)
+
+# %% [markdown]
+# Now the seed's protein fits: 1CA2 in fp16 is predicted at ≈ 10.0 GiB as nvidia-smi would show it (notebook 04),
+# well inside a T4.
+
+# %%
+with memory.measure("fold 1CA2, fp16", device=DEVICE, length=len(SEED)) as seed_fold:
+    seed_result = folding.fold(model, tokenizer, SEED)
+pd.Series({**seed_fold, **seed_result.summary()}).to_frame(
+    "1CA2, fp16" + (" — STAND-IN (random weights)" if models.is_stand_in() else ""))
+
+# %%
+del model
+torch.cuda.empty_cache()
+
+# %% [markdown]
+# **What you typed in notebooks 01–02, in one function.** `models.load_model(recipe, device=...)` does exactly these
+# loads — the dtype, the `fp16_esm` flag, `.half()`, later notebooks' quantization — for a recipe *name*
+# (`models.RECIPES` lists them), and `benchmark.load_and_fold` adds the measuring, folding and freeing above. From
+# here on the series uses them.
 
 # %% [markdown]
 # ## 4 · Why the folding trunk stays fp32 on a T4
@@ -125,16 +182,13 @@ rows["fp16"], results["fp16"] = benchmark.load_and_fold("fp16", seed, DEVICE)
 # whether its accuracy survives can only be judged with the real weights.
 #
 # ### bf16 for readers with newer GPUs
-# On Ampere and newer (L4, A100, RTX 30/40 series) the whole model can run in bf16: 6.6 GiB of weights. The cell
-# below runs it only where bf16 is supported (on a T4 it says so and skips). Its accuracy, too, can only be judged
-# with the real weights — the agreement table below shows it.
+# On Ampere and newer (L4, A100, RTX 30/40 series) the whole model can run in bf16: 6.6 GiB of weights —
+# `from_pretrained(..., dtype=torch.bfloat16)`. `torch.cuda.is_bf16_supported()` tells whether your GPU has it (a
+# T4 says False and the cell skips). Its accuracy, too, can only be judged with the real weights.
 
 # %%
-import torch
-
-bf16_ok = (DEVICE == "cpu") or torch.cuda.is_bf16_supported()
-if bf16_ok:
-    rows["bf16"], results["bf16"] = benchmark.load_and_fold("bf16", seed, DEVICE)
+if DEVICE == "cpu" or torch.cuda.is_bf16_supported():
+    records["bf16"], results["bf16"] = benchmark.load_and_fold("bf16", COMPARE, DEVICE, chunk_size=CHUNK)
 else:
     print(f"{notebook.device_name(DEVICE)} has no bf16 arithmetic: skipping the bf16 recipe (it would need an L4/A100/RTX 30+)")
 
@@ -168,17 +222,20 @@ plots.plot_plddt_differences(results, reference="fp32", provenance=notebook.prov
 # peak resident memory during loading (Colab gives you 12.7 GB).
 
 # %%
-table = pd.DataFrame(rows).T.set_index("variant")
+table = pd.DataFrame(records).T
 columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "load peak RSS, CPU (GiB)",
                        "fold peak allocated (GiB)", "fold peak reserved (GiB)", "fold device used, nvidia-smi (GiB)",
-                       "fold seconds", "mean pLDDT (Cα)", "pTM"] if c in table.columns]
-summary = table[columns].join(agreement[["TM-score vs reference", "Cα-RMSD vs reference (Å)"]])
+                       "fold seconds"] if c in table.columns]
+summary = table[columns].astype(float).join(agreement[["TM-score vs reference", "Cα-RMSD vs reference (Å)"]])
+print(f"{len(COMPARE)} aa, chunk {CHUNK}" + (" — STAND-IN (random weights): memory of the tiny model, agreement "
+                                              "meaningless" if models.is_stand_in() else ""))
 summary
 
 # %%
 bar_columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "fold peak allocated (GiB)",
                            "load peak RSS, CPU (GiB)", "fold seconds"] if c in table.columns]
-plots.plot_variant_bars(table, bar_columns, title="fp32 vs fp16 language model (1CA2, 259 aa, chunk 64)",
+plots.plot_variant_bars(table, bar_columns, title=f"fp32 vs fp16 language model ({len(COMPARE)} aa, chunk {CHUNK})"
+                        + (" — STAND-IN, random weights" if models.is_stand_in() else ""),
                         provenance=notebook.provenance_line(DEVICE),
                         budget_gib=memory.T4_BUDGET_GIB if DEVICE.startswith("cuda") else None);
 
@@ -187,25 +244,27 @@ plots.plot_variant_bars(table, bar_columns, title="fp32 vs fp16 language model (
 # route still peaks at the fp32 size while loading, the `fp16_esm` route does not; the fold peak drops by about the
 # weights saving; the time barely changes (the trunk, which does most of the work, is still fp32); and the two fp16
 # routes give *identical* predictions — they compute the same thing. Agreement with fp32 should be very close to
-# perfect (TM-score ≈ 1): fair-esm's ESMFold runs its language model in fp16 by default.
-#
-# *Measured on CPU from stand-ins only: no GPU was available to the authors. Run this notebook on a GPU to see real
-# numbers; the README lists measured ones when they exist.*
+# perfect (TM-score ≈ 1): fair-esm's ESMFold runs its language model in fp16 by default. Measured on an H100 with
+# random weights (README, "Measured on a GPU"): fp16 loads at 7.9 GiB allocated where the seed's route peaks at
+# 13.2 GiB, and folds as fast as fp32 (1CA2: 1.7 s vs 1.8 s).
 
 # %% [markdown]
 # ## Recap
-# - Halving the 2.83 B-parameter language model saves ≈ 5.3 GiB — the cheapest step of the series.
-# - Load it in fp16 *directly* (`fp16_esm=True`, `dtype=torch.float32`); `model.esm.half()` after an fp32 load pays
-#   the fp32 peak first. `dtype="auto"` and per-module dtype dicts both end up fp32 in transformers 5.x.
+# - Halving the 2.83 B-parameter language model saves ≈ 5.3 GiB — the cheapest step of the series — and makes the
+#   seed's 1CA2 fit a T4.
+# - Load it in fp16 *directly*: `config.esmfold_config.fp16_esm = True`, then
+#   `from_pretrained(..., config=config, dtype=torch.float32)`. `model.esm = model.esm.half()` after an fp32 load pays
+#   the fp32 peak first and leaves the fp32 blocks cached until `torch.cuda.empty_cache()`.
+#   `dtype="auto"` and per-module dtype dicts both end up fp32 in transformers 5.x.
 # - The trunk stays fp32 on a T4 (fp16 overflows; no bf16, no TF32). On bf16 GPUs, a full bf16 model is 6.6 GiB.
 # - Compare predictions with TM-score, Cα-RMSD, lDDT-Cα, ΔpLDDT and ΔpTM — `benchmark.agreement_table` does all five.
 #
 # ## Exercises
 # 1. Check that the two fp16 routes compute exactly the same prediction. Why must they?
-# 2. Put the trunk in fp16 too (`model.half()` after loading the `fp16` variant) and fold 1CA2. What happens to the
+# 2. Put the trunk in fp16 too (`model.half()` after loading with `fp16_esm`) and fold 1CA2. What happens to the
 #    coordinates and pLDDT? (With the real weights, expect NaNs or nonsense; with a stand-in you learn nothing about
 #    accuracy.)
-# 3. How many bytes per parameter does the `fp16` model use on average, and why is it not 2?
+# 3. How many bytes per parameter does the fp16 model use on average, and why is it not 2?
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
@@ -219,12 +278,10 @@ print("Both hold the same fp16 language-model weights (the checkpoint's) and the
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 2 — the trunk in fp16 (accuracy needs the real weights)
-from helpers import folding
-
-model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
+model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=CHUNK)
 model.half()
 with memory.measure("fold, whole model fp16", device=DEVICE) as half_record:
-    half = folding.fold(model, tokenizer, seed)
+    half = folding.fold(model, tokenizer, SEED)
 print(half_record["status"], "| finite coordinates:", bool(np.isfinite(half.positions).all()),
       "| mean pLDDT:", round(half.mean_plddt_ca, 1))
 del model
@@ -232,9 +289,10 @@ memory.free_memory()
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 3 — average bytes per parameter
-counts = models.component_parameters(models.meta_model())
-print(f"{table.loc['fp16', 'weights (GiB)'] * memory.GIB / counts['total']:.2f} bytes per parameter: the LM (80 % of "
-      "the parameters) uses 2, the trunk and heads (20 %) still use 4.")
+counts = models.component_parameters(models.meta_model("random-full"))  # the real architecture
+fp16_bytes = counts["language model (ESM-2)"] * 2 + (counts["total"] - counts["language model (ESM-2)"]) * 4
+print(f"{fp16_bytes / counts['total']:.2f} bytes per parameter: the LM (80 % of the parameters) uses 2, the trunk "
+      "and heads (20 %) still use 4.")
 
 # %% [markdown]
 # ## Next

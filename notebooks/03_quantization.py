@@ -56,7 +56,16 @@ elif importlib.util.find_spec("helpers") is None:
 
 from helpers import benchmark, data, folding, memory, models, notebook, plots, quantization
 
-DEVICE = notebook.start()
+# %% [markdown]
+# ## Parameters
+# As in notebook 02: the model (real, or the tests' tiny stand-in), the protein every recipe folds for the agreement
+# check (short enough for the fp32 reference to fit a T4), and the trunk chunk size.
+
+# %%
+MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
+DEVICE = notebook.start()  # "cuda"
+COMPARE = data.REFERENCE_65AA  # 65 aa, the ESM README's example
+CHUNK = 64
 
 # %% [markdown]
 # ## 1 · How weight quantization works, in one paragraph
@@ -68,51 +77,70 @@ DEVICE = notebook.start()
 # bell-shaped distribution more closely. Quanto quantizes only the `Linear` layers' weights — they hold almost all
 # of ESMFold's parameters — and leaves embeddings, layer norms and activations in their original precision.
 #
-# The reference, as in notebook 02, is the fp32 prediction of 1CA2 (259 residues, trunk chunk size 64).
+# The reference, as in notebook 02, is the fp32 prediction of the same protein — `benchmark.load_and_fold` is
+# notebook 02's load, measure, fold and free in one call.
 
 # %%
 import pandas as pd
+import torch
+from transformers import AutoTokenizer, EsmForProteinFolding, QuantoConfig
 
-seed = data.seed_sequence()
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
 rows, results = {}, {}
-rows["fp32"], results["fp32"] = benchmark.load_and_fold("fp32", seed, DEVICE)
+rows["fp32"], results["fp32"] = benchmark.load_and_fold("fp32", COMPARE, DEVICE, chunk_size=CHUNK)
+
+
+def load_fold_free(name, **from_pretrained_args):
+    """Load with these `from_pretrained` arguments, fold COMPARE, record memory and time, free the GPU."""
+    with memory.measure(f"load {name}", device=DEVICE) as load:
+        model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE,
+                                                     **from_pretrained_args)
+    model.eval().trunk.set_chunk_size(CHUNK)
+    with memory.measure(f"fold {name}", device=DEVICE) as fold:
+        results[name] = folding.fold(model, tokenizer, COMPARE)
+    rows[name] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
+                  **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+    del model
+    torch.cuda.empty_cache()
+    return pd.Series(rows[name])
+
 
 # %% [markdown]
 # ## 2 · The seed's recipe: int8 weights everywhere
 #
-# ```python
-# from transformers import EsmForProteinFolding, QuantoConfig
-# model = EsmForProteinFolding.from_pretrained("facebook/esmfold_v1", dtype=torch.float32, device_map="cuda",
-#                                              quantization_config=QuantoConfig(weights="int8"))
-# ```
-#
-# Each weight is read from the checkpoint, quantized, and placed on the GPU; the full-precision copy is dropped.
+# One argument more to `from_pretrained`: a `QuantoConfig`. Each weight is read from the checkpoint, quantized, and
+# placed on the GPU; the full-precision copy is dropped.
 
 # %%
-rows["int8"], results["int8"] = benchmark.load_and_fold("int8", seed, DEVICE)
-pd.Series(rows["int8"])
+load_fold_free("int8", quantization_config=QuantoConfig(weights="int8"))
 
 # %% [markdown]
-# Is it really quantized? Count the `Linear` layers by how their weights are stored, and look inside one:
+# Is it really quantized? Look at how one `Linear` layer stores its weight, then count them all:
 
 # %%
-model, tokenizer = models.load_model("int8", device=DEVICE, chunk_size=64)
+model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE,
+                                             quantization_config=QuantoConfig(weights="int8"))
+model.eval().trunk.set_chunk_size(CHUNK)
+query = model.esm.encoder.layer[0].attention.self.query
+print(type(query.weight).__name__, "| data:", query.weight._data.dtype, tuple(query.weight._data.shape),
+      "| scale:", query.weight._scale.dtype, tuple(query.weight._scale.shape))
 print(dict(quantization.quantized_linears(model)))
-print(quantization.weight_storage(model.esm.encoder.layer[0].attention.self.query))
 
 # %% [markdown]
 # Every `Linear` weight is a `WeightQBytesTensor` whose data is `torch.int8` — about a quarter of its fp32 bytes
-# (plus one fp32 scale per row). While the model is loaded, let us see **where the time goes** in one fold:
+# (plus one fp32 scale per row). While the model is loaded, let us see **where the time goes** in one fold
+# (`benchmark.stage_times` times the language model, each trunk pass and the structure module with forward hooks):
 
 # %%
-int8_stages = benchmark.stage_times(model, tokenizer, seed)
+int8_stages = benchmark.stage_times(model, tokenizer, COMPARE)
 del model
-memory.free_memory()
-fp32_model, fp32_tokenizer = models.load_model("fp32", device=DEVICE, chunk_size=64)
-fp32_stages = benchmark.stage_times(fp32_model, fp32_tokenizer, seed)
+torch.cuda.empty_cache()
+fp32_model, _ = models.load_model("fp32", device=DEVICE, chunk_size=CHUNK)
+fp32_stages = benchmark.stage_times(fp32_model, tokenizer, COMPARE)
 del fp32_model
-memory.free_memory()
+torch.cuda.empty_cache()
 stages = pd.DataFrame({"fp32": fp32_stages, "int8": int8_stages})
+print(f"{len(COMPARE)} aa" + (" — STAND-IN (random weights): the tiny model's times" if models.is_stand_in() else ""))
 stages
 
 # %% [markdown]
@@ -121,131 +149,152 @@ stages
 # Quantization here saves *memory*, not time. With fp32 activations, Quanto multiplies by an int8 weight by first
 # turning it back into floating point (`scale × q`, a full-size temporary matrix) and then running an ordinary
 # floating-point matrix multiply — on every call, for every layer, in every one of the 4 trunk passes. The seed saw
-# this too (≈ 1.7 s vs ≈ 1.0 s at short lengths). Fast paths exist only on newer GPUs: Quanto's int4 (AWQ) and float8
-# (Marlin) kernels need compute capability ≥ 8.0 and fp16/bf16 activations; int8 × int8 `torch._int_mm` needs
-# quantized activations too. A T4 is compute capability 7.5, and the trunk's activations are fp32, so every recipe
-# below runs through the dequantize-then-multiply path on a T4. At long lengths the difference shrinks: the trunk's
-# work on the L × L pair representation (triangle updates and attention, which are not `Linear` weight multiplies
-# of a large matrix) dominates, and that work is the same in every recipe.
+# this too (≈ 1.7 s vs ≈ 1.0 s at short lengths; an H100 here: 1.5 s vs 0.8 s at 30 aa). Fast paths exist only on
+# newer GPUs: Quanto's int4 (AWQ) and float8 (Marlin) kernels need compute capability ≥ 8.0 and fp16/bf16
+# activations; int8 × int8 `torch._int_mm` needs quantized activations too. A T4 is compute capability 7.5, and the
+# trunk's activations are fp32, so every recipe below runs through the dequantize-then-multiply path on a T4. At long
+# lengths the difference shrinks: the trunk's work on the L × L pair representation (triangle updates and attention,
+# which are not `Linear` weight multiplies of a large matrix) dominates, and that work is the same in every recipe.
 
 # %% [markdown]
-# ## 4 · More recipes, measured the same way
+# ## 4 · More recipes: the language model only, int4, float8
 #
-# | variant | what is quantized |
-# |---|---|
-# | `int8-lm` | only the 2.83 B-parameter language model (it runs once per fold); the trunk, which runs 4 times, stays fp32 |
-# | `int4` | every `Linear` weight, 4 bits in groups of 128 |
-# | `float8` | every `Linear` weight as float8 e4m3. Only Ada/Hopper GPUs (L4, RTX 40, H100) have float8 arithmetic; elsewhere — a T4, an A100 — it is storage only |
+# - **int8 in the language model only**: the 2.83 B-parameter language model runs once per fold; the trunk, which
+#   runs 4 times, stays fp32. `modules_to_not_convert` lists the modules Quanto must leave alone — everything outside
+#   `esm`, the language model.
+# - **int4** and **float8** are a one-word change: `QuantoConfig(weights="int4")`, `QuantoConfig(weights="float8")`.
+#   int4 keeps 4 bits in groups of 128; float8 is e4m3. Only Ada/Hopper GPUs (L4, RTX 40, H100) have float8
+#   arithmetic; elsewhere — a T4, an A100 — it is storage only.
 
 # %%
-for variant in ["int8-lm", "int4", "float8"]:
-    rows[variant], results[variant] = benchmark.load_and_fold(variant, seed, DEVICE)
+not_the_language_model = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
+load_fold_free("int8-lm", quantization_config=QuantoConfig(weights="int8", modules_to_not_convert=not_the_language_model))
+for weights in ["int4", "float8"]:
+    load_fold_free(weights, quantization_config=QuantoConfig(weights=weights))
 
 # %% [markdown]
 # ## 5 · torchao: the actively maintained alternative
 #
 # Quanto's README has said it is in maintenance mode since late 2025; its authors point to
 # [torchao](https://github.com/pytorch/ao), PyTorch's own quantization library. The same `from_pretrained` call
-# takes a `TorchAoConfig`:
-#
-# ```python
-# from torchao.quantization import Int8WeightOnlyConfig, Int8DynamicActivationInt8WeightConfig
-# from transformers import TorchAoConfig
-# model = EsmForProteinFolding.from_pretrained(..., quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
-# ```
-#
-# `Int8WeightOnlyConfig` is the counterpart of Quanto's int8. `Int8DynamicActivationInt8WeightConfig` also
-# quantizes each layer's *input* on the fly, so that the multiply itself runs in int8 — where the GPU and torch
-# have an int8 kernel for it. The series keeps Quanto as its main path (it is the seed's), but this is where to go
-# next.
+# takes a `TorchAoConfig`. `Int8WeightOnlyConfig` is the counterpart of Quanto's int8;
+# `Int8DynamicActivationInt8WeightConfig` also quantizes each layer's *input* on the fly, so that the multiply itself
+# runs in int8 — where the GPU and torch have an int8 kernel for it. The series keeps Quanto as its main path (it is
+# the seed's), but this is where to go next.
 
 # %%
-for variant in ["torchao-int8wo", "torchao-int8dq"]:
-    rows[variant], results[variant] = benchmark.load_and_fold(variant, seed, DEVICE)
+from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+from transformers import TorchAoConfig
+
+load_fold_free("torchao-int8wo", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
+load_fold_free("torchao-int8dq", quantization_config=TorchAoConfig(Int8DynamicActivationInt8WeightConfig()))
 
 # %% [markdown]
 # ## 6 · All recipes side by side
 
 # %%
-table = pd.DataFrame(rows).T.set_index("variant")
+table = pd.DataFrame(rows).T
 agreement = benchmark.agreement_table(results, reference="fp32")
 columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "load peak RSS, CPU (GiB)", "load seconds",
                        "fold peak allocated (GiB)", "fold device used, nvidia-smi (GiB)", "fold seconds"]
            if c in table.columns]
-summary = table[columns].join(agreement[["TM-score vs reference", "Cα-RMSD vs reference (Å)", "ΔpLDDT mean (Cα)", "ΔpTM"]])
+summary = table[columns].astype(float).join(
+    agreement[["TM-score vs reference", "Cα-RMSD vs reference (Å)", "ΔpLDDT mean (Cα)", "ΔpTM"]])
+print(f"{len(COMPARE)} aa, chunk {CHUNK}" + (" — STAND-IN (random weights): the tiny model's memory and time, "
+                                              "agreement meaningless" if models.is_stand_in() else ""))
 summary
 
 # %%
 bar_columns = [c for c in ["weights (GiB)", "fold peak allocated (GiB)", "fold seconds", "load seconds"] if c in table.columns]
-plots.plot_variant_bars(table, bar_columns, title="Quantization recipes (1CA2, 259 aa, chunk 64)",
+plots.plot_variant_bars(table, bar_columns, title=f"Quantization recipes ({len(COMPARE)} aa, chunk {CHUNK})"
+                        + (" — STAND-IN, random weights" if models.is_stand_in() else ""),
                         provenance=notebook.provenance_line(DEVICE),
                         budget_gib=memory.T4_BUDGET_GIB if DEVICE.startswith("cuda") else None);
 
 # %% [markdown]
 # The weights column is exact and device-independent: for the real architecture it is listed in the README
-# (computed from each variant loaded on a CPU). Peak memory and time need a GPU run — and agreement needs the real
-# weights.
+# (computed from each recipe loaded on a CPU). Peak memory and time of the full-size model on an H100 are in the
+# README's "Measured on a GPU"; agreement needs the real weights.
 
 # %% [markdown]
 # ## 7 · Save once, reload fast
 #
 # Quantize-on-load reads all 8.4 GB and quantizes every weight *each time* you load. Quanto models cannot go through
-# `save_pretrained` (it raises “not serializable”), but their state dict can be saved with a *quantization map*
-# that says which layer holds which type. Reloading builds the model on the `meta` device (no memory), turns the
-# mapped layers into quantized ones, and fills them straight from the saved int8 tensors — no full-precision weight
-# is ever materialised. On Colab, save to Google Drive to keep the file across sessions.
+# `save_pretrained` (it raises “not serializable”), but their state dict can be saved with Quanto's
+# `quantization_map(model)`, which says which layer holds which type. Reloading builds the model on the `meta`
+# device (no memory), and `requantize` turns the mapped layers into quantized ones filled straight from the saved
+# int8 tensors — no full-precision weight is ever materialised. On Colab, save to Google Drive to keep the file.
 
 # %%
+import json
 from pathlib import Path
 
+from optimum.quanto import quantization_map, requantize
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig
+
 saved = Path("outputs") / "esmfold-int8"
+saved.mkdir(parents=True, exist_ok=True)
 with memory.measure("quantize on load", device=DEVICE) as on_load:
-    model, tokenizer = models.load_model("int8", device=DEVICE, chunk_size=64)
-quantization.save_quantized(model, saved)
-before = folding.fold(model, tokenizer, seed)
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE,
+                                                 quantization_config=QuantoConfig(weights="int8"))
+model.eval().trunk.set_chunk_size(CHUNK)
+before = folding.fold(model, tokenizer, COMPARE)
+save_file({name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}, saved / "model.safetensors")
+(saved / "quantization_map.json").write_text(json.dumps(quantization_map(model)))
+model.config.save_pretrained(saved)
 del model
-memory.free_memory()
+torch.cuda.empty_cache()
+
 with memory.measure("reload pre-quantized", device=DEVICE) as reload:
-    model = quantization.load_quantized(saved, device=DEVICE, chunk_size=64)
-after = folding.fold(model, tokenizer, seed)
+    with torch.device("meta"):
+        model = EsmForProteinFolding(AutoConfig.from_pretrained(saved))
+    requantize(model, load_file(saved / "model.safetensors"), json.loads((saved / "quantization_map.json").read_text()),
+               device=torch.device("cpu"))
+    model = model.to(DEVICE).eval()
+model.trunk.set_chunk_size(CHUNK)
+after = folding.fold(model, tokenizer, COMPARE)
 del model
-memory.free_memory()
+torch.cuda.empty_cache()
 print("identical prediction after reload:", (before.positions == after.positions).all())
 size_gib = sum(f.stat().st_size for f in saved.iterdir()) / memory.GIB
 pd.DataFrame([on_load, reload]).assign(**{"file size (GiB)": size_gib})
 
 # %% [markdown]
+# `quantization.save_quantized(model, folder)` and `quantization.load_quantized(folder, device=...)` are these two
+# cells as functions (notebooks 06 and 08 use them).
+
+# %% [markdown]
 # ## 8 · Every recipe is a loader option
 #
-# All recipes of notebooks 01–03 are names for `models.load_model(variant, ...)`, so notebooks 04–06 can sweep them:
+# All recipes of notebooks 01–03 have a name in `models.RECIPES`, and `models.load_model(name, ...)` runs the
+# `from_pretrained` call you typed above for it — so notebooks 04–06 can sweep them:
 
 # %%
-pd.DataFrame({name: {"recipe": r.description} for name, r in models.VARIANTS.items()}).T
+pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T
 
 # %% [markdown]
 # ## Recap
-# - `QuantoConfig(weights="int8")` stores `Linear` weights in 1 byte + a per-row scale: the model's weights drop to
-#   about a quarter of fp32. int4 halves that again; float8 is the same size as int8.
+# - `QuantoConfig(weights="int8")` in `from_pretrained` stores `Linear` weights in 1 byte + a per-row scale: the
+#   model's weights drop to about a quarter of fp32. `weights="int4"` halves that again; `"float8"` is int8's size.
+# - `modules_to_not_convert` keeps modules out of quantization: int8 in the language model only keeps the trunk fp32.
 # - Quantization saves memory, not time: without fast kernels (T4: none) each layer dequantizes its weight before
 #   every multiply, so int8 is slower than fp16.
-# - `int8-lm` quantizes only the language model, which runs once per fold; the trunk stays fp32.
-# - Quanto is in maintenance mode; torchao's `TorchAoConfig` goes through the same `from_pretrained` call.
-# - Save a Quanto model as state dict + quantization map and reload it with `requantize` on a meta-device model:
+# - Quanto is in maintenance mode; `TorchAoConfig(Int8WeightOnlyConfig())` goes through the same call.
+# - Save a Quanto model as state dict + `quantization_map`; reload with `requantize` on a meta-device model:
 #   bit-identical predictions, no re-quantization.
 #
 # ## Exercises
 # 1. How many bytes does the int8 model spend on *scales*? (Hint: `quantization.weight_storage` of every `Linear`.)
-# 2. Quantize the language model in int4 but keep the trunk in fp32. Which `Recipe` fields do you need?
-# 3. Fold 1CA2 with `int8` and with `fp16` (notebook 02) and compare both to fp32. Which recipe would you use on a
-#    T4 for a 259-residue protein, and why?
+# 2. Quantize the language model in int4 but keep the trunk in fp32.
+# 3. Fold 1CA2 (259 aa) with `int8` and with `fp16` (notebook 02). Which recipe would you use on a T4 for a
+#    259-residue protein, and why?
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 1 — bytes spent on scales
-import torch
-
-model, tokenizer = models.load_model("int8", device=DEVICE, chunk_size=64)
+model, tokenizer = models.load_model("int8", device=DEVICE, chunk_size=CHUNK)
 linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
 storage = [quantization.weight_storage(m) for m in linears]
 data_bytes = sum(m.weight.numel() for m in linears)  # one byte per int8 weight
@@ -253,19 +302,21 @@ total = sum(s["bytes"] for s in storage)
 print(f"{len(linears)} Linear layers: {data_bytes / memory.GIB:.3f} GiB of int8 data, "
       f"{(total - data_bytes) / memory.GIB:.4f} GiB of scales")
 del model
-memory.free_memory()
+torch.cuda.empty_cache()
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 2 — int4 language model, fp32 trunk
-models.VARIANTS["int4-lm"] = models.Recipe("Quanto int4 weights in the LM only, trunk fp32", quanto="int4", lm_only=True)
-rows["int4-lm"], results["int4-lm"] = benchmark.load_and_fold("int4-lm", seed, DEVICE)
+load_fold_free("int4-lm", quantization_config=QuantoConfig(weights="int4", modules_to_not_convert=not_the_language_model))
 print({k: rows["int4-lm"][k] for k in ["weights (GiB)", "fold seconds"]})
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 3 — int8 or fp16 on a T4?
-rows["fp16"], results["fp16"] = benchmark.load_and_fold("fp16", seed, DEVICE)
-print(benchmark.agreement_table({k: results[k] for k in ["fp32", "fp16", "int8"]}))
-fp16_gib, int8_gib = rows["fp16"]["weights (GiB)"], rows["int8"]["weights (GiB)"]
+seed = data.seed_sequence()
+seed_rows, seed_results = {}, {}
+for name in ["fp16", "int8"]:
+    seed_rows[name], seed_results[name] = benchmark.load_and_fold(name, seed, DEVICE, chunk_size=CHUNK)
+print(benchmark.agreement_table(seed_results, reference="fp16"))
+fp16_gib, int8_gib = seed_rows["fp16"]["weights (GiB)"], seed_rows["int8"]["weights (GiB)"]
 print(f"fp16 ({fp16_gib:.2f} GiB of weights) leaves room for a 259-residue fold on a T4 and runs at about fp32 speed; "
       f"int8 saves another {fp16_gib - int8_gib:.2f} GiB but is slower. Use int8 when the *length* needs the room — "
       "notebook 04 shows where that is.")

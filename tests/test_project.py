@@ -134,7 +134,7 @@ def test_readme_variants_table_is_rendered_from_the_committed_csv():
     block = readme.split("<!-- variants:start -->")[1].split("<!-- variants:end -->")[0].strip()
     assert block == figures.variant_table_markdown().strip(), "run `python -m helpers.figures`"
     # offloading recipes hold the same weights as their base recipe, only placed elsewhere (notebook 06)
-    assert all(f"| `{v}` |" in block for v, r in models.VARIANTS.items() if not r.offload_lm)
+    assert all(f"| `{v}` |" in block for v, r in models.RECIPES.items() if not r.offload_lm)
 
 
 def test_committed_figures_have_their_csv_and_state_provenance():

@@ -15,7 +15,7 @@ def fp32_result(tiny):
     return folding.fold(model, tokenizer, SEQ)
 
 
-@pytest.mark.parametrize("variant", list(models.VARIANTS))
+@pytest.mark.parametrize("variant", list(models.RECIPES))
 def test_every_variant_loads_through_the_loader_and_folds(variant, fp32_result):
     model, tokenizer = models.load_model(variant, device="cpu", source="tiny")
     result = folding.fold(model, tokenizer, SEQ)
