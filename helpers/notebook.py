@@ -64,6 +64,12 @@ def stand_in_banner(source: str | None = None) -> str | None:
     )
 
 
+def label(title: str, source: str | None = None) -> str:
+    """`title`, marked " — STAND-IN (random weights)" when a stand-in model is in use: for every table and figure
+    made from a fold."""
+    return title + (" — STAND-IN (random weights)" if models.is_stand_in(source) else "")
+
+
 def apply_memory_cap() -> float | None:
     """Cap this process's CUDA memory at `$ESMFOLD_MEMORY_CAP_GIB` (T4 emulation); return the cap or None."""
     import torch

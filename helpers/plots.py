@@ -110,7 +110,7 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
     return ax
 
 
-def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", ax=None):
+def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", ax=None, title: str = ""):
     """Seconds per fold against sequence length, one line per (variant, chunk size); the seed's times if given."""
     import matplotlib.pyplot as plt
 
@@ -125,7 +125,7 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
                 label=f"seed article, {variant} (cited)")
     ax.set_xlabel("sequence length L (residues)")
     ax.set_ylabel("seconds per fold (4 trunk passes)")
-    ax.set_title("Time against sequence length")
+    ax.set_title(title or "Time against sequence length")
     ax.legend(fontsize=7, ncol=2)
     if provenance:
         ax.figure.text(0.01, 0.005, provenance, fontsize=6.5, color="0.35")

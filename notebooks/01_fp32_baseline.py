@@ -296,8 +296,7 @@ print(f"mean pLDDT (Cα) {mean_plddt:.1f} · pTM {ptm:.3f}")
 result = folding.fold(model, tokenizer, sequence)
 assert abs(result.mean_plddt_ca - mean_plddt) < 1e-3 and abs(result.ptm - ptm) < 1e-5
 print(f"all-atom mean pLDDT {result.mean_plddt_all_atom:.1f} (published: {data.REFERENCE_65AA_PLDDT})")
-pd.Series({**fold_record, **result.summary()}).to_frame("fold of 65 aa, fp32" + (" — STAND-IN (random weights)"
-                                                                                 if models.is_stand_in() else ""))
+pd.Series({**fold_record, **result.summary()}).to_frame(notebook.label("fold of 65 aa, fp32"))
 
 # %% [markdown]
 # How to read the numbers:
@@ -329,8 +328,8 @@ print("saved", result.save_pdb(out_dir / "esm_example_fp32.pdb"))
 structure.show_structure(result.pdb).show()
 
 # %%
-plots.plot_plddt(result.plddt, title=f"ESM README example (65 aa), fp32 — mean pLDDT {result.mean_plddt_ca:.1f} (Cα)"
-                 + (" — STAND-IN, random weights" if models.is_stand_in() else ""),
+plots.plot_plddt(result.plddt, title=notebook.label(f"ESM README example (65 aa), fp32 — mean pLDDT "
+                                                    f"{result.mean_plddt_ca:.1f} (Cα)"),
                  provenance=notebook.provenance_line(DEVICE));
 
 # %% [markdown]

@@ -155,8 +155,7 @@ print("language model:", model.esm.dtype, "| trunk:", model.trunk.structure_modu
 # %%
 with memory.measure("fold 1CA2, fp16", device=DEVICE, length=len(SEED)) as seed_fold:
     seed_result = folding.fold(model, tokenizer, SEED)
-pd.Series({**seed_fold, **seed_result.summary()}).to_frame(
-    "1CA2, fp16" + (" — STAND-IN (random weights)" if models.is_stand_in() else ""))
+pd.Series({**seed_fold, **seed_result.summary()}).to_frame(notebook.label("1CA2, fp16"))
 
 # %%
 del model
@@ -227,15 +226,14 @@ columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "load peak 
                        "fold peak allocated (GiB)", "fold peak reserved (GiB)", "fold device used, nvidia-smi (GiB)",
                        "fold seconds"] if c in table.columns]
 summary = table[columns].astype(float).join(agreement[["TM-score vs reference", "Cα-RMSD vs reference (Å)"]])
-print(f"{len(COMPARE)} aa, chunk {CHUNK}" + (" — STAND-IN (random weights): memory of the tiny model, agreement "
-                                              "meaningless" if models.is_stand_in() else ""))
+print(notebook.label(f"{len(COMPARE)} aa, chunk {CHUNK}"))
 summary
 
 # %%
 bar_columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "fold peak allocated (GiB)",
                            "load peak RSS, CPU (GiB)", "fold seconds"] if c in table.columns]
-plots.plot_variant_bars(table, bar_columns, title=f"fp32 vs fp16 language model ({len(COMPARE)} aa, chunk {CHUNK})"
-                        + (" — STAND-IN, random weights" if models.is_stand_in() else ""),
+plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"fp32 vs fp16 language model ({len(COMPARE)} aa, "
+                                                                 f"chunk {CHUNK})"),
                         provenance=notebook.provenance_line(DEVICE),
                         budget_gib=memory.T4_BUDGET_GIB if DEVICE.startswith("cuda") else None);
 

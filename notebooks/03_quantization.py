@@ -140,7 +140,7 @@ fp32_stages = benchmark.stage_times(fp32_model, tokenizer, COMPARE)
 del fp32_model
 torch.cuda.empty_cache()
 stages = pd.DataFrame({"fp32": fp32_stages, "int8": int8_stages})
-print(f"{len(COMPARE)} aa" + (" — STAND-IN (random weights): the tiny model's times" if models.is_stand_in() else ""))
+print(notebook.label(f"seconds per stage, {len(COMPARE)} aa"))
 stages
 
 # %% [markdown]
@@ -200,14 +200,12 @@ columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "load peak 
            if c in table.columns]
 summary = table[columns].astype(float).join(
     agreement[["TM-score vs reference", "Cα-RMSD vs reference (Å)", "ΔpLDDT mean (Cα)", "ΔpTM"]])
-print(f"{len(COMPARE)} aa, chunk {CHUNK}" + (" — STAND-IN (random weights): the tiny model's memory and time, "
-                                              "agreement meaningless" if models.is_stand_in() else ""))
+print(notebook.label(f"{len(COMPARE)} aa, chunk {CHUNK}"))
 summary
 
 # %%
 bar_columns = [c for c in ["weights (GiB)", "fold peak allocated (GiB)", "fold seconds", "load seconds"] if c in table.columns]
-plots.plot_variant_bars(table, bar_columns, title=f"Quantization recipes ({len(COMPARE)} aa, chunk {CHUNK})"
-                        + (" — STAND-IN, random weights" if models.is_stand_in() else ""),
+plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"Quantization recipes ({len(COMPARE)} aa, chunk {CHUNK})"),
                         provenance=notebook.provenance_line(DEVICE),
                         budget_gib=memory.T4_BUDGET_GIB if DEVICE.startswith("cuda") else None);
 

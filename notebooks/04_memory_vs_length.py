@@ -51,54 +51,83 @@ if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a se
 elif importlib.util.find_spec("helpers") is None:
     sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, fit, memory, models, notebook, plots
-
-DEVICE = notebook.start()
+from helpers import benchmark, data, fit, folding, memory, models, notebook, plots
 
 # %% [markdown]
-# ## 1 · The sweep
-#
-# For each recipe we load the model **once**, then fold sequences of increasing length with each trunk chunk size,
-# resetting the peak-memory counters before every fold. A recipe/chunk size that runs out of memory skips its longer
-# lengths (the error is caught; the kernel survives). Sequences are real: the first L residues of the SARS-CoV-2
-# spike protein (UniProt P0DTC2, 1,273 aa) — memory and time depend on the length, not the letters; past 1,273 the
-# sequence is repeated, and the table says so.
-#
-# `FULL = True` runs the whole grid of the issue behind this notebook (every recipe × chunk size none/128/64/32 ×
-# lengths up to where a T4 runs out) — hours on a T4. The default is a quick sweep over the seed article's range.
+# ## Parameters
+# The one cell that differs between a GPU run and the tests' tiny stand-in (`ESMFOLD_WEIGHTS=tiny`, a CPU, seconds):
+# which recipes, chunk sizes and lengths the sweep measures. `FULL = True` runs the whole grid — every recipe × chunk
+# size none/128/64/32 × lengths up to where a T4 runs out: hours on a T4. The default is the seed article's range.
 
 # %%
+DEVICE = notebook.start()  # "cuda"
+TINY = models.weights_source() == "tiny"  # the tests' stand-in: short lengths, no seed overlay
 FULL = False
-on_gpu = DEVICE.startswith("cuda") and models.weights_source() != "tiny"
-if on_gpu and FULL:
-    VARIANTS = [v for v in models.VARIANTS if v not in ("fp16-seed", "bf16")]
-    CHUNKS = [None, 128, 64, 32]
-    LENGTHS = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
-elif on_gpu:
-    VARIANTS, CHUNKS, LENGTHS = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768]
-else:  # the tiny stand-in on a CPU (tests): a short grid, seconds
-    VARIANTS, CHUNKS, LENGTHS = ["fp32", "int8"], [None, 8], [16, 32]
+if TINY:
+    RECIPES, CHUNKS, LENGTHS, STAGE_LENGTH = ["fp32", "int8"], [None, 8], [16, 32], 32
+elif FULL:
+    RECIPES, CHUNKS = [r for r in models.RECIPES if r not in ("fp16-seed", "bf16")], [None, 128, 64, 32]
+    LENGTHS, STAGE_LENGTH = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536], 256
+else:
+    RECIPES, CHUNKS, LENGTHS, STAGE_LENGTH = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768], 256
+SEED_POINTS = None if TINY else data.SEED_MEMORY_GB  # the seed article's readings, drawn over full-size curves
+T4 = None if TINY else memory.T4_BUDGET_GIB  # the T4 line, drawn over full-size curves
 
+# %% [markdown]
+# ## 1 · One protein, three chunk sizes
+#
+# `model.trunk.set_chunk_size(n)` makes triangle attention work on n rows of the pair representation at a time
+# (`None`: all at once). The same protein, folded three ways, each inside `memory.measure` — notebook 01's
+# `reset_peak_memory_stats` / `max_memory_allocated` pair, with reserved memory and nvidia-smi's number beside it:
+
+# %%
+import pandas as pd
+
+model, tokenizer = models.load_model("fp16", device=DEVICE)  # notebook 02's fp16_esm load, in one call
+sequence, origin = data.sequence_of_length(LENGTHS[-1])
+chunk_rows = []
+for chunk in [None, *CHUNKS[1:]]:
+    model.trunk.set_chunk_size(chunk)
+    with memory.measure(f"chunk {chunk}", device=DEVICE, chunk_size=chunk or "none") as record:
+        folding.fold(model, tokenizer, sequence)
+    chunk_rows.append(record)
+del model
+memory.free_memory()
+print(notebook.label(f"fp16, {origin}"))
+pd.DataFrame(chunk_rows)
+
+# %% [markdown]
+# ## 2 · The sweep
+#
+# `benchmark.sweep` is the cell above in a loop: for each recipe it loads the model **once**, then folds sequences
+# of increasing length with each chunk size, resetting the peak-memory counters before every fold. A recipe/chunk
+# size that runs out of memory skips its longer lengths (the error is caught; the kernel survives). Sequences are
+# real: the first L residues of the SARS-CoV-2 spike protein (UniProt P0DTC2, 1,273 aa) — memory and time depend on
+# the length, not the letters; past 1,273 the sequence is repeated, and the table says so.
+
+# %%
 from pathlib import Path
 
-sweep = benchmark.sweep(VARIANTS, LENGTHS, CHUNKS, DEVICE)
+sweep = benchmark.sweep(RECIPES, LENGTHS, CHUNKS, DEVICE)
 provenance = notebook.provenance_line(DEVICE)
 Path("outputs").mkdir(exist_ok=True)
 sweep.assign(provenance=provenance).to_csv("outputs/04_sweep.csv", index=False)
+print(notebook.label("the sweep"))
 sweep[["variant", "chunk size", "length", "status", "seconds", "peak allocated (GiB)",
        "predicted peak allocated (GiB)"]].round(3)
 
 # %% [markdown]
-# ## 2 · Memory against length
+# ## 3 · Memory against length
 #
 # Solid lines are unchunked, dotted ones use chunk size 32 (for the quick grid); the dotted horizontal lines are each
 # recipe's weights alone — the floor no fold can go below. The hollow squares are the seed article's published
 # `nvidia-smi` readings, **cited** from [its repository](https://github.com/davideaguglia/ESMFold) (GPU not stated,
-# no chunking; `nvidia-smi` also counts the CUDA context, ≈ 0.3–0.6 GiB, which peak-allocated does not).
+# no chunking; `nvidia-smi` also counts the CUDA context — 1.14 GiB on an H100 — and the allocator's cache, which
+# peak-allocated does not).
 
 # %%
-plots.plot_memory_vs_length(sweep, seed=data.SEED_MEMORY_GB if on_gpu else None,
-                            budget_gib=memory.T4_BUDGET_GIB if on_gpu else None, provenance=provenance);
+plots.plot_memory_vs_length(sweep, seed=SEED_POINTS, budget_gib=T4, provenance=provenance,
+                            title=notebook.label("Peak memory (allocated) against length"));
 
 # %% [markdown]
 # **Reading the curves.**
@@ -112,10 +141,11 @@ plots.plot_memory_vs_length(sweep, seed=data.SEED_MEMORY_GB if on_gpu else None,
 #   (4 × 128 channels over all L² pairs) are never chunked, so even chunk 32 grows with L². Notebook 07 attacks those.
 
 # %% [markdown]
-# ## 3 · Time against length, and what chunking costs
+# ## 4 · Time against length, and what chunking costs
 
 # %%
-plots.plot_time_vs_length(sweep, seed=data.SEED_SECONDS if on_gpu else None, provenance=provenance);
+plots.plot_time_vs_length(sweep, seed=None if TINY else data.SEED_SECONDS, provenance=provenance,
+                          title=notebook.label("Seconds per fold against length"));
 
 # %% [markdown]
 # Time grows faster than linearly: the trunk's pair operations are O(L²) per block and triangle attention O(L³).
@@ -123,7 +153,7 @@ plots.plot_time_vs_length(sweep, seed=data.SEED_SECONDS if on_gpu else None, pro
 # launches its own kernels.
 
 # %% [markdown]
-# ## 4 · Where the time goes
+# ## 5 · Where the time goes
 #
 # One fold, split with forward hooks into the language model (runs once), each of the 4 trunk passes (48 blocks each)
 # and the structure module — time, and the peak memory reached inside each stage (weights included):
@@ -131,13 +161,13 @@ plots.plot_time_vs_length(sweep, seed=data.SEED_SECONDS if on_gpu else None, pro
 # %%
 import pandas as pd
 
-STAGE_LENGTH = 256 if on_gpu else 32
 stage_rows = {}
-for variant in ["fp32", "fp16", "int8"]:
-    model, tokenizer = models.load_model(variant, device=DEVICE, chunk_size=64 if on_gpu else None)
-    stage_rows[variant] = benchmark.stage_times(model, tokenizer, data.sequence_of_length(STAGE_LENGTH)[0])
+for recipe in ["fp32", "fp16", "int8"]:
+    model, tokenizer = models.load_model(recipe, device=DEVICE, chunk_size=64)
+    stage_rows[recipe] = benchmark.stage_times(model, tokenizer, data.sequence_of_length(STAGE_LENGTH)[0])
     del model
     memory.free_memory()
+print(notebook.label(f"stages of one fold, {STAGE_LENGTH} aa, chunk 64"))
 pd.DataFrame(stage_rows).round(3)
 
 # %% [markdown]
@@ -147,7 +177,7 @@ pd.DataFrame(stage_rows).round(3)
 # (pair representation and triangle attention); the language model's own activations are small at these lengths.
 
 # %% [markdown]
-# ## 5 · Will it fit? Predicting peak memory without a GPU
+# ## 6 · Will it fit? Predicting peak memory without a GPU
 #
 # Memory is decided by the model code, not by the weights' values. So we can run the **real transformers code** on
 # PyTorch *fake tensors* — tensors that have a shape, a dtype and a device but no data — and count the bytes of every
@@ -170,10 +200,10 @@ pd.Series(query)
 # Every point of the sweep above carries the prediction next to the measurement:
 
 # %%
-plots.plot_prediction_vs_measurement(sweep, provenance=provenance);
+plots.plot_prediction_vs_measurement(sweep, provenance=provenance);  # under a stand-in: the tiny model's own trace
 
 # %% [markdown]
-# ## 6 · Which recipe fits my hardware?
+# ## 7 · Which recipe fits my hardware?
 #
 # The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
 # recipe (`python -m helpers.fit grid`, then `python -m helpers.figures`): the longest grid length whose
@@ -239,9 +269,9 @@ print(f"chunk 32 saves {saving:.2f} GiB at L = 768 (fp16 LM)")
 # @title Solution 3 — how time scales
 import numpy as np
 
-ok = sweep[(sweep["status"] == "ok") & (sweep["variant"] == VARIANTS[0]) & (sweep["chunk size"] == "none")]
+ok = sweep[(sweep["status"] == "ok") & (sweep["variant"] == RECIPES[0]) & (sweep["chunk size"] == "none")]
 k, _ = np.polyfit(np.log(ok["length"]), np.log(ok["seconds"]), 1)
-print(f"seconds ∝ L^{k:.2f} for {VARIANTS[0]} (unchunked) over L = {ok['length'].min()}–{ok['length'].max()}")
+print(f"seconds ∝ L^{k:.2f} for {RECIPES[0]} (unchunked) over L = {ok['length'].min()}–{ok['length'].max()}")
 
 # %% [markdown]
 # ## Next
