@@ -60,9 +60,24 @@ import pandas as pd
 
 from helpers import batch, benchmark, complexes, data, fit, folding, memory, models, notebook, structure
 
-DEVICE = notebook.start()
-SOURCE = models.weights_source()
-ON_GPU = DEVICE.startswith("cuda") and SOURCE != "tiny"  # False: the tiny stand-in on a CPU (tests) — seconds
+# %% [markdown]
+# ## Parameters
+# The one cell that differs between a GPU run and the tests' tiny stand-in on a CPU (seconds): the lengths folded,
+# the memory caps (none without a GPU), where offloading puts the language model, how many FASTA records and how long
+# a chain the batch and complex sections take.
+
+# %%
+MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
+DEVICE = notebook.start()  # "cuda"
+TINY = models.weights_source() == "tiny"
+ARCHITECTURE = "tiny" if TINY else None  # what the predictor traces: the model that actually runs
+LONG = 48 if TINY else 1024  # section 1's long protein
+T4 = None if TINY else memory.T4_BUDGET_GIB  # GPU memory cap for the measured folds (None: no cap, no GPU)
+OFFLOAD_RUNS = ([("fp16", None, 24), ("fp16-offload", None, 24)] if TINY else
+                [("fp16", T4, 256), ("fp16-offload", 4.0, 256), ("fp16", T4, 512), ("fp16-offload", 6.0, 512)])
+OFFLOAD_TO = "disk" if DEVICE == "cpu" else "cpu"  # no GPU: the offload hooks stream the LM from disk (a smoke test)
+MAX_RECORDS = 4 if TINY else None  # FASTA records folded in section 3 (shortest first; None: all)
+DIMER_CHAIN = 30 if TINY else None  # residues of each chain in section 4 (None: the whole chain)
 WORK = Path("outputs") / "06"
 WORK.mkdir(parents=True, exist_ok=True)
 
@@ -74,16 +89,15 @@ WORK.mkdir(parents=True, exist_ok=True)
 # how far each combination goes on a T4 (what nvidia-smi would show, `fit.predicted_nvidia_smi`; default recycles):
 
 # %%
-T4 = memory.T4_BUDGET_GIB
 rows = []
 for variant in ["fp16", "fp16-offload", "int8", "int4"]:
     for chunk in [None, 64, 32]:
         row = {"recipe": variant, "chunk size": chunk or "none"}
         for length in [1024, 1280, 1536]:
             gib = fit.predicted_nvidia_smi(variant, length, chunk)
-            row[f"L = {length}"] = f"{gib:.1f} GiB" + (" ✓" if gib <= T4 else "")
+            row[f"L = {length}"] = f"{gib:.1f} GiB" + (" ✓" if gib <= memory.T4_BUDGET_GIB else "")
         rows.append(row)
-print(f"PREDICTED peak GPU memory (GiB) of the esmfold_v1 architecture; ✓ = fits a T4 ({T4} GiB)")
+print(f"PREDICTED GPU memory of the esmfold_v1 architecture; ✓ = fits a T4 ({memory.T4_BUDGET_GIB} GiB)")
 pd.DataFrame(rows)
 
 # %% [markdown]
@@ -98,22 +112,17 @@ pd.DataFrame(rows)
 #   T4 (12.0 GiB); the whole SARS-CoV-2 spike protein (1,273 aa) is predicted at 16.8 GiB — it needs notebook 07.
 #   (Measured on an H100 under a T4 cap: `int8` + chunk 64 folded 1,024 residues and ran out of memory at 1,280.)
 #
-# On a GPU, the next cell folds the first 1,024 residues of the spike with `int4`, trunk chunk 64, under a T4 cap,
-# and puts the measurement next to the prediction. (On the tiny stand-in it folds a 48-residue piece instead —
-# seconds, numbers meaningless.)
+# The next cell folds the first `LONG` residues of the spike with `int4`, trunk chunk 64, under a T4 cap
+# (`memory.gpu_budget`), and puts the measurement next to the prediction for the model that ran.
 
 # %%
-LONG = 1024 if ON_GPU else 48
 sequence, origin = data.sequence_of_length(LONG)
-with memory.gpu_budget(T4 if ON_GPU else None):
+with memory.gpu_budget(T4):
     row, long_result = benchmark.load_and_fold("int4", sequence, DEVICE, chunk_size=64)
-predicted = fit.lookup_or_predict("int4", LONG, 64, None if ON_GPU else "tiny")
-print(f"{origin}: status {row.get('fold status')}, {row.get('fold seconds', float('nan')):.1f} s")
-if DEVICE.startswith("cuda"):
-    print(f"measured peak allocated {row.get('fold peak allocated (GiB)', float('nan')):.2f} GiB · "
-          f"predicted {predicted:.2f} GiB")
-else:
-    print(f"predicted peak allocated {predicted:.4f} GiB for this architecture (no GPU to measure on)")
+predicted = fit.lookup_or_predict("int4", LONG, 64, ARCHITECTURE)
+print(notebook.label(f"{origin}: status {row.get('fold status')}, {row.get('fold seconds', float('nan')):.1f} s"))
+print(f"measured peak allocated {row.get('fold peak allocated (GiB)', float('nan')):.3f} GiB (NaN without a GPU) · "
+      f"predicted {predicted:.3f} GiB")
 
 # %% [markdown]
 # ## 2 · Keep the language model off the GPU (offload)
@@ -124,7 +133,22 @@ else:
 # its `device_map` says `"cpu"` for the `esm` module and the GPU for everything else:
 
 # %%
-models.offload_device_map("cuda:0")
+import torch
+from transformers import AutoConfig, AutoTokenizer, EsmForProteinFolding
+
+device_map = {"esm": OFFLOAD_TO, "esm_s_combine": DEVICE, "esm_s_mlp": DEVICE, "embedding": DEVICE,
+              "af2_to_esm": DEVICE, "trunk": DEVICE, "distogram_head": DEVICE, "ptm_head": DEVICE,
+              "lm_head": DEVICE, "lddt_head": DEVICE}
+config = AutoConfig.from_pretrained(MODEL_ID)
+config.esmfold_config.fp16_esm = True  # notebook 02: the LM stays in the checkpoint's fp16
+model = EsmForProteinFolding.from_pretrained(MODEL_ID, config=config, dtype=torch.float32, device_map=device_map,
+                                             offload_folder=str(WORK / "offload"))
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
+print("language model weights on:", {str(p.device) for p in model.esm.parameters()},
+      "| trunk on:", {str(p.device) for p in model.trunk.parameters()})
+print(folding.fold(model, tokenizer, "MKTAYIAKQRQISFVKSHFSRQ").summary())
+del model
+memory.free_memory()
 
 # %% [markdown]
 # The recipe is `fp16-offload`: the fp16 LM in RAM (5.6 GB — fits Colab's 12.7 GB), the fp32 trunk (2.6 GiB) on the
@@ -133,27 +157,25 @@ models.offload_device_map("cuda:0")
 #
 # We measure it under a 4 GB and a 6 GB budget (`memory.gpu_budget` caps this process's GPU memory, as on a smaller
 # card), against `fp16` with everything on the GPU at the T4 budget. The lengths are the ones the predictor says fit.
+# `models.load_model("fp16-offload")` is the load above in one call (`models.offload_device_map` is its map).
 
 # %%
-if ON_GPU:
-    runs = [("fp16", T4, 256), ("fp16-offload", 4.0, 256), ("fp16", T4, 512), ("fp16-offload", 6.0, 512)]
-else:  # tiny stand-in, CPU: the offload hooks stream the LM from disk instead of RAM — a smoke test of the path
-    runs = [("fp16", None, 24), ("fp16-offload", None, 24)]
 offload_rows, offload_results = [], {}
-for variant, budget, length in runs:
+for variant, budget, length in OFFLOAD_RUNS:
     sequence, origin = data.sequence_of_length(length)
     with memory.gpu_budget(budget):
         row, offload_results[(variant, length)] = benchmark.load_and_fold(variant, sequence, DEVICE, chunk_size=64)
     row["GPU budget (GiB)"] = budget
-    row["predicted (GiB)"] = fit.lookup_or_predict(variant, length, 64, None if ON_GPU else "tiny")
+    row["predicted (GiB)"] = fit.lookup_or_predict(variant, length, 64, ARCHITECTURE)
     offload_rows.append(row)
 columns = ["variant", "GPU budget (GiB)", "length", "weights (GiB)", "fold status", "fold seconds",
            "fold peak allocated (GiB)", "predicted (GiB)", "mean pLDDT (Cα)"]
 offload_table = pd.DataFrame(offload_rows).reindex(columns=columns)
+print(notebook.label("fp16 with and without the language model offloaded"))
 offload_table
 
 # %%
-same = [(v, n) for v, _, n in runs if v == "fp16-offload"]
+same = [(v, n) for v, _, n in OFFLOAD_RUNS if v == "fp16-offload"]
 for _, length in same:
     a, b = offload_results[("fp16", length)], offload_results[("fp16-offload", length)]
     if a is not None and b is not None:
@@ -181,9 +203,7 @@ for _, length in same:
 # Our file: the 20 experimental targets of notebook 05 plus one broken record.
 
 # %%
-records = data.read_fasta(data.fetch("structures/targets_seqres.fasta"))
-if not ON_GPU:
-    records = sorted(records, key=lambda r: len(r[1]))[:4]  # the tiny stand-in: four short ones
+records = sorted(data.read_fasta(data.fetch("structures/targets_seqres.fasta")), key=lambda r: len(r[1]))[:MAX_RECORDS]
 records.append(("broken_record a sequence with a digit and a gap", "MKT-AYI4AKQR"))
 fasta = WORK / "targets.fasta"
 fasta.write_text("".join(f">{header}\n{seq}\n" for header, seq in records))
@@ -237,8 +257,7 @@ check
 
 # %%
 chain = dict((h.split()[0], s) for h, s in data.read_fasta(data.fetch("structures/targets_seqres.fasta")))["2RBG_A"]
-if not ON_GPU:
-    chain = chain[:30]
+chain = chain[:DIMER_CHAIN]
 joined, residue_index, chain_index = complexes.complex_inputs([chain, chain])
 print(f"joined length {len(joined)} = {len(chain)} + 25 linker + {len(chain)}; residue index jumps "
       f"{residue_index[len(chain) + 24]} → {residue_index[len(chain) + 25]} at chain B")
