@@ -62,10 +62,26 @@ import torch
 
 from helpers import benchmark, data, fit, folding, lean, memory, metrics, models, notebook
 
-DEVICE = notebook.start()
-SOURCE = models.weights_source()
-ON_GPU = DEVICE.startswith("cuda") and SOURCE != "tiny"  # False: the tiny stand-in on a CPU (tests) — seconds
+# %% [markdown]
+# ## Parameters
+# The one cell that differs between a GPU run and the tests' tiny stand-in on a CPU (seconds): the recipe, the
+# lengths, the T4 cap, and the long protein of section 6 (the real MYH7 with real weights; a real composition of the
+# same length with the full-size random-weight stand-in; 64 residues with the tiny one).
+
+# %%
+DEVICE = notebook.start()  # "cuda"
+TINY = models.weights_source() == "tiny"
+ARCHITECTURE = "tiny" if TINY else None  # what the predictor traces: the model that actually runs
+RECIPE = "fp32" if TINY else "int8"  # the tiny stand-in is not quantized: seconds on a CPU
 T4 = memory.T4_BUDGET_GIB
+CAP = None if TINY else T4  # GPU memory cap for the measured folds (None: no cap, no GPU)
+L_STEPS, L_TIME, L_TRACE = (48, 48, 64) if TINY else (1000, 800, 512)
+if TINY:
+    LONG_SEQUENCE, LONG_ORIGIN = data.sequence_of_length(64)
+elif models.is_stand_in():
+    LONG_SEQUENCE, LONG_ORIGIN = data.sequence_of_length(1935)
+else:
+    LONG_SEQUENCE, LONG_ORIGIN = data.read_fasta(data.fetch("sequences/P12883_MYH7.fasta"))[0][1], "human MYH7, UniProt P12883"
 
 # %% [markdown]
 # ## 1 · Where the memory goes
@@ -97,15 +113,82 @@ pair
 # | output heads | distogram, pTM and PAE logits and probabilities: L × L × 64 each | no |
 #
 # The predictor of notebook 04 confirms it: the original model with trunk chunk 32 — the leanest setting it has —
-# and int8 weights needs, at L = 1,000 and L = 1,536:
+# and int8 weights needs, at L = 1,024 and L = 1,536 (points of the committed grid: read, not traced):
 
 # %%
-for length in (1000, 1536):
+for length in (1024, 1536):
     print(f"L = {length}: predicted {fit.predicted_nvidia_smi('int8', length, 32):.1f} GiB as nvidia-smi would show it "
           f"(int8, chunk 32) against a T4's {T4} GiB")
 
 # %% [markdown]
-# ## 2 · Seven changes, one at a time
+# ## 2 · Two of the changes, in code
+#
+# **The pair MLP.** transformers computes `z + mlp(z)` for the whole pair tensor at once: the MLP widens 128 channels
+# to 512, so four pair tensors' worth of memory is alive at its peak, plus the new z. The same arithmetic, a block of
+# rows at a time, written straight into z:
+
+# %%
+from transformers.models.esm.modeling_esmfold import EsmFoldResidueMLP, EsmFoldSequenceToPair
+
+
+def pair_mlp_in_rows(module, z, rows):
+    """z + mlp(z), computed `rows` rows of the pair representation at a time, written into z itself."""
+    for start in range(0, z.shape[1], rows):
+        z[:, start:start + rows] += module.mlp(z[:, start:start + rows])
+
+
+# %% [markdown]
+# Before using it, check it against the original forward. Any weights will do — the question is whether the two codes
+# compute the same function — so take a fresh module of the real size with random weights, and count the bytes of
+# live tensors during each (`fit.LiveBytes`, the counter behind notebook 04's predictor):
+
+# %%
+torch.manual_seed(0)
+mlp = EsmFoldResidueMLP(128, 512).eval()
+for parameter in mlp.parameters():
+    torch.nn.init.normal_(parameter, std=0.05)
+z = torch.randn(1, 96, 96, 128)
+with torch.no_grad():
+    with fit.LiveBytes() as original_count:
+        expected = mlp(z)
+    lean_z = z.clone()
+    with fit.LiveBytes() as lean_count:
+        pair_mlp_in_rows(mlp, lean_z, rows=8)
+print(f"largest difference {float((expected - lean_z).abs().max()):.1e}; peak live bytes "
+      f"{original_count.peak / 2**20:.1f} MiB original, {lean_count.peak / 2**20:.1f} MiB in rows of 8")
+assert torch.allclose(expected, lean_z, atol=1e-5)
+
+# %% [markdown]
+# **Sequence to pair.** Each block adds to z an L × L projection of the sequence state: an outer product and an outer
+# difference of two halves of a projection, concatenated (L × L × 256) and projected back to 128 channels. Rows at a
+# time, that 256-channel intermediate never exists whole:
+
+# %%
+def sequence_to_pair_in_rows(module, sequence_state, z, rows):
+    """z += sequence_to_pair(sequence_state), `rows` rows at a time, without the L × L × 256 intermediate."""
+    q, k = module.proj(module.layernorm(sequence_state)).chunk(2, dim=-1)
+    for start in range(0, z.shape[1], rows):
+        k_rows = k[:, start:start + rows, None, :]
+        z[:, start:start + rows] += module.o_proj(torch.cat([q[:, None] * k_rows, q[:, None] - k_rows], dim=-1))
+
+
+to_pair = EsmFoldSequenceToPair(1024, 64, 128).eval()
+for parameter in to_pair.parameters():
+    torch.nn.init.normal_(parameter, std=0.05)
+sequence_state = torch.randn(1, 96, 1024)
+with torch.no_grad():
+    expected = z + to_pair(sequence_state)
+    lean_z = z.clone()
+    sequence_to_pair_in_rows(to_pair, sequence_state, lean_z, rows=8)
+print(f"largest difference {float((expected - lean_z).abs().max()):.1e}")
+assert torch.allclose(expected, lean_z, atol=1e-4)
+
+# %% [markdown]
+# `helpers/lean.py` holds these two and five more, written the same way; `lean.make_lean(model)` swaps them into a
+# loaded model's forward methods (the block's, the trunk's, the structure module's).
+
+# %% [markdown]
+# ## 3 · Seven changes, one at a time
 #
 # `helpers.lean.make_lean(model)` swaps the forward methods of a loaded model — same weights, same arithmetic, fewer
 # tensors alive. Each change is a switch of `lean.LeanOptions`:
@@ -145,14 +228,13 @@ steps.pivot(index="step", columns="length", values="nvidia-smi estimate (GiB)").
 # the triangle multiplication's a and b) plus weights — under a T4's budget at L = 2,000.
 
 # %% [markdown]
-# ## 3 · Equivalence first
+# ## 4 · Equivalence first
 #
 # A leaner model is only useful if it computes the same thing. Fold the same sequence with the original and the lean
 # model and compare (notebook 02's agreement metrics), alone and in a padded batch:
 
 # %%
-VARIANT = "int8" if ON_GPU else "fp32"
-model, tokenizer = models.load_model(VARIANT, device=DEVICE, chunk_size=64)
+model, tokenizer = models.load_model(RECIPE, device=DEVICE, chunk_size=64)
 seed = data.seed_sequence()  # 1CA2, 259 aa
 batch = [seed, seed[:120], seed[50:230]]
 original_one = folding.fold(model, tokenizer, seed)
@@ -177,59 +259,53 @@ assert worst < 0.01, "the lean model must give the original's coordinates"
 # (≈ 15 GB of RAM, not in CI; the README reports its result).
 
 # %% [markdown]
-# ## 4 · Measured, change by change
+# ## 5 · Measured, change by change
 #
-# On a GPU, the next cell folds one 1,000-residue sequence with the original model (chunk 32) and then with each
-# change switched on in turn, under the T4 cap, and puts the measured peak next to the prediction. A step that does
-# not fit runs out of memory — caught, reported, and the next step runs. (On the tiny stand-in: a 48-residue
-# sequence, memory counted on the CPU; numbers meaningless.)
+# The next cell folds one `L_STEPS`-residue sequence with the original model (chunk 32) and then with each change
+# switched on in turn, under the T4 cap, and puts the measured peak next to the prediction. A step that does not fit
+# runs out of memory — caught, reported, and the next step runs. (Without a GPU, memory is counted on the CPU.)
 
 # %%
-L_STEPS = 1000 if ON_GPU else 48
 sequence, origin = data.sequence_of_length(L_STEPS)
 options = [None] + [lean.LeanOptions.only(*lean.CHANGES[:i + 1]) for i in range(len(lean.CHANGES))]
 labels = ["original model, chunk 32"] + [f"+ {c}" for c in lean.CHANGES]
 measured = []
-with memory.gpu_budget(T4 if ON_GPU else None):
+with memory.gpu_budget(CAP):
     for label, opts in zip(labels, options):
         lean.undo_lean(model)
         if opts is not None:
             lean.make_lean(model, opts)
         model.trunk.set_chunk_size(32)
         record = benchmark.measure_fold(model, tokenizer, sequence, DEVICE, label)
-        predicted = steps[(steps["length"] == 1000) & (steps["step"] == label)]["predicted peak allocated (GiB)"]
+        predicted = steps[(steps["length"] == L_STEPS) & (steps["step"] == label)]["predicted peak allocated (GiB)"]
         measured.append({"step": label, "status": record["status"], "seconds": round(record["seconds"], 1),
                          "measured peak (GiB)": record["peak allocated (GiB)"],
-                         "predicted, L = 1,000 (GiB)": float(predicted.iloc[0]) if ON_GPU and len(predicted) else None})
+                         "predicted (GiB)": float(predicted.iloc[0]) if len(predicted) else None})
+print(notebook.label(f"{RECIPE}, {origin}"))
 pd.DataFrame(measured)
 
 # %% [markdown]
-# ## 5 · 2,000 residues on a T4
+# ## 6 · 2,000 residues on a T4
 #
 # The final recipe: **int8 weights + the lean trunk** (`models.load_model("int8", chunk_size="lean")`). Our protein is
 # human β-myosin heavy chain (MYH7, UniProt P12883, 1,935 aa), fetched from UniProt at run time. First ask the
 # predictor, then fold under the T4 cap:
 
 # %%
-if ON_GPU and not models.is_stand_in():
-    long_sequence = data.read_fasta(data.fetch("sequences/P12883_MYH7.fasta"))[0][1]
-    long_origin = "human MYH7, UniProt P12883"
-elif ON_GPU:  # the random-full stand-in: the same length from a real composition (memory and time only)
-    long_sequence, long_origin = data.sequence_of_length(1935)
-else:  # the tiny stand-in on a CPU
-    long_sequence, long_origin = data.sequence_of_length(64)
-print(f"{long_origin}: {len(long_sequence)} residues")
-predicted_long = fit.lookup_or_predict("int8", len(long_sequence), "lean", None if ON_GPU else "tiny")
-print(f"predicted peak {predicted_long:.2f} GiB allocated (T4: {T4} GiB; on an H100, int8 + the lean trunk folded "
-      "2,000 residues under a T4 cap at 10.3 GiB allocated)")
+print(f"{LONG_ORIGIN}: {len(LONG_SEQUENCE)} residues")
+grid_length = min(n for n in (*fit.LEAN_GRID_LENGTHS, len(LONG_SEQUENCE)) if n >= len(LONG_SEQUENCE)
+                  and (TINY or n in fit.LEAN_GRID_LENGTHS))  # the committed grid point at or above: no trace
+predicted_long = fit.lookup_or_predict(RECIPE, grid_length, "lean", ARCHITECTURE)
+print(f"predicted peak at {grid_length} residues: {predicted_long:.2f} GiB allocated (T4: {T4} GiB; on an H100, int8 + "
+      "the lean trunk folded 2,000 residues under a T4 cap at 10.3 GiB allocated)")
 
 # %%
 del model
 memory.free_memory()
-with memory.gpu_budget(T4 if ON_GPU else None):
-    row, long_result = benchmark.load_and_fold("int8" if ON_GPU else "fp32", long_sequence, DEVICE, chunk_size="lean")
-print(f"status {row.get('fold status')} · {row.get('fold seconds', float('nan')):.0f} s · measured peak "
-      f"{row.get('fold peak allocated (GiB)', float('nan')):.2f} GiB (GPU only) · predicted {predicted_long:.2f} GiB")
+with memory.gpu_budget(CAP):
+    row, long_result = benchmark.load_and_fold(RECIPE, LONG_SEQUENCE, DEVICE, chunk_size="lean")
+print(notebook.label(f"status {row.get('fold status')} · {row.get('fold seconds', float('nan')):.0f} s · measured peak "
+                     f"{row.get('fold peak allocated (GiB)', float('nan')):.2f} GiB (GPU only)"))
 if long_result is not None:
     print(f"mean pLDDT {long_result.mean_plddt_ca:.1f}, pTM {long_result.ptm:.3f}")
     Path("outputs").mkdir(exist_ok=True)
@@ -241,24 +317,24 @@ if long_result is not None:
 # expect a low pTM for a molecule this elongated.
 
 # %% [markdown]
-# ## 6 · Is the lean trunk slower?
+# ## 7 · Is the lean trunk slower?
 #
 # Chunking trades time for memory; so could the lean trunk. At L = 800 — where the original model still fits a T4
-# with chunk 32 — time both (on a GPU; the tiny stand-in times a 48-residue fold on the CPU):
+# with chunk 32 — time both:
 
 # %%
-L_TIME = 800 if ON_GPU else 48
 sequence, origin = data.sequence_of_length(L_TIME)
 timing = []
-with memory.gpu_budget(T4 if ON_GPU else None):
+with memory.gpu_budget(CAP):
     for chunk in (32, "lean"):
-        row, _ = benchmark.load_and_fold("int8" if ON_GPU else "fp32", sequence, DEVICE, chunk_size=chunk)
+        row, _ = benchmark.load_and_fold(RECIPE, sequence, DEVICE, chunk_size=chunk)
         timing.append({"trunk": f"chunk {chunk}" if chunk != "lean" else "lean", "length": L_TIME,
                        "seconds": row.get("fold seconds"), "peak allocated (GiB)": row.get("fold peak allocated (GiB)")})
+print(notebook.label(f"{RECIPE}, chunk 32 against the lean trunk"))
 pd.DataFrame(timing)
 
 # %% [markdown]
-# ## 7 · The hardware table, with the lean trunk
+# ## 8 · The hardware table, with the lean trunk
 #
 # The “Which recipe fits my hardware?” table of notebooks 04 and 06, with the lean trunk added (its rows and the
 # recipe ladder: each recipe tries chunk sizes first, then the lean trunk):
@@ -280,7 +356,7 @@ fit.recipe_table()
 # - int8 + lean trunk: ≈ 2,000 residues predicted within a free T4.
 #
 # ## Exercises
-# 1. Which single change saves the most at L = 2,000? Read it off the table of section 2.
+# 1. Which single change saves the most at L = 2,000? Read it off the table of section 3.
 # 2. `LeanOptions(rows=...)` sets the chunk of rows. Predict the peak at a long length with `rows=16` and with the
 #    default: what does a smaller chunk buy, and what does it cost?
 # 3. With the lean trunk, which recipe does a 6 GB card need for 1,500 residues? (`fit.recommend`)
@@ -296,9 +372,8 @@ print(f"{at_2000.loc[best, 'step']} saves {saving[best]:.1f} GiB at L = 2,000 (c
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 2 — the row chunk
-L_EX, SRC = (1500, None) if ON_GPU else (64, "tiny")  # a full-size trace at L = 1,500 takes minutes on a CPU
-for rows in (16, None):
-    r = fit.predict_peak("int8", L_EX, source=SRC, lean=lean.LeanOptions(rows=rows))
+for rows in (16, None):  # a full-size trace at L = 512: about 10–20 s each on a laptop CPU
+    r = fit.predict_peak("int8", L_TRACE, source=ARCHITECTURE, lean=lean.LeanOptions(rows=rows))
     print(f"rows={rows}: predicted {r['predicted peak allocated (GiB)']:.2f} GiB ({r['seconds to predict']:.0f} s to trace)")
 print("A smaller chunk trims the temporaries a little; many more, smaller kernels cost time on a GPU.")
 
