@@ -55,7 +55,17 @@ elif importlib.util.find_spec("helpers") is None:
 
 from helpers import accuracy, data, metrics, models, notebook, plots
 
-DEVICE = notebook.start()
+# %% [markdown]
+# ## Parameters
+# The one cell that differs between a real run and the tests' tiny stand-in (seconds): which benchmark, how many of
+# its targets (shortest first), which recipes.
+
+# %%
+DEVICE = notebook.start()  # "cuda"
+TINY = models.weights_source() == "tiny"
+BENCHMARK = "local"  # "local": the 20 shared experimental structures; "cameo": 183 CAMEO 2022 targets
+MAX_TARGETS = 3 if TINY else None  # None: every target
+VARIANTS = ["fp32", "fp16", "int8"] if TINY else ["fp32", "fp16", "int8", "int4"]
 
 # %% [markdown]
 # ## 1 · Accuracy metrics, on real structures first
@@ -162,12 +172,7 @@ pd.DataFrame({
 # paired by sequence alignment (1CA2: 259 deposited, 256 observed).
 
 # %%
-BENCHMARK = "local"
-smoke = models.weights_source() == "tiny"
-targets = accuracy.cameo_targets() if BENCHMARK == "cameo" else accuracy.local_targets()
-if smoke:
-    targets = targets[:3]  # the tiny stand-in in the tests: the three shortest targets
-VARIANTS = ["fp32", "fp16", "int8"] if smoke else ["fp32", "fp16", "int8", "int4"]
+targets = (accuracy.cameo_targets() if BENCHMARK == "cameo" else accuracy.local_targets())[:MAX_TARGETS]
 pd.DataFrame(targets)[["target", "file", "chain"]].assign(length=[len(t["sequence"]) for t in targets])
 
 # %% [markdown]

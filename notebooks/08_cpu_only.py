@@ -60,10 +60,21 @@ import torch
 
 from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models, notebook
 
-DEVICE = notebook.start(needs_gpu=False)  # this notebook runs on the CPU even when a GPU is present
-DEVICE = "cpu"
-SOURCE = models.weights_source()
-FULL = SOURCE != "tiny"  # False: the tiny stand-in (tests) — seconds
+# %% [markdown]
+# ## Parameters
+# The one cell that differs between a real run and the tests' tiny stand-in (seconds): the lengths folded and swept.
+# This notebook folds on the CPU even when a GPU is present.
+
+# %%
+notebook.start(needs_gpu=False)
+SOURCE = models.weights_source()  # "facebook/esmfold_v1", "random-full" or the tests' "tiny"
+TINY = SOURCE == "tiny"
+SEED = data.seed_sequence()[:60] if TINY else data.seed_sequence()  # section 5's protein: 1CA2, 259 aa
+SHORT = data.seed_sequence()[:30 if TINY else 64]  # section 6's agreement protein
+SWEEP_LENGTHS = (16, 40) if TINY else (128, 512)  # exercise 2's chunk sweeps
+CHUNK_LENGTH = 30 if TINY else len(SEED)  # section 3's chunk-size measurement
+ROOM_FOR_FP32 = TINY or cpu.available_ram_gb() > 17  # fp32 needs ≈ 17 GB of RAM to load
+ROOM_FOR_QUANTO = TINY or cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_ram_gb
 
 # %% [markdown]
 # ## 1 · Why a CPU can fold, and what this one can do
@@ -172,7 +183,7 @@ chunks.pivot_table(index="pair positions per chunk", columns="length", values="s
 # `lean.make_lean(model, lean.LeanOptions(positions=N))`:
 
 # %%
-mine = cpu.chunk_sweep(len(data.seed_sequence()) if FULL else 30, source=SOURCE)
+mine = cpu.chunk_sweep(CHUNK_LENGTH, source=SOURCE)
 print("CPU recipes use", lean.CPU_POSITIONS, "positions per chunk; fastest here:",
       int(mine.loc[mine["seconds per block"].idxmin(), "pair positions per chunk"]))
 mine
@@ -188,7 +199,7 @@ mine
 
 # %%
 RECIPE = "bf16-lean"
-sequence = data.seed_sequence() if FULL else data.seed_sequence()[:60]
+sequence = SEED
 with cpu.ram_sampler() as ram:
     model, tokenizer = cpu.load_cpu(RECIPE)
 print(f"loaded '{RECIPE}': peak anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, peak RSS {ram['peak RSS (GB)']:.2f} GB")
@@ -230,15 +241,13 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 # is compared with the reference:
 
 # %%
-short = data.seed_sequence()[: 64 if FULL else 30]
+short = SHORT
 del model
 memory.free_memory()
-REFERENCE = "fp32" if (not FULL or cpu.available_ram_gb() > 17) else "fp16-lm"
+REFERENCE = "fp32" if ROOM_FOR_FP32 else "fp16-lm"
 print(f"reference: {REFERENCE}")
 predictions = {}
-candidates = ["fp16-lm", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"]
-if not FULL or cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_ram_gb:
-    candidates.append("quanto-int8")
+candidates = ["fp16-lm", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"] + (["quanto-int8"] if ROOM_FOR_QUANTO else [])
 for name in [REFERENCE] + [r for r in candidates if r != REFERENCE]:
     model, tokenizer = cpu.load_cpu(name)
     predictions[name] = folding.fold(model, tokenizer, short)
@@ -315,7 +324,7 @@ memory.free_memory()
 
 # %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
 # @title Solution 4 — the best chunk per length
-for n in ((128, 512) if FULL else (16, 40)):
+for n in SWEEP_LENGTHS:
     sweep = cpu.chunk_sweep(n, source=SOURCE)
     print(f"{n} aa: fastest with {int(sweep.loc[sweep['seconds per block'].idxmin(), 'pair positions per chunk'])} "
           "pair positions per chunk")
