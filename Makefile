@@ -8,7 +8,7 @@ TEST_ENV := ESMFOLD_WEIGHTS=tiny
 .PHONY: tutorial test test-slow setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
-	$(BIN)/python -m helpers.runner
+	$(BIN)/python -m tools.runner
 
 test: $(VENV)/.installed  ## unit tests + every notebook under nbmake, with the tiny stand-in on CPU
 	$(TEST_ENV) $(BIN)/python -m pytest -v -rA -m "not slow" tests notebooks --nbmake --nbmake-timeout=900 --ignore=notebooks/_executed --ignore=notebooks/_student --durations=15
@@ -30,15 +30,15 @@ sync:  ## re-pair every notebook with its .py script
 	$(BIN)/jupytext --sync notebooks/[0-9]*.ipynb
 
 figures: $(VENV)/.installed  ## regenerate the committed figures in figures/
-	$(BIN)/python -m helpers.figures
+	$(BIN)/python -m tools.figures
 
 gpu: day-before gpu-figures  ## on a CUDA GPU, one command: the T4-capped series check, then the measured figures
 
 gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep (random-full stand-in) and redraw figures
-	ESMFOLD_WEIGHTS=$${ESMFOLD_WEIGHTS:-random-full} $(BIN)/python -m helpers.figures measured
+	ESMFOLD_WEIGHTS=$${ESMFOLD_WEIGHTS:-random-full} $(BIN)/python -m tools.figures measured
 
 day-before: $(VENV)/.installed  ## on a CUDA GPU: the whole series with the random-full stand-in under a T4 memory cap
-	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=14.56 $(BIN)/python -m helpers.runner
+	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=14.56 $(BIN)/python -m tools.runner
 
 gpu-check-prepare:  ## here, before a GPU is lent: wheels and data the GPU machine lacks, into .gpu/ (carried there)
 	bash tools/gpu_prepare.sh

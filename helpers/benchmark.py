@@ -48,11 +48,9 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
 
     import torch
 
-    from helpers import fit
-
     device = next(model.parameters()).device
     on_cuda = device.type == "cuda"
-    counter = None if on_cuda else fit.LiveBytes()
+    counter = None if on_cuda else memory.LiveBytes()
 
     def now():
         if on_cuda:
@@ -114,9 +112,7 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
 def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "") -> dict:
     """One fold inside `memory.measure` (OOM caught); 'peak allocated (GiB)' is torch's on CUDA and, on a CPU, the
     live tensor bytes counted as they are allocated (weights included)."""
-    from helpers import fit
-
-    counter = None if device.startswith("cuda") else fit.LiveBytes()
+    counter = None if device.startswith("cuda") else memory.LiveBytes()
     with memory.measure(label, device=device) as record:
         if counter is None:
             folding.fold(model, tokenizer, sequence)

@@ -6,6 +6,11 @@ import os
 import urllib.request
 from pathlib import Path
 
+#: The one place that names the published repository (badges, Colab setup cells and committed-result downloads;
+#: `python -m tools.stamp OWNER/REPO REF` rewrites it everywhere).
+REPO = "OWNER/gpu-poor-esmfold"
+#: The git ref (tag or commit) that Colab setup cells install the helpers from.
+REF = "v0.1.0"
 #: Environment variable naming a folder laid out like the project's `shared/` data folder.
 DATA_ENV = "ESMFOLD_DATA"
 #: Environment variable naming the cache folder for downloads and stand-in checkpoints.
@@ -156,8 +161,6 @@ def repo_file(relpath: str) -> Path:
     local = repo_root() / relpath
     if local.is_file():
         return local
-    from helpers.notebook import REF, REPO
-
     target = cache_dir() / "repo" / REF / relpath
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)

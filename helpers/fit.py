@@ -4,76 +4,10 @@ code on fake tensors and counting the bytes of live tensors."""
 from __future__ import annotations
 
 import functools
-import weakref
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
-
-def _is_fake(tensor) -> bool:
-    """True for tensors without data: fake tensors and meta-device tensors."""
-    from torch._subclasses.fake_tensor import FakeTensor
-
-    return isinstance(tensor, FakeTensor) or tensor.device.type == "meta"
-
-
-class LiveBytes(TorchDispatchMode):
-    """A dispatch mode that counts the bytes of live tensor storages (each counted once, uncounted when freed)."""
-
-    def __init__(self):
-        super().__init__()
-        self.live = 0
-        self.peak = 0
-        self._seen: dict[int, int] = {}
-        self._refs: dict[int, weakref.ref] = {}
-        self.scalar_reads = 0
-
-    def _free(self, key: int) -> None:
-        self.live -= self._seen.pop(key, 0)
-        self._refs.pop(key, None)
-
-    def track(self, tensor: torch.Tensor) -> None:
-        """Count a tensor's storage if it is new."""
-        storage = tensor.untyped_storage()
-        key = id(storage)
-        if key in self._seen:
-            return
-        size = storage.nbytes()
-        self._seen[key] = size
-        self.live += size
-        self.peak = max(self.peak, self.live)
-        self._refs[key] = weakref.ref(storage, lambda _, k=key: self._free(k))
-
-    def track_module(self, module: torch.nn.Module) -> int:
-        """Count every parameter and buffer of a module (its weights); return the live bytes."""
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            self.track(tensor)
-        return self.live
-
-    def reset_peak(self) -> None:
-        """Start a new peak from what is live now."""
-        self.peak = self.live
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten.nonzero.default and _is_fake(args[0]):
-            # Data-dependent size: on fake tensors nonzero cannot know how many elements it selects. Its one use in
-            # the fold (pTM's argmax) selects one; its output is a few bytes either way.
-            out = torch.zeros((1, args[0].dim()), dtype=torch.long, device=args[0].device)
-        elif func is torch.ops.aten._local_scalar_dense.default and _is_fake(args[0]):
-            # A tensor read as a Python number (pTM indexes with that argmax): fake tensors have no values; any valid
-            # index gives the same memory.
-            self.scalar_reads += 1
-            return False if args[0].dtype == torch.bool else 0
-        else:
-            out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor):
-            self.track(out)
-        else:
-            for leaf in tree_leaves(out):
-                if isinstance(leaf, torch.Tensor):
-                    self.track(leaf)
-        return out
+from helpers.memory import LiveBytes
 
 
 def clear_model_caches() -> None:
@@ -183,7 +117,8 @@ class FakeFolder:
 _FOLDERS: dict = {}
 
 
-def _folder(profile: str, source: str | None, lean=None) -> FakeFolder:
+def fake_folder(profile: str, source: str | None = None, lean=None) -> FakeFolder:
+    """The FakeFolder of an activation profile (and lean options), built once and reused."""
     key = (profile, source or "random-full", lean)
     if key not in _FOLDERS:
         _FOLDERS[key] = FakeFolder(profile, source, lean)
@@ -264,7 +199,7 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     import time
 
     start = time.perf_counter()
-    folder = _folder(activation_profile(variant), source, lean)
+    folder = fake_folder(activation_profile(variant), source, lean)
     traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
     activations = peak - traced_weights
     weights, extra = _weights_and_temporary(variant, source, traced_weights)
@@ -295,61 +230,10 @@ GRID_PROFILES = ("fp32", "fp16-lm")
 BUDGETS_GIB = {"4 GB": 4.0, "6 GB": 6.0, "8 GB": 8.0, "12 GB": 12.0, "T4 (14.56 GiB)": 14.56}
 
 
-def _grid_path():
-    from helpers import data
-
-    return data.repo_root() / "figures" / "04_predicted_grid.csv"
-
-
 #: Lengths of the lean model's grid (notebook 07): it reaches further.
 LEAN_GRID_LENGTHS = GRID_LENGTHS + (1792, 2048, 2560)
 #: The "chunk size" label of the lean trunk in grids and tables.
 LEAN = "lean"
-
-
-def build_grid(profile: str, path=None, lean: bool = False) -> None:
-    """Trace every (length, chunk) of the grid for one activation profile, appending rows to the CSV (resumable);
-    `lean` traces the lean model of notebook 07 instead (chunk size label 'lean')."""
-    import csv
-    import datetime as dt
-
-    import transformers
-
-    from helpers import data, lean as lean_module
-
-    path = path or _grid_path()
-    done = set()
-    if path.exists():
-        with open(path) as handle:
-            done = {(r["profile"], int(r["length"]), r["chunk size"]) for r in csv.DictReader(handle)}
-    if lean:
-        folder = _folder(profile, None, lean_module.LeanOptions())
-        points = [(LEAN, length) for length in LEAN_GRID_LENGTHS]
-    else:
-        folder = _folder(profile, None)
-        points = [(chunk, length) for chunk in GRID_CHUNKS for length in GRID_LENGTHS]
-    fields = ["profile", "length", "chunk size", "weights bytes (traced)", "peak live bytes", "activation bytes",
-              "recycles", "torch", "transformers", "date", "method"]
-    unchunked = {}
-    for chunk, length in points:
-        if (profile, length, str(chunk or "none")) in done:
-            continue
-        if chunk not in (None, LEAN) and chunk >= length and length in unchunked:
-            weights, peak = unchunked[length]  # one chunk covering the whole sequence = unchunked
-        else:
-            weights, peak = folder.trace(length, None if chunk == LEAN else chunk)
-        if chunk is None:
-            unchunked[length] = (weights, peak)
-        what = "the lean model (helpers.lean) of " if lean else ""
-        row = {"profile": profile, "length": length, "chunk size": chunk or "none",
-               "weights bytes (traced)": weights, "peak live bytes": peak, "activation bytes": peak - weights,
-               "recycles": "default (4 passes)", "torch": torch.__version__,
-               "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
-               "method": f"fake-tensor trace of {what}the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
-        data.append_csv(path, [row], fields)
-        print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
-    _committed_grid.cache_clear()
-    _allocated_and_weights.cache_clear()
 
 
 @functools.lru_cache(maxsize=None)  # a trace off the grid takes seconds to minutes and always gives the same bytes
@@ -372,6 +256,12 @@ def _allocated_and_weights(variant: str, length: int, chunk_size, source: str | 
     else:
         result = predict_peak(variant, length, chunk_size, source=source)
     return result["predicted peak allocated (GiB)"], result["weights (GiB)"]
+
+
+def forget_cached_predictions() -> None:
+    """Drop the cached committed grid and traces (after the grid CSV was rewritten)."""
+    _committed_grid.cache_clear()
+    _allocated_and_weights.cache_clear()
 
 
 def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
@@ -560,13 +450,3 @@ def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_
         "no recipe of notebooks 01–04 is predicted to fit: fold a shorter piece (a domain), or see notebooks 06–07 "
         "(offload, a leaner trunk)."
     )
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) >= 2 and sys.argv[1] in ("grid", "lean-grid"):
-        for name in sys.argv[2:] or GRID_PROFILES:
-            build_grid(name, lean=sys.argv[1] == "lean-grid")
-    else:
-        sys.exit("usage: python -m helpers.fit grid|lean-grid [fp32|fp16-lm ...]")

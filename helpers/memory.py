@@ -6,10 +6,13 @@ import gc
 import sys
 import time
 import traceback
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 GIB = 1024**3
 #: A free Colab T4 reports 15 GB total; about this much is usable by PyTorch (GiB).
@@ -131,3 +134,70 @@ def measure(label: str = "", device: str | None = None, **extra):
         record["peak RSS, CPU (GiB)"] = cpu_peak_rss_gib()
         if record.get("status") == "OOM":
             free_memory()
+
+
+# --- counting live tensor bytes (any device, fake tensors too) ---------------------------------------------
+
+def _is_fake(tensor) -> bool:
+    """True for tensors without data: fake tensors and meta-device tensors."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return isinstance(tensor, FakeTensor) or tensor.device.type == "meta"
+
+
+class LiveBytes(TorchDispatchMode):
+    """A dispatch mode that counts the bytes of live tensor storages (each counted once, uncounted when freed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: dict[int, int] = {}
+        self._refs: dict[int, weakref.ref] = {}
+        self.scalar_reads = 0
+
+    def _free(self, key: int) -> None:
+        self.live -= self._seen.pop(key, 0)
+        self._refs.pop(key, None)
+
+    def track(self, tensor: torch.Tensor) -> None:
+        """Count a tensor's storage if it is new."""
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        if key in self._seen:
+            return
+        size = storage.nbytes()
+        self._seen[key] = size
+        self.live += size
+        self.peak = max(self.peak, self.live)
+        self._refs[key] = weakref.ref(storage, lambda _, k=key: self._free(k))
+
+    def track_module(self, module: torch.nn.Module) -> int:
+        """Count every parameter and buffer of a module (its weights); return the live bytes."""
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            self.track(tensor)
+        return self.live
+
+    def reset_peak(self) -> None:
+        """Start a new peak from what is live now."""
+        self.peak = self.live
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.nonzero.default and _is_fake(args[0]):
+            # Data-dependent size: on fake tensors nonzero cannot know how many elements it selects. Its one use in
+            # the fold (pTM's argmax) selects one; its output is a few bytes either way.
+            out = torch.zeros((1, args[0].dim()), dtype=torch.long, device=args[0].device)
+        elif func is torch.ops.aten._local_scalar_dense.default and _is_fake(args[0]):
+            # A tensor read as a Python number (pTM indexes with that argmax): fake tensors have no values; any valid
+            # index gives the same memory.
+            self.scalar_reads += 1
+            return False if args[0].dtype == torch.bool else 0
+        else:
+            out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            self.track(out)
+        else:
+            for leaf in tree_leaves(out):
+                if isinstance(leaf, torch.Tensor):
+                    self.track(leaf)
+        return out

@@ -1,4 +1,4 @@
-"""Notebook plumbing: the start-of-notebook checks, the stand-in banner, provenance, and the repository URL stamp."""
+"""Notebook plumbing: the start-of-notebook checks, the stand-in banner and labels, provenance, the Drive cache."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from pathlib import Path
 
 from helpers import data, models
 
-#: The one place that names the published repository (badges and Colab setup cells are stamped from it).
-REPO = "OWNER/gpu-poor-esmfold"
-#: The git ref (tag or commit) that Colab setup cells install the helpers from.
-REF = "v0.1.0"
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
 TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
 #: Set to a number of GiB to cap this process's GPU memory (e.g. 14.56 to emulate a free Colab T4 on a big GPU).
@@ -140,69 +136,6 @@ def provenance_line(device: str, source: str | None = None) -> str:
     )
 
 
-# --- repository URL stamping -------------------------------------------------------------------------------
-
-_BADGE = re.compile(r"https://colab\.research\.google\.com/github/([^/\s\"')]+/[^/\s\"')]+)/blob/([^/\s\"')]+)/")
-# Setup-cell lines, in a .py file (REPO = "…") or inside a notebook's JSON (REPO = \"…\").
-_SETUP_REPO = re.compile(r'(REPO = )(\\?")https://github\.com/([^"\\]+)(\\?")')
-_SETUP_REF = re.compile(r'(REF = )(\\?")([^"\\]+)(\\?")')
-_RAW = re.compile(r"https://raw\.githubusercontent\.com/([^/\s\"')]+/[^/\s\"')]+)/([^/\s\"')]+)/")
-
-
-def stamped_files() -> list[Path]:
-    """Files that carry the repository URL: every notebook (both halves of each pair) and the README."""
-    root = data.repo_root()
-    return sorted((root / "notebooks").glob("[0-9]*.ipynb")) + sorted((root / "notebooks").glob("[0-9]*.py")) + [
-        root / "README.md"
-    ]
-
-
-def repo_references(text: str) -> set[tuple[str, str]]:
-    """Every (repo, ref) a text points at through a Colab badge, a raw figure URL or a setup cell."""
-    refs = {(m.group(1), m.group(2)) for m in _BADGE.finditer(text)}
-    refs |= {(m.group(1), m.group(2)) for m in _RAW.finditer(text)}
-    repos = [m.group(3) for m in _SETUP_REPO.finditer(text)]
-    setup_refs = [m.group(3) for m in _SETUP_REF.finditer(text)]
-    refs |= {(repo, ref) for repo, ref in zip(repos, setup_refs)}
-    return refs
-
-
-def stamp(repo: str, ref: str = "main", files: list[Path] | None = None) -> list[Path]:
-    """Rewrite badges, raw figure URLs and setup cells to `repo`@`ref` (and record them here); return changed files."""
-    changed = []
-    this_module = Path(__file__).resolve()
-    for path in stamped_files() + [this_module] if files is None else files:
-        text = path.read_text()
-        if Path(path).resolve() == this_module or Path(path).name == this_module.name:
-            # only the two constants: the patterns below would also match this module's own code
-            new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', text, flags=re.M)
-            new = re.sub(r'^REF = "[^"]*"', f'REF = "{ref}"', new, flags=re.M)
-        else:
-            new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", text)
-            new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)
-            new = _SETUP_REPO.sub(lambda m: f"{m.group(1)}{m.group(2)}https://github.com/{repo}{m.group(4)}", new)
-            new = _SETUP_REF.sub(lambda m: f"{m.group(1)}{m.group(2)}{ref}{m.group(4)}", new)
-        if new != text:
-            path.write_text(new)
-            changed.append(path)
-    return changed
-
-
-def student_copies(out_dir: Path | None = None) -> list[Path]:
-    """Write each notebook without its solution cells (tag `solution`) into notebooks/_student/; return the paths."""
-    import nbformat
-
-    out_dir = out_dir or data.repo_root() / "notebooks" / "_student"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in sorted((data.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        nb.cells = [c for c in nb.cells if "solution" not in c.get("metadata", {}).get("tags", [])]
-        nbformat.write(nb, out_dir / path.name)
-        written.append(out_dir / path.name)
-    return written
-
-
 def use_drive_cache(folder: str = "/content/drive/MyDrive/hf-cache") -> str:
     """In Colab: mount Google Drive and keep the Hugging Face cache there, so the 8.4 GB download happens once.
 
@@ -216,14 +149,3 @@ def use_drive_cache(folder: str = "/content/drive/MyDrive/hf-cache") -> str:
         drive.mount("/content/drive")
     os.environ["HF_HOME"] = folder
     return folder
-
-
-if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "student":
-        for written_path in student_copies():
-            print("wrote", written_path)
-    elif len(sys.argv) in (3, 4) and sys.argv[1] == "stamp":
-        for changed_path in stamp(*sys.argv[2:]):
-            print("stamped", changed_path)
-    else:
-        sys.exit("usage: python -m helpers.notebook stamp OWNER/REPO [REF]  |  python -m helpers.notebook student")

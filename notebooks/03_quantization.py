@@ -43,7 +43,7 @@ import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     packages = ["optimum-quanto==0.2.7", "biotite==1.6.0"]

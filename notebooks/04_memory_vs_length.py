@@ -43,7 +43,7 @@ import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7"], check=True)
@@ -206,7 +206,7 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);  # under a s
 # ## 7 · Which recipe fits my hardware?
 #
 # The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
-# recipe (`python -m helpers.fit grid`, then `python -m helpers.figures`): the longest grid length whose
+# recipe (`python -m tools.grid grid`, then `python -m tools.figures`): the longest grid length whose
 # nvidia-smi estimate fits each GPU size, with the largest (fastest) chunk size that gets there. On an H100 under a
 # T4 cap, the table's T4 limits for `fp16` (768 aa) and `int8` (1,024 aa) were measured to fit, one grid step more
 # ran out of memory. It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; the README shows the

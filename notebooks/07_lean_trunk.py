@@ -47,7 +47,7 @@ import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7", "py3Dmol==2.5.5"], check=True)
@@ -140,7 +140,7 @@ def pair_mlp_in_rows(module, z, rows):
 # %% [markdown]
 # Before using it, check it against the original forward. Any weights will do — the question is whether the two codes
 # compute the same function — so take a fresh module of the real size with random weights, and count the bytes of
-# live tensors during each (`fit.LiveBytes`, the counter behind notebook 04's predictor):
+# live tensors during each (`memory.LiveBytes`, the counter behind notebook 04's predictor):
 
 # %%
 torch.manual_seed(0)
@@ -149,10 +149,10 @@ for parameter in mlp.parameters():
     torch.nn.init.normal_(parameter, std=0.05)
 z = torch.randn(1, 96, 96, 128)
 with torch.no_grad():
-    with fit.LiveBytes() as original_count:
+    with memory.LiveBytes() as original_count:
         expected = mlp(z)
     lean_z = z.clone()
-    with fit.LiveBytes() as lean_count:
+    with memory.LiveBytes() as lean_count:
         pair_mlp_in_rows(mlp, lean_z, rows=8)
 print(f"largest difference {float((expected - lean_z).abs().max()):.1e}; peak live bytes "
       f"{original_count.peak / 2**20:.1f} MiB original, {lean_count.peak / 2**20:.1f} MiB in rows of 8")

@@ -47,7 +47,7 @@ import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m helpers.notebook stamp`
+REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
 if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchao==0.18.0", "biotite==1.6.0"], check=True)

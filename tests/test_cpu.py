@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from helpers import cpu, fit, folding, lean, models
+from helpers import cpu, fit, folding, lean, memory, models
 
 
-class _Float32LM(fit.LiveBytes):
+class _Float32LM(memory.LiveBytes):
     """Counts the live bytes of float32 tensors (with memory) shaped like a language-model-only weight."""
 
     def __init__(self, shapes):

@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import data, figures, fit, folding, memory, models
+from helpers import data, fit, folding, memory, models
+from tools import figures
 
 GIB = 1024**3
 
 
 def test_counter_counts_storages_once_and_frees_them():
-    counter = fit.LiveBytes()
+    counter = memory.LiveBytes()
     with counter:
         a = torch.ones(1000)  # 4,000 bytes
         view = a[:10]  # a view adds nothing
@@ -32,7 +33,7 @@ def test_fake_trace_equals_the_count_of_a_real_run_on_the_tiny_model(profile, ch
     weights, peak = fit.FakeFolder(profile, "tiny").trace(length, chunk)
     model, tokenizer = models.load_model("fp16" if profile == "fp16-lm" else "fp32", device="cpu", source="tiny")
     model.trunk.set_chunk_size(chunk)
-    counter = fit.LiveBytes()
+    counter = memory.LiveBytes()
     ids = tokenizer(["A" * length], return_tensors="pt", add_special_tokens=False)["input_ids"]
     fit.clear_model_caches()  # cached constant tensors would otherwise exist already and not be counted
     with counter, torch.no_grad():
@@ -192,8 +193,6 @@ def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_
     """In Colab the helpers are pip-installed without figures/: repo_file must download them at the pinned ref."""
     import urllib.request
 
-    from helpers import notebook
-
     seen = []
 
     class Response:
@@ -213,6 +212,6 @@ def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_
     monkeypatch.setenv("ESMFOLD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(url))
     path = data.repo_file("figures/03_variant_weights.csv")
-    assert seen == [f"https://raw.githubusercontent.com/{notebook.REPO}/{notebook.REF}/figures/03_variant_weights.csv"]
+    assert seen == [f"https://raw.githubusercontent.com/{data.REPO}/{data.REF}/figures/03_variant_weights.csv"]
     assert path.read_text().startswith("variant,total") and data.repo_file("figures/03_variant_weights.csv") == path
     assert len(seen) == 1  # cached

@@ -90,7 +90,7 @@ def test_the_lean_peak_is_lower_on_real_tensors_and_the_fake_trace_counts_it(mod
     ids = tokenizer(["A" * length], return_tensors="pt", add_special_tokens=False)["input_ids"]
 
     def real_peak():
-        counter = fit.LiveBytes()
+        counter = memory.LiveBytes()
         fit.clear_model_caches()
         with counter, torch.no_grad():
             weights = counter.track_module(m)

@@ -8,7 +8,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from helpers import notebook
+from helpers import data
+from tools import stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -79,36 +80,36 @@ def test_notebook_anatomy(path):
     assert positions == sorted(positions), "anatomy parts are out of order"
 
 
-@pytest.mark.parametrize("path", notebook.stamped_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", stamp.stamped_files(), ids=lambda p: p.name)
 def test_badges_figures_and_setup_cells_agree_with_the_one_repo_url(path):
-    refs = notebook.repo_references(path.read_text())
+    refs = stamp.repo_references(path.read_text())
     assert refs, f"{path.name} has no badge, figure URL or setup cell"
-    assert refs == {(notebook.REPO, notebook.REF)}, f"{path.name} points at {refs}"
+    assert refs == {(data.REPO, data.REF)}, f"{path.name} points at {refs}"
 
 
 def test_every_badge_opens_its_own_notebook():
     for path in NOTEBOOKS:
         text = path.with_suffix(".py").read_text()
-        assert f"/blob/{notebook.REF}/notebooks/{path.name})" in text
+        assert f"/blob/{data.REF}/notebooks/{path.name})" in text
 
 
-def test_stamp_rewrites_every_reference_and_only_the_constants_of_its_own_module(tmp_path):
+def test_stamp_rewrites_every_reference_and_only_the_constants_in_data(tmp_path):
     copies = []
-    for path in notebook.stamped_files():
+    for path in stamp.stamped_files():
         copy = tmp_path / path.name
         shutil.copy(path, copy)
         copies.append(copy)
-    module = tmp_path / "notebook.py"
-    shutil.copy(notebook.__file__, module)
-    changed = notebook.stamp("someone/esmfold-course", "v1.0", files=copies + [module])
+    module = tmp_path / "data.py"
+    shutil.copy(data.__file__, module)
+    changed = stamp.stamp("someone/esmfold-course", "v1.0", files=copies + [module])
     assert set(changed) == set(copies + [module])
     for copy in copies:
-        assert notebook.repo_references(copy.read_text()) == {("someone/esmfold-course", "v1.0")}
-    before = open(notebook.__file__).read().splitlines()
+        assert stamp.repo_references(copy.read_text()) == {("someone/esmfold-course", "v1.0")}
+    before = open(data.__file__).read().splitlines()
     after = module.read_text().splitlines()
     differing = [(a, b) for a, b in zip(before, after) if a != b]
-    assert differing == [(f'REPO = "{notebook.REPO}"', 'REPO = "someone/esmfold-course"'),
-                         (f'REF = "{notebook.REF}"', 'REF = "v1.0"')]
+    assert differing == [(f'REPO = "{data.REPO}"', 'REPO = "someone/esmfold-course"'),
+                         (f'REF = "{data.REF}"', 'REF = "v1.0"')]
 
 
 def test_readme_states_two_commands_and_ci_runs_the_test_one():
@@ -128,11 +129,12 @@ def test_readme_series_table_lists_every_notebook():
 
 
 def test_readme_variants_table_is_rendered_from_the_committed_csv():
-    from helpers import figures, models
+    from helpers import models
+    from tools import figures
 
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- variants:start -->")[1].split("<!-- variants:end -->")[0].strip()
-    assert block == figures.variant_table_markdown().strip(), "run `python -m helpers.figures`"
+    assert block == figures.variant_table_markdown().strip(), "run `python -m tools.figures`"
     # offloading recipes hold the same weights as their base recipe, only placed elsewhere (notebook 06)
     assert all(f"| `{v}` |" in block for v, r in models.RECIPES.items() if not r.offload_lm)
 
@@ -145,7 +147,7 @@ def test_committed_figures_have_their_csv_and_state_provenance():
 def test_student_copies_drop_solutions_and_keep_everything_else(tmp_path):
     import nbformat
 
-    written = notebook.student_copies(tmp_path)
+    written = stamp.student_copies(tmp_path)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
     for original, copy in zip(NOTEBOOKS, written):
         full, student = nbformat.read(original, 4), nbformat.read(copy, 4)
@@ -158,13 +160,13 @@ def test_instructor_guide_covers_every_notebook_and_the_day_before_command():
     guide = (ROOT / "notebooks" / "INSTRUCTOR_GUIDE.md").read_text()
     for path in NOTEBOOKS:
         assert f"**{path.name[:2]}**" in guide or f"| {path.name[:2]} ·" in guide, path.name
-    assert "make day-before" in guide and "helpers.notebook student" in guide
+    assert "make day-before" in guide and "tools.stamp student" in guide
     makefile = (ROOT / "Makefile").read_text()
     assert "\nday-before:" in makefile and "ESMFOLD_MEMORY_CAP_GIB=14.56" in makefile
 
 
 def test_day_before_runner_passes_notebook_01_with_the_tiny_stand_in(monkeypatch, capsys):
-    from helpers import runner
+    from tools import runner
 
     monkeypatch.setenv("ESMFOLD_WEIGHTS", "tiny")
     assert runner.main([str(NOTEBOOKS[0])]) == 0
@@ -173,7 +175,7 @@ def test_day_before_runner_passes_notebook_01_with_the_tiny_stand_in(monkeypatch
 
 
 def test_runner_without_gpu_and_real_weights_explains_how_to_run_the_stand_in(monkeypatch, capsys):
-    from helpers import runner
+    from tools import runner
 
     monkeypatch.delenv("ESMFOLD_WEIGHTS", raising=False)
     assert runner.main([]) == 2

@@ -1,6 +1,6 @@
 """Regenerate the committed figures in figures/ (each from a CSV written next to it, each with its provenance).
 
-`python -m helpers.figures` (or `make figures`). Only figures that need no GPU are made here; none uses a stand-in.
+`python -m tools.figures` (or `make figures`). Only figures that need no GPU are made here; none uses a stand-in.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def variant_table_markdown() -> str:
             f"{row['total'] / memory.GIB / memory.T4_BUDGET_GIB:.0%} |"
         )
     lines.append("")
-    lines.append(f"*Provenance: {table['provenance'].iloc[0]}. Regenerate with `python -m helpers.figures weights`.*")
+    lines.append(f"*Provenance: {table['provenance'].iloc[0]}. Regenerate with `python -m tools.figures weights`.*")
     return "\n".join(lines)
 
 
@@ -249,7 +249,7 @@ def max_length_markdown() -> str:
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
-                 "`python -m helpers.fit grid && python -m helpers.figures`.*")
+                 "`python -m tools.grid grid && python -m tools.figures`.*")
     return "\n".join(lines)
 
 
@@ -271,7 +271,7 @@ def recipe_table(out_dir: Path) -> Path:
 
 def recipe_markdown() -> str:
     """The README's "I have X GB and L residues" table, rendered from figures/06_recipes.csv."""
-    return _csv_markdown("06_recipes.csv", ". Regenerate with `python -m helpers.figures`.")
+    return _csv_markdown("06_recipes.csv", ". Regenerate with `python -m tools.figures`.")
 
 
 def lean_steps_table(out_dir: Path) -> Path:
@@ -332,7 +332,7 @@ def lean_markdown() -> str:
         part = _lean_estimate(table[table["step"] == step].set_index("length"))
         lines.append(f"| {step} | " + " | ".join(f"{part[n]:.1f}" for n in lengths) + " |")
     lines += ["", f"*{table['provenance'].iloc[0]}; the table shows the {_estimate_rule()}. "
-              "Regenerate with `python -m helpers.figures lean` (CPU, ≈ 20 min).*"]
+              "Regenerate with `python -m tools.figures lean` (CPU, ≈ 20 min).*"]
     return "\n".join(lines)
 
 
@@ -399,7 +399,7 @@ def cpu_markdown() -> str:
     lines += ["", f"*{table['provenance'].iloc[0]}. 259 aa = the seed's 1CA2. Anonymous RAM is measured (sampled "
               "every 50 ms); weights left memory-mapped are computed from the recipe (checkpoint tensors kept in their "
               "stored dtype are read from the file's pages at every fold). Regenerate with `python -m helpers.cpu bench` "
-              "(then `python -m helpers.figures`).*"]
+              "(then `python -m tools.figures`).*"]
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Execute the notebook series top to bottom and report pass/fail, time and peak memory per notebook.
 
-`python -m helpers.runner [NOTEBOOK ...]` — the tutorial's main job (`make tutorial`) and the instructors'
+`python -m tools.runner [NOTEBOOK ...]` — the tutorial's main job (`make tutorial`) and the instructors'
 day-before check (with ESMFOLD_WEIGHTS=random-full and ESMFOLD_MEMORY_CAP_GIB=14.56 on a GPU machine).
 """
 
