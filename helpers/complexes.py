@@ -85,5 +85,5 @@ def fold_complex(model, tokenizer, chains: list[str], num_recycles: int | None =
         mean_plddt_ca=float(ca.mean()),
         mean_plddt_all_atom=float(plddt[0][keep.to(plddt.device)][exists].mean()),
         ptm=folding.sequence_ptm(output["ptm_logits"][0], keep.to(plddt.device)),
-        pdb=folding._pdb(output, 0, keep.to(plddt.device), plddt, residue_index=numbering, chain_index=kept_chain),
+        pdb=folding.pdb_text(output, 0, keep.to(plddt.device), plddt, residue_index=numbering, chain_index=kept_chain),
     )

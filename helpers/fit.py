@@ -32,8 +32,6 @@ def _cast(module: torch.nn.Module, dtype: torch.dtype) -> None:
                 sub._buffers[name] = buf.to(dtype)
 
 
-#: Variants whose activations match the fp32 model's (weights are quantized, the arithmetic runs in fp32).
-_FP32_ACTIVATIONS = ("fp32", "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq")
 #: What nvidia-smi shows beyond the live tensors, in three parts (all measured on one H100 by `make gpu-check`,
 #: figures/09_gpu_check.csv and 09_gpu_limits.csv; torch 2.11+cu130, transformers 5.17, driver 580, 2026-11-26):
 #: the CUDA context and cuBLAS handle — device memory in use with no tensor kept (1.17 GiB − 0.03 GiB reserved);
@@ -63,14 +61,12 @@ def nvidia_smi_estimate(variant: str, allocated_gib, weights_gib):
 
 
 def activation_profile(variant: str) -> str:
-    """Which fake model traces a variant's activations: 'fp32', 'fp16-lm' or 'bf16'."""
-    if variant in _FP32_ACTIVATIONS:
-        return "fp32"
-    if variant in ("fp16", "fp16-seed", "fp16-offload"):
-        return "fp16-lm"
-    if variant == "bf16":
-        return "bf16"
-    raise ValueError(f"No activation profile is known for variant {variant!r}")
+    """Which fake model traces a recipe's activations: 'fp32', 'fp16-lm' or 'bf16' (`models.Recipe.profile`)."""
+    from helpers import models
+
+    if variant not in models.RECIPES:
+        raise ValueError(f"No activation profile is known for recipe {variant!r}")
+    return models.RECIPES[variant].profile
 
 
 class FakeFolder:
@@ -125,10 +121,6 @@ def fake_folder(profile: str, source: str | None = None, lean=None) -> FakeFolde
     return _FOLDERS[key]
 
 
-#: Variants whose weights are stored as they are traced (no quantization).
-_UNQUANTIZED = ("fp32", "fp16", "fp16-seed", "bf16")
-
-
 @functools.lru_cache(maxsize=None)
 def _largest_linear_bytes(source: str) -> int:
     """fp32 bytes of the architecture's largest Linear weight (Quanto dequantizes one such weight per multiply)."""
@@ -152,12 +144,15 @@ def _weights_and_temporary(variant: str, source: str | None, traced_weights):
     """(weight bytes, transient bytes) of a variant: the traced weights for unquantized variants; for quantized ones
     the exact quantized bytes, plus one dequantized fp32 weight for Quanto; for LM offloading the traced weights
     without the LM's parameters, plus one LM layer on the GPU at a time."""
-    if variant == "fp16-offload":
+    from helpers import models
+
+    recipe = models.RECIPES[variant]
+    if recipe.offload_lm:
         lm, layer = _offloaded_lm_bytes(source or "random-full")
         return traced_weights - lm, layer
-    if variant in _UNQUANTIZED:
+    if not recipe.quantized:
         return traced_weights, 0
-    temporary = 0 if variant.startswith("torchao") else _largest_linear_bytes(source or "random-full")
+    temporary = 0 if recipe.torchao else _largest_linear_bytes(source or "random-full")
     return variant_weight_bytes(variant, source), temporary
 
 
@@ -203,7 +198,9 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
     activations = peak - traced_weights
     weights, extra = _weights_and_temporary(variant, source, traced_weights)
-    quantized = variant not in _UNQUANTIZED and variant != "fp16-offload"
+    from helpers import models
+
+    recipe = models.RECIPES[variant]
     gib = 1024**3
     return {
         "variant": variant,
@@ -214,8 +211,9 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
         "predicted peak allocated (GiB)": (weights + activations + extra) / gib,
         "predicted nvidia-smi (GiB)": nvidia_smi_estimate(variant, (weights + activations + extra) / gib, weights / gib),
         "lean": lean is not None,
-        "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "") + (" + exact quantized weight bytes" if quantized else "")
-        + (" − offloaded LM weights + one LM layer" if variant == "fp16-offload" else ""),
+        "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "")
+        + (" + exact quantized weight bytes" if recipe.quantized else "")
+        + (" − offloaded LM weights + one LM layer" if recipe.offload_lm else ""),
         "seconds to predict": time.perf_counter() - start,
     }
 

@@ -64,7 +64,7 @@ class FoldResult:
         return str(path)
 
 
-def _pdb(output, index: int, keep, plddt_0_100: torch.Tensor, residue_index=None, chain_index=None) -> str:
+def pdb_text(output, index: int, keep, plddt_0_100: torch.Tensor, residue_index=None, chain_index=None) -> str:
     """PDB text of one batch entry, only the residues in `keep`, with pLDDT 0–100 in the B-factors (transformers'
     own PDB writer; `chain_index` gives chains A, B, …)."""
     from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
@@ -107,7 +107,7 @@ def _result(output, index: int, sequence: str, num_recycles) -> FoldResult:
         ptm=(float(output["ptm"].float().reshape(-1)[0]) if output["ptm_logits"].shape[:2] == (1, n)  # alone: the same
              else sequence_ptm(output["ptm_logits"][index], keep)),
         positions=output["positions"][-1, index, :n].float().cpu().numpy(),
-        pdb=_pdb(output, index, keep, plddt),
+        pdb=pdb_text(output, index, keep, plddt),
         num_recycles=num_recycles,
     )
 

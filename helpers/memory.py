@@ -33,7 +33,7 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _reset_cpu_peak() -> bool:
+def reset_cpu_peak() -> bool:
     """Reset the kernel's peak-RSS counter (Linux); False where that is not possible."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
@@ -42,7 +42,7 @@ def _reset_cpu_peak() -> bool:
         return False
 
 
-def _status_kib(field: str) -> int | None:
+def status_kib(field: str) -> int | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -54,7 +54,7 @@ def _status_kib(field: str) -> int | None:
 
 def cpu_peak_rss_gib() -> float:
     """Peak resident memory of this process in GiB (since the last reset where supported)."""
-    kib = _status_kib("VmHWM")
+    kib = status_kib("VmHWM")
     if kib is None:
         import resource
 
@@ -110,7 +110,7 @@ def measure(label: str = "", device: str | None = None, **extra):
     if on_cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    record["cpu peak is"] = "since this block" if _reset_cpu_peak() else "since process start"
+    record["cpu peak is"] = "since this block" if reset_cpu_peak() else "since process start"
     start = time.perf_counter()
     try:
         yield record

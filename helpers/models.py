@@ -39,22 +39,39 @@ class Recipe:
     half_lm_after_load: bool = False  # the seed's route: load fp32, then model.esm = model.esm.half()
     needs_bf16: bool = False
     offload_lm: bool = False  # LM weights stay in CPU RAM; accelerate moves each layer to the GPU while it runs
+    colour: str | None = None  # its colour in every plot
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.quanto or self.torchao)
+
+    @property
+    def profile(self) -> str:
+        """Which activations a fold computes (what the "will it fit?" predictor traces): 'fp32', 'fp16-lm' or 'bf16'.
+        Quantized weights are dequantized to fp32 for every product, so their activations are fp32's."""
+        if self.dtype == torch.bfloat16:
+            return "bf16"
+        return "fp16-lm" if (self.fp16_esm or self.half_lm_after_load) else "fp32"
 
 
-#: Loader recipes, one per variant name. Every one goes through `EsmForProteinFolding.from_pretrained`.
+#: The recipes, one entry each: how it loads (every one through `EsmForProteinFolding.from_pretrained`), and from that
+#: its activation profile for the predictor (`Recipe.profile`) and its colour in plots. Adding a recipe is one entry.
 RECIPES = {
-    "fp32": Recipe("everything fp32 (the checkpoint's fp16 LM tensors are upcast on load)"),
-    "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True),
-    "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True),
+    "fp32": Recipe("everything fp32 (the checkpoint's fp16 LM tensors are upcast on load)", colour="#4C72B0"),
+    "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True,
+                        colour="#C44E52"),
+    "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True, colour="#DD8452"),
     "fp16-offload": Recipe("fp16 LM kept in CPU RAM and streamed to the GPU layer by layer (accelerate), trunk fp32 "
-                           "on the GPU", fp16_esm=True, offload_lm=True),
-    "bf16": Recipe("everything bf16 (needs Ampere or newer: L4, A100, RTX 30/40)", dtype=torch.bfloat16, needs_bf16=True),
-    "int8": Recipe("the seed's route: Quanto int8 weights everywhere, fp32 activations", quanto="int8"),
-    "int8-lm": Recipe("Quanto int8 weights in the LM only, trunk fp32", quanto="int8", lm_only=True),
-    "int4": Recipe("Quanto int4 weights everywhere", quanto="int4"),
-    "float8": Recipe("Quanto float8 (e4m3) weights everywhere", quanto="float8"),
-    "torchao-int8wo": Recipe("torchao int8 weight-only", torchao="int8-weight-only"),
-    "torchao-int8dq": Recipe("torchao int8 dynamic activations + int8 weights", torchao="int8-dynamic"),
+                           "on the GPU", fp16_esm=True, offload_lm=True, colour="#F2A65A"),
+    "bf16": Recipe("everything bf16 (needs Ampere or newer: L4, A100, RTX 30/40)", dtype=torch.bfloat16, needs_bf16=True,
+                   colour="#937860"),
+    "int8": Recipe("the seed's route: Quanto int8 weights everywhere, fp32 activations", quanto="int8", colour="#55A868"),
+    "int8-lm": Recipe("Quanto int8 weights in the LM only, trunk fp32", quanto="int8", lm_only=True, colour="#8172B3"),
+    "int4": Recipe("Quanto int4 weights everywhere", quanto="int4", colour="#DA8BC3"),
+    "float8": Recipe("Quanto float8 (e4m3) weights everywhere", quanto="float8", colour="#8C8C8C"),
+    "torchao-int8wo": Recipe("torchao int8 weight-only", torchao="int8-weight-only", colour="#CCB974"),
+    "torchao-int8dq": Recipe("torchao int8 dynamic activations + int8 weights", torchao="int8-dynamic",
+                             colour="#64B5CD"),
 }
 
 

@@ -255,7 +255,7 @@ assert worst < 0.01, "the lean model must give the original's coordinates"
 # %% [markdown]
 # The differences are floating-point rounding (a matrix product summed in another order), orders of magnitude below
 # anything structural. CI checks every change alone and together on the tiny model, alone and in padded batches
-# (`tests/test_lean.py`); `python -m helpers.lean check` runs the same comparison on the full-size architecture
+# (`tests/test_lean.py`); `python -m tools.lean_check check` runs the same comparison on the full-size architecture
 # (≈ 15 GB of RAM, not in CI; the README reports its result).
 
 # %% [markdown]

@@ -137,7 +137,7 @@ pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if 
 # Colab). More threads than CPUs only adds contention; exercise 1 compares one thread with two.
 #
 # Measured on the full-size architecture with random weights (time and memory equal the real model's; nothing
-# else does), one process per recipe, `python -m helpers.cpu bench`:
+# else does), one process per recipe, `python -m tools.cpu_bench bench`:
 
 # %%
 bench = pd.read_csv(data.repo_file("figures/08_cpu_benchmark.csv"))

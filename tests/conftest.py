@@ -1,8 +1,15 @@
 """Shared fixtures: the tiny stand-in (built once per test session into a temporary cache)."""
 
 import os
+import tempfile
 
 import pytest
+
+
+def pytest_configure(config):
+    """Every test and every notebook kernel that nbmake starts (they inherit the environment) builds its stand-ins
+    and downloads into one temporary folder, not the user's ~/.cache — unless ESMFOLD_CACHE is set already."""
+    os.environ.setdefault("ESMFOLD_CACHE", tempfile.mkdtemp(prefix="esmfold-tests-"))
 
 
 @pytest.fixture(scope="session")

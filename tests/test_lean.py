@@ -111,6 +111,7 @@ def test_the_lean_peak_is_lower_on_real_tensors_and_the_fake_trace_counts_it(mod
     assert fake_peak - weights == pytest.approx(lean_peak, rel=0.01)
 
 
+@pytest.mark.slow  # a full-size fake-tensor trace at L = 2,000: ≈ 1.5 minutes on 2 cores
 def test_the_full_size_lean_model_folds_2000_residues_with_int8_weights_within_a_t4():
     # A live fake-tensor trace of the full-size esmfold_v1 architecture (≈ 1.5 minutes on a 2-core CPU).
     result = fit.predict_peak("int8", 2000, lean=lean.LeanOptions())

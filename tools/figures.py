@@ -52,6 +52,8 @@ def weights_per_stage(out_dir: Path) -> Path:
     stages = [k for k in counts if k != "total"]
     table = pd.DataFrame({"stage": stages, "parameters": [counts[s] for s in stages]})
     table["fp32 GiB"] = table["parameters"] * 4 / memory.GIB
+    table["provenance"] = (f"computed, not measured: parameter counts of the esmfold_v1 architecture (transformers "
+                           f"{transformers.__version__}) × 4 bytes; device-independent")
     table.to_csv(out_dir / "01_weights_per_stage.csv", index=False)
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -80,13 +82,14 @@ def reference_plddt(out_dir: Path) -> Path:
     pdb = data.fetch("reference_predictions/esmfold_v1_fairesm_65aa.pdb").read_text()
     per_residue = structure.ca_bfactors(pdb)
     table = pd.DataFrame({"residue": list(per_residue), "pLDDT (CA B-factor)": list(per_residue.values())})
-    table.to_csv(out_dir / "01_reference_plddt.csv", index=False)
+    source = ("Published prediction (fair-esm esmfold_v1, real weights), not run here: "
+              "github.com/silviacambiago/esmfold-project result.pdb @ 0f9b49f; B-factors = pLDDT 0–100.")
+    table.assign(provenance=source).to_csv(out_dir / "01_reference_plddt.csv", index=False)
     ax = plots.plot_plddt(
         table["pLDDT (CA B-factor)"].to_numpy(),
         title="A real ESMFold prediction: the ESM README's 65-residue example "
         f"(mean pLDDT over Cα {table['pLDDT (CA B-factor)'].mean():.1f})",
-        provenance="Published prediction (fair-esm esmfold_v1, real weights), not run here: "
-        "github.com/silviacambiago/esmfold-project result.pdb @ 0f9b49f; B-factors = pLDDT 0–100.",
+        provenance=source,
     )
     return _save(ax.figure, out_dir / "01_reference_plddt.png")
 
@@ -211,7 +214,7 @@ def max_length_figure(out_dir: Path) -> Path:
     for i, (_, row) in enumerate(table.iterrows()):
         lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in budgets]
         xs = [j + (i - len(table) / 2 + 0.5) * width for j in range(len(budgets))]
-        ax.bar(xs, lengths, width=width, color=plots._COLOURS.get(row["variant"]), label=row["variant"])
+        ax.bar(xs, lengths, width=width, color=plots.colour(row["variant"]), label=row["variant"])
     ax.set_xticks(range(len(budgets)), budgets)
     ax.set_xlabel("GPU memory")
     ax.set_ylabel("longest protein that fits (residues)")
@@ -398,7 +401,7 @@ def cpu_markdown() -> str:
         lines.append(f"| `{recipe}` | {ram} | " + " | ".join(cells) + " |")
     lines += ["", f"*{table['provenance'].iloc[0]}. 259 aa = the seed's 1CA2. Anonymous RAM is measured (sampled "
               "every 50 ms); weights left memory-mapped are computed from the recipe (checkpoint tensors kept in their "
-              "stored dtype are read from the file's pages at every fold). Regenerate with `python -m helpers.cpu bench` "
+              "stored dtype are read from the file's pages at every fold). Regenerate with `python -m tools.cpu_bench bench` "
               "(then `python -m tools.figures`).*"]
     return "\n".join(lines)
 
@@ -535,7 +538,7 @@ def gpu_check_figure(out_dir: Path) -> Path:
     for ax, what in zip(axes, ("peak allocated (GiB)", "nvidia-smi peak (GiB)")):
         predicted = "predicted peak allocated (GiB)" if what.startswith("peak") else "predicted nvidia-smi (GiB)"
         for recipe, part in ok.groupby("recipe"):
-            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots._COLOURS.get(recipe))
+            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots.colour(recipe))
         oom = table[table["status"] == "OOM"]
         ax.scatter(oom[predicted], [memory.T4_BUDGET_GIB] * len(oom), marker="x", color="red", s=40,
                    label="out of memory under the T4 cap (drawn at the cap)")
