@@ -72,7 +72,7 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
     return ax
 
 
-def colour(name: str) -> str | None:
+def recipe_colour(name: str) -> str | None:
     """A recipe's colour (`models.RECIPES`); "fp16 + lean trunk" takes fp16's; None (matplotlib's cycle) otherwise."""
     from helpers import models
 
@@ -92,14 +92,13 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
     styles = {"none": "-", "128": "--", "64": "-.", "32": ":"}
     for (variant, chunk), part in table.groupby(["variant", table["chunk size"].astype(str)], sort=False):
         part = part.dropna(subset=[value]).sort_values("length")
-        colour = colour(variant)
-        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=colour,
+        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=recipe_colour(variant),
                 label=f"{variant}, chunk {chunk}")
     for variant, part in table.groupby("variant", sort=False):
-        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=colour(variant), lw=0.8, ls=(0, (1, 3)))
+        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipe_colour(variant), lw=0.8, ls=(0, (1, 3)))
     for variant, points in (seed or {}).items():  # the seed reports GB (10⁹ bytes); the axes are GiB
         ax.plot(list(points), [gb * 1e9 / 1024**3 for gb in points.values()], "s", mfc="none", ms=8, mew=1.5,
-                color=colour(variant) or "black", label=f"seed article, {variant} (cited nvidia-smi, in GiB)")
+                color=recipe_colour(variant) or "black", label=f"seed article, {variant} (cited nvidia-smi, in GiB)")
     if budget_gib:
         ax.axhline(budget_gib, color="red", lw=1.5)
         ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib} GiB", color="red", va="bottom", fontsize=8)
@@ -121,10 +120,10 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
         _, ax = plt.subplots(figsize=(9, 4.5))
     for (variant, chunk), part in table.groupby(["variant", table["chunk size"].astype(str)], sort=False):
         part = part[part["status"] == "ok"].sort_values("length")
-        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=colour(variant),
+        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=recipe_colour(variant),
                 ls={"none": "-", "128": "--", "64": "-.", "32": ":"}.get(chunk, "-"), label=f"{variant}, chunk {chunk}")
     for variant, points in (seed or {}).items():
-        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=colour(variant) or "black",
+        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipe_colour(variant) or "black",
                 label=f"seed article, {variant} (cited)")
     ax.set_xlabel("sequence length L (residues)")
     ax.set_ylabel("seconds per fold (4 trunk passes)")
@@ -145,7 +144,7 @@ def _scatter_by_variant(table, x: str, y: str, title: str, xlabel: str, ylabel: 
         _, ax = plt.subplots(figsize=size)
     ok = table.dropna(subset=[x, y])
     for variant, part in ok.groupby("variant", sort=False):
-        ax.plot(part[x] * x_scale, part[y], "o", color=colour(variant), label=variant, alpha=0.8)
+        ax.plot(part[x] * x_scale, part[y], "o", color=recipe_colour(variant), label=variant, alpha=0.8)
     ax.plot([0, top], [0, top], color="black", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -184,10 +183,10 @@ def plot_metric_histograms(table, columns: list[str], seed_plddt: dict | None = 
         for variant, part in table.groupby("variant", sort=False):
             values = part[column].dropna()
             if len(values):
-                ax.hist(values, bins=10, histtype="step", lw=1.5, color=colour(variant), label=variant)
+                ax.hist(values, bins=10, histtype="step", lw=1.5, color=recipe_colour(variant), label=variant)
         if seed_plddt and "pLDDT" in column:
             for variant, value in seed_plddt.items():
-                ax.axvline(value, ls="--", lw=1, color=colour(variant) or "black", label=f"seed, {variant} (cited)")
+                ax.axvline(value, ls="--", lw=1, color=recipe_colour(variant) or "black", label=f"seed, {variant} (cited)")
         ax.set_title(column, fontsize=9)
         ax.set_ylabel("targets")
         ax.legend(fontsize=7)

@@ -189,6 +189,7 @@ predictions = {}
 results = accuracy.evaluate(VARIANTS, targets, DEVICE, keep=predictions)
 Path("outputs").mkdir(exist_ok=True)
 results.to_csv("outputs/05_accuracy.csv", index=False)
+print(notebook.label("every target × recipe"))
 results[["target", "variant", "status", "TM-score vs fp32", "TM-score", "lDDT-Cα", "GDT-TS", "mean pLDDT (Cα)"]].round(3)
 
 # %% [markdown]
@@ -196,6 +197,7 @@ results[["target", "variant", "status", "TM-score vs fp32", "TM-score", "lDDT-C�
 
 # %%
 tier1 = ["TM-score vs fp32", "Cα-RMSD vs fp32 (Å)", "lDDT-Cα vs fp32", "ΔpLDDT mean (Cα)", "ΔpTM"]
+print(notebook.label("tier 1: each recipe against fp32"))
 results.groupby("variant", sort=False)[tier1].agg(["mean", "min", "max"]).round(4)
 
 # %% [markdown]
@@ -214,15 +216,17 @@ plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS},
 
 # %%
 tier2 = ["TM-score", "lDDT-Cα", "GDT-TS", "Cα-RMSD (Å)", "contact precision (L/5, |i−j|≥24)", "mean pLDDT (Cα)"]
+print(notebook.label("tier 2: against the experimental structures"))
 results.groupby("variant", sort=False)[tier2].mean().round(3)
 
 # %%
+print(notebook.label("paired differences to fp32, 95 % bootstrap intervals"))
 pd.DataFrame([accuracy.paired_bootstrap(results, metric, variant)
               for metric in ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"] for variant in VARIANTS if variant != "fp32"]).round(4)
 
 # %%
-provenance = notebook.provenance_line(DEVICE)
-plots.plot_calibration(results, provenance=provenance);
+provenance = notebook.provenance_line(DEVICE)  # names the weights: a stand-in says "random weights" in every footer
+plots.plot_calibration(results, provenance=provenance).set_title(notebook.label("Is pLDDT calibrated?"));
 
 # %%
 plots.plot_metric_histograms(results, ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"],

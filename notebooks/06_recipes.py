@@ -218,7 +218,7 @@ RECIPE = "fp16, chunk 64"
 
 # %%
 first = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE, stop_after=2)
-print(f"folded now: {first.attrs['folded now']}")
+print(notebook.label(f"folded now: {first.attrs['folded now']}"))
 first[["id", "length", "status", "mean pLDDT (Cα)", "pTM", "seconds", "reason"]]
 
 # %% [markdown]
@@ -227,7 +227,7 @@ first[["id", "length", "status", "mean pLDDT (Cα)", "pTM", "seconds", "reason"]
 # %%
 second = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE)
 third = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE)
-print(f"second run folded {second.attrs['folded now']}, third run folded {third.attrs['folded now']}")
+print(notebook.label(f"second run folded {second.attrs['folded now']}, third run folded {third.attrs['folded now']}"))
 assert third.attrs["folded now"] == 0 and len(third) == len(records)
 assert (third["status"] == "invalid").sum() == 1
 second.sort_values("length")[["id", "length", "status", "batch size", "mean pLDDT (Cα)", "pTM", "seconds",
@@ -262,8 +262,8 @@ joined, residue_index, chain_index = complexes.complex_inputs([chain, chain])
 print(f"joined length {len(joined)} = {len(chain)} + 25 linker + {len(chain)}; residue index jumps "
       f"{residue_index[len(chain) + 24]} → {residue_index[len(chain) + 25]} at chain B")
 dimer = complexes.fold_complex(model, tokenizer, [chain, chain])
-print(f"mean pLDDT (Cα, linker excluded) {dimer.mean_plddt_ca:.1f} · per chain {dimer.chain_plddt()} · "
-      f"pTM {dimer.ptm:.3f}")
+print(notebook.label(f"mean pLDDT (Cα, linker excluded) {dimer.mean_plddt_ca:.1f} · per chain {dimer.chain_plddt()} · "
+                     f"pTM {dimer.ptm:.3f}"))
 dimer.save_pdb(WORK / "2RBG_dimer.pdb")
 
 # %%

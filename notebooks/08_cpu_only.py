@@ -205,8 +205,8 @@ with cpu.ram_sampler() as ram:
 print(f"loaded '{RECIPE}': peak anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, peak RSS {ram['peak RSS (GB)']:.2f} GB")
 with cpu.ram_sampler() as ram, memory.measure("1CA2", device="cpu") as record:
     result = folding.fold(model, tokenizer, sequence)
-print(f"1CA2 ({len(sequence)} aa): {record['seconds']:.0f} s, peak anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, "
-      f"mean pLDDT {result.mean_plddt_ca:.1f}")
+print(notebook.label(f"1CA2 ({len(sequence)} aa): {record['seconds']:.0f} s, peak anonymous RAM "
+                     f"{ram['peak anonymous RAM (GB)']:.2f} GB, mean pLDDT {result.mean_plddt_ca:.1f}"))
 
 # %% [markdown]
 # ## 5 · Where the time goes, and what fewer recycles would save
@@ -256,6 +256,7 @@ for name in [REFERENCE] + [r for r in candidates if r != REFERENCE]:
 agreement = benchmark.agreement_table(predictions, reference=REFERENCE)
 agreement["accuracy judgeable without real weights?"] = [
     "yes" if cpu.CPU_RECIPES[name].judged else "no" for name in agreement.index]
+print(notebook.label(f"agreement with {REFERENCE}, {len(short)} aa"))
 agreement
 
 # %% [markdown]

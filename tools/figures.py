@@ -214,7 +214,7 @@ def max_length_figure(out_dir: Path) -> Path:
     for i, (_, row) in enumerate(table.iterrows()):
         lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in budgets]
         xs = [j + (i - len(table) / 2 + 0.5) * width for j in range(len(budgets))]
-        ax.bar(xs, lengths, width=width, color=plots.colour(row["variant"]), label=row["variant"])
+        ax.bar(xs, lengths, width=width, color=plots.recipe_colour(row["variant"]), label=row["variant"])
     ax.set_xticks(range(len(budgets)), budgets)
     ax.set_xlabel("GPU memory")
     ax.set_ylabel("longest protein that fits (residues)")
@@ -538,7 +538,7 @@ def gpu_check_figure(out_dir: Path) -> Path:
     for ax, what in zip(axes, ("peak allocated (GiB)", "nvidia-smi peak (GiB)")):
         predicted = "predicted peak allocated (GiB)" if what.startswith("peak") else "predicted nvidia-smi (GiB)"
         for recipe, part in ok.groupby("recipe"):
-            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots.colour(recipe))
+            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots.recipe_colour(recipe))
         oom = table[table["status"] == "OOM"]
         ax.scatter(oom[predicted], [memory.T4_BUDGET_GIB] * len(oom), marker="x", color="red", s=40,
                    label="out of memory under the T4 cap (drawn at the cap)")
