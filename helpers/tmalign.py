@@ -133,8 +133,11 @@ def _quick_score(x: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray, p: 
     d2 = ((xa - (ya @ r.T + t)) ** 2).sum(axis=1)
     best = (1.0 / (1.0 + d2 / p.d0**2)).sum()
     for extra in (0.0, 1.0):
-        cut = max(p.d0_search**2 + extra, np.sort(d2)[min(2, len(d2) - 1)])
+        cut = p.d0_search**2 + extra  # squared distances; relaxed by 0.5 Å² until three pairs qualify
         keep = np.flatnonzero(d2 <= cut)
+        while len(keep) < 3 and len(xa) > 3:
+            cut += 0.5
+            keep = np.flatnonzero(d2 <= cut)
         if len(keep) == len(xa):
             break
         r, t = _kabsch(xa[keep], ya[keep])

@@ -19,6 +19,7 @@ PAIRS = [
     ("3LZM.bcif", "1HML.bcif"),  # distant
     ("1CA2.pdb", "1QGI.bcif"),  # two 256–259-residue chains, unrelated
     ("1YRF.pdb", "5PTI.cif"),  # short chains
+    ("1CA2.pdb", "1YRF.pdb"),  # 256 against 35 residues: TM-align's quick score decides the gapless start here
 ]
 
 
@@ -41,21 +42,18 @@ def _check(reference, chains, first, second, tolerance):
 
 @pytest.mark.parametrize("first,second", PAIRS)
 def test_agrees_with_tm_align_on_close_and_distant_pairs(reference, chains, first, second):
-    _check(reference, chains, first, second, tolerance=0.005)
+    _check(reference, chains, first, second, tolerance=0.001)
 
 
 @pytest.mark.slow
 def test_agrees_with_tm_align_on_every_pair_of_the_shared_structures(reference, chains):
-    """All 190 pairs, both normalisations: 189 within 0.005 of TM-align. The exception, 1CA2 against the 35-residue
-    villin headpiece (1YRF), scores 0.378 where TM-align reports 0.351 (normalised by 1YRF): this search finds a
-    better-scoring alignment there than TM-align's own."""
+    """All 190 pairs, both normalisations (≈ 40 s)."""
     errors = []
     for (first, second), row in reference.iterrows():
         result = tmalign.tm_align(chains[first], chains[second])
         errors.append(max(abs(result.tm_score_1 - row["TM-align, normalised by 1"]),
                           abs(result.tm_score_2 - row["TM-align, normalised by 2"])))
-    errors = np.array(errors)
-    assert (errors <= 0.005).sum() >= 189 and errors.max() < 0.03
+    assert max(errors) < 0.001
 
 
 def test_the_reference_file_states_its_provenance_and_covers_every_pair(reference):
