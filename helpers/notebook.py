@@ -78,10 +78,27 @@ def apply_memory_cap() -> float | None:
     return float(cap)
 
 
+def quiet_libraries() -> None:
+    """Silence messages that concern the libraries, not the reader's code, so that red text in a notebook means
+    something: torchao's optional kernels that this machine cannot load, torch's pytree deprecation notices,
+    tqdm's missing-widget notice, and transformers' per-load "Loading weights" progress bars."""
+    import logging
+
+    import transformers
+
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.filterwarnings("ignore", message=".*device_map keys do not match any submodules.*")
+    transformers.utils.logging.disable_progress_bar()
+
+
 def start(needs_gpu: bool = True) -> str:
-    """Run at the top of every notebook: version check, stand-in banner, GPU check, memory cap; return the device."""
+    """Run at the top of every notebook: version check, stand-in banner, GPU check, memory cap, quiet libraries;
+    return the device."""
     from IPython.display import HTML, display
 
+    quiet_libraries()
     check_versions()
     banner = stand_in_banner()
     if banner:

@@ -47,18 +47,25 @@
 # Choose a GPU runtime first: *Runtime → Change runtime type → T4 GPU*.
 
 # %%
-import importlib.util
+import importlib.metadata
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
-if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py3Dmol==2.5.5"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
-elif importlib.util.find_spec("helpers") is None:
-    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+NEEDS = ["py3Dmol==2.5.5"]  # what this notebook uses that Colab lacks
+try:
+    importlib.metadata.version("gpu-poor-esmfold")  # the series' helpers are installed (a stray helpers.py is not them)
+except importlib.metadata.PackageNotFoundError:
+    if IS_COLAB and "/OWNER/" in REPO:
+        sys.exit("This copy does not name its repository yet: open the notebook from the Colab badge in the published "
+                 "README, or clone the repository and run it on your own machine.")
+    if IS_COLAB:  # idempotent: once installed, a second run installs nothing
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *NEEDS], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+    else:
+        sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
 from helpers import data, folding, memory, models, notebook, plots, structure
 

@@ -19,9 +19,6 @@
 #     name: python3
 # ---
 
-# %%
-# ---
-
 # %% [markdown]
 # # 06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes
 #
@@ -34,25 +31,32 @@
 #   interruptions, with a correct pTM for every sequence of a padded batch;
 # - how ESMFold folds a complex: chains joined by a glycine linker, a gap in the residue index, the linker removed.
 #
-# **Estimated run time on a free Colab T4:** about 25 minutes (the model loads four times; the 1,273-residue fold
+# **Estimated run time on a free Colab T4:** about 25 minutes (the model loads four times; the 1,024-residue fold
 # takes a few minutes) — *an estimate: no T4 was available to measure it*.
 
 # %% [markdown]
 # ## Setup
 
 # %%
-import importlib.util
+import importlib.metadata
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
-if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7", "py3Dmol==2.5.5"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
-elif importlib.util.find_spec("helpers") is None:
-    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+NEEDS = ["optimum-quanto==0.2.7", "py3Dmol==2.5.5"]  # what this notebook uses that Colab lacks
+try:
+    importlib.metadata.version("gpu-poor-esmfold")  # the series' helpers are installed (a stray helpers.py is not them)
+except importlib.metadata.PackageNotFoundError:
+    if IS_COLAB and "/OWNER/" in REPO:
+        sys.exit("This copy does not name its repository yet: open the notebook from the Colab badge in the published "
+                 "README, or clone the repository and run it on your own machine.")
+    if IS_COLAB:  # idempotent: once installed, a second run installs nothing
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *NEEDS], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+    else:
+        sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
 from pathlib import Path
 

@@ -19,9 +19,6 @@
 #     name: python3
 # ---
 
-# %%
-# ---
-
 # %% [markdown]
 # # 07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)
 #
@@ -32,8 +29,8 @@
 # - why neither quantization nor `set_chunk_size` can fix that, and seven changes to the model code that do — each
 #   switchable, each measured (predicted on a CPU, measured on a GPU);
 # - how to prove a faster or leaner model still gives the same numbers (equivalence first);
-# - how to fold a ~2,000-residue protein within a free T4's memory — about twice what other ESMFold tutorials and
-#   ColabFold's notebook (≈ 900 aa) manage on that card.
+# - how to fold a ~2,000-residue protein within a free T4's memory — about twice the longest protein the original
+#   model folds there with trunk chunking (≈ 1,024 aa, notebook 06).
 #
 # **Estimated run time on a free Colab T4:** about 40 minutes (the 1,935-residue fold alone takes several minutes;
 # the change-by-change measurement at L = 1,000 runs eight folds) — *an estimate: no T4 was available to measure it*.
@@ -42,18 +39,25 @@
 # ## Setup
 
 # %%
-import importlib.util
+import importlib.metadata
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
-if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "optimum-quanto==0.2.7", "py3Dmol==2.5.5"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
-elif importlib.util.find_spec("helpers") is None:
-    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+NEEDS = ["optimum-quanto==0.2.7", "py3Dmol==2.5.5", "biotite==1.6.0"]  # what this notebook uses that Colab lacks
+try:
+    importlib.metadata.version("gpu-poor-esmfold")  # the series' helpers are installed (a stray helpers.py is not them)
+except importlib.metadata.PackageNotFoundError:
+    if IS_COLAB and "/OWNER/" in REPO:
+        sys.exit("This copy does not name its repository yet: open the notebook from the Colab badge in the published "
+                 "README, or clone the repository and run it on your own machine.")
+    if IS_COLAB:  # idempotent: once installed, a second run installs nothing
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *NEEDS], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+    else:
+        sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
 from pathlib import Path
 
@@ -223,7 +227,7 @@ steps.pivot(index="step", columns="length", values="nvidia-smi estimate (GiB)").
 # %% [markdown]
 # ![predicted peak per lean step](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/07_lean_steps.png)
 #
-# Read it top to bottom. SDPA removes the L³ logits but, as the issue behind this notebook found, the peak then moves
+# Read it top to bottom. SDPA removes the L³ logits but, as tracing each step shows, the peak then moves
 # to the next L² tensors; only when the last of them is gone does the peak fall to about **3 pair tensors** (z, and
 # the triangle multiplication's a and b) plus weights — under a T4's budget at L = 2,000.
 

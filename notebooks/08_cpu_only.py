@@ -17,9 +17,6 @@
 #     name: python3
 # ---
 
-# %%
-# ---
-
 # %% [markdown]
 # # 08 · No GPU at all — ESMFold on a CPU within 12.7 GB of RAM
 #
@@ -42,6 +39,7 @@
 # ## Setup
 
 # %%
+import importlib.metadata
 import importlib.util
 import subprocess
 import sys
@@ -49,11 +47,20 @@ import sys
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
-if IS_COLAB and importlib.util.find_spec("helpers") is None:  # idempotent: a second run installs nothing
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchao==0.18.0", "biotite==1.6.0"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
-elif importlib.util.find_spec("helpers") is None:
-    sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
+NEEDS = ["biotite==1.6.0", "optimum-quanto==0.2.7"]  # what this notebook uses that Colab lacks
+if importlib.util.find_spec("torchao") is None:  # keep Colab's own torchao where it has one
+    NEEDS.append("torchao==0.18.0")
+try:
+    importlib.metadata.version("gpu-poor-esmfold")  # the series' helpers are installed (a stray helpers.py is not them)
+except importlib.metadata.PackageNotFoundError:
+    if IS_COLAB and "/OWNER/" in REPO:
+        sys.exit("This copy does not name its repository yet: open the notebook from the Colab badge in the published "
+                 "README, or clone the repository and run it on your own machine.")
+    if IS_COLAB:  # idempotent: once installed, a second run installs nothing
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *NEEDS], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+    else:
+        sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
 import pandas as pd
 import torch
@@ -81,7 +88,7 @@ ROOM_FOR_QUANTO = TINY or cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"
 #
 # Nothing in ESMFold needs a GPU: the same PyTorch code runs on a CPU, with the model in RAM instead of GPU memory.
 # A free Colab CPU runtime has **2 vCPUs and ≈ 12.7 GB of RAM** — less than the 14 GB of ESMFold's fp32 weights,
-# which is why every other tutorial stops here. Two things decide whether it works: the **RAM peak while loading**
+# which is why a GPU is usually taken for granted. Two things decide whether it works: the **RAM peak while loading**
 # (the recipes below never build the 2.8 B-parameter language model in fp32) and the **time** (a T4 folds 1CA2 in
 # seconds; a CPU needs minutes).
 #
