@@ -65,6 +65,9 @@ def public_url(relpath: str) -> str:
     """Public download address of a shared file (structures come from RCSB)."""
     if relpath in PUBLIC_SOURCES:
         return PUBLIC_SOURCES[relpath]
+    if relpath == "structures/targets_seqres.fasta":  # a compilation, not one public file
+        raise KeyError("targets_seqres.fasta has no single public source: accuracy.local_targets() reads each "
+                       "target's SEQRES from RCSB instead")
     if relpath.startswith("structures/"):
         name = Path(relpath).name
         if name.endswith(".bcif"):

@@ -389,7 +389,7 @@ print("still usable:", folding.fold(model, tokenizer, "MKTAYIAKQR").summary())
 
 # %% [markdown]
 # ## Next
-# [02 · Half the language model: fp16](02_fp16.ipynb) — the first and cheapest saving: store the 2.8 B-parameter
+# [02 · Half the language model: fp16](02_fp16.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/02_fp16.ipynb)) — the first and cheapest saving: store the 2.8 B-parameter
 # language model in 2 bytes per parameter.
 #
 # ← Previous: [the README](../README.md) (the series table)

@@ -285,7 +285,7 @@ print(f"seconds ∝ L^{k:.2f} for {RECIPES[0]} (unchunked) over L = {ok['length'
 
 # %% [markdown]
 # ## Next
-# [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) — measuring accuracy properly, against fp32 and
+# [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/05_accuracy.ipynb)) — measuring accuracy properly, against fp32 and
 # against experimental structures.
 #
-# ← Previous: [03 · Quanto int8 and beyond](03_quantization.ipynb)
+# ← Previous: [03 · Quanto int8 and beyond](03_quantization.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb))

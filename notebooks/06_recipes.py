@@ -62,7 +62,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import batch, benchmark, complexes, data, fit, folding, memory, models, notebook, structure
+from helpers import accuracy, batch, benchmark, complexes, data, fit, folding, memory, models, notebook, structure
 
 # %% [markdown]
 # ## Parameters
@@ -207,7 +207,8 @@ for _, length in same:
 # Our file: the 20 experimental targets of notebook 05 plus one broken record.
 
 # %%
-records = sorted(data.read_fasta(data.fetch("structures/targets_seqres.fasta")), key=lambda r: len(r[1]))[:MAX_RECORDS]
+targets = accuracy.local_targets()  # notebook 05's 20 targets (shortest first): shared data, else RCSB per entry
+records = [(t["target"], t["sequence"]) for t in targets][:MAX_RECORDS]
 records.append(("broken_record a sequence with a digit and a gap", "MKT-AYI4AKQR"))
 fasta = WORK / "targets.fasta"
 fasta.write_text("".join(f">{header}\n{seq}\n" for header, seq in records))
@@ -260,7 +261,7 @@ check
 # example is 2RBG, a homodimer in the PDB (notebook 05's target list holds its chain A).
 
 # %%
-chain = dict((h.split()[0], s) for h, s in data.read_fasta(data.fetch("structures/targets_seqres.fasta")))["2RBG_A"]
+chain = next(t["sequence"] for t in targets if t["target"] == "2RBG_A")
 chain = chain[:DIMER_CHAIN]
 joined, residue_index, chain_index = complexes.complex_inputs([chain, chain])
 print(f"joined length {len(joined)} = {len(chain)} + 25 linker + {len(chain)}; residue index jumps "
@@ -343,6 +344,6 @@ memory.free_memory()
 
 # %% [markdown]
 # ## Next
-# [07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb)
+# [07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))
 #
-# ← Previous: [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb)
+# ← Previous: [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/05_accuracy.ipynb))

@@ -387,6 +387,6 @@ print(fit.recommend(6.0, 1500))
 
 # %% [markdown]
 # ## Next
-# [08 · No GPU at all — ESMFold on a CPU within 12.7 GB of RAM](08_cpu_only.ipynb)
+# [08 · No GPU at all — ESMFold on a CPU within 12.7 GB of RAM](08_cpu_only.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/08_cpu_only.ipynb))
 #
-# ← Previous: [06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes](06_recipes.ipynb)
+# ← Previous: [06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes](06_recipes.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/06_recipes.ipynb))

@@ -198,3 +198,65 @@ def test_runner_without_gpu_and_real_weights_explains_how_to_run_the_stand_in(mo
     monkeypatch.delenv("ESMFOLD_WEIGHTS", raising=False)
     assert runner.main([]) == 2
     assert "ESMFOLD_WEIGHTS=tiny make tutorial" in capsys.readouterr().out
+
+
+def _github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readme_renders_on_github_one_table_per_table_and_every_link_resolves():
+    """Rendered with a GitHub-flavoured Markdown parser (markdown-it-py, CommonMark + GitHub tables): every block of `|` rows
+    is one table with all its rows, and every image and link points at a file of this repository, a heading of the
+    README, the published repository at the stamped ref, or another site."""
+    from markdown_it import MarkdownIt
+
+    readme = (ROOT / "README.md").read_text()
+    outside_code = re.sub(r"```.*?```", "", readme, flags=re.S)
+    runs = re.findall(r"(?:^\|.*\n)+", outside_code, flags=re.M)
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(readme)  # GitHub's extensions
+    tables = [i for i, t in enumerate(tokens) if t.type == "table_open"]
+    assert len(tables) == len(runs), f"{len(runs)} blocks of table rows render as {len(tables)} tables"
+    for start, run in zip(tables, runs):
+        end = next(i for i in range(start, len(tokens)) if tokens[i].type == "table_close")
+        rows = sum(t.type == "tr_open" for t in tokens[start:end])
+        assert rows == len(run.strip().splitlines()) - 1, run.splitlines()[0]  # minus the |---| line
+    anchors = {_github_slug(h) for h in re.findall(r"^#+ (.*)$", outside_code, flags=re.M)}
+    targets = []
+    for token in tokens:
+        for child in token.children or []:
+            if child.type == "link_open":
+                targets.append(child.attrs["href"])
+            elif child.type == "image":
+                targets.append(child.attrs["src"])
+    assert targets and runs
+    for target in targets:
+        if target.startswith("#"):
+            assert target[1:] in anchors, target
+        elif target.startswith(("https://github.com/OWNER", "https://raw.githubusercontent.com/OWNER",
+                                 "https://colab.research.google.com/github/OWNER")):
+            assert f"/{data.REPO}/" in target and f"/{data.REF}/" in target, target
+        elif not target.startswith(("http://", "https://", "mailto:")):
+            assert (ROOT / target.split("#")[0]).exists(), f"{target} is not a file of the repository"
+
+
+def test_every_shared_file_the_series_reads_has_a_working_kind_of_public_source():
+    """Users have no ../shared: each file the code reads from it must map to its public home — RCSB (PDB, mmCIF and
+    BinaryCIF files, FASTA by entry), UniProt, the Hugging Face hub, or a pinned GitHub commit — by the URL pattern of
+    that source; the compiled targets file has none and says where its sequences come from instead."""
+    shared = ROOT.parent / "shared"
+    patterns = [r"^https://files\.rcsb\.org/download/\w{4}\.(pdb|cif)$", r"^https://models\.rcsb\.org/\w{4}\.bcif$",
+                r"^https://www\.rcsb\.org/fasta/entry/\w{4}$", r"^https://rest\.uniprot\.org/uniprotkb/\w+\.fasta$",
+                r"^https://huggingface\.co/facebook/esmfold_v1/raw/main/config\.json$",
+                r"^https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/[\w./-]+$"]
+    files = list(data.PUBLIC_SOURCES)
+    if shared.is_dir():  # every structure file of the shared folder, as users would fetch it
+        files += [f"structures/{p.name}" for p in sorted((shared / "structures").iterdir())
+                  if p.suffix in (".pdb", ".cif", ".bcif")]
+    for relpath in files:
+        url = data.public_url(relpath)
+        assert any(re.match(p, url) for p in patterns), f"{relpath} → {url}"
+        if relpath.startswith("structures/"):
+            assert Path(relpath).stem.upper() in url.upper(), url
+    with pytest.raises(KeyError, match="local_targets"):
+        data.public_url("structures/targets_seqres.fasta")
