@@ -26,6 +26,11 @@ def series() -> list[Path]:
     return sorted((data.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def runs_on_a_cpu(path: Path) -> bool:
+    """True for a notebook written for the CPU (it starts with `notebook.start(needs_gpu=False)`: notebook 08)."""
+    return "notebook.start(needs_gpu=False)" in path.read_text()
+
+
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> dict:
     """Execute one notebook into `out_dir`; return its status, seconds, GPU peak and the first error line."""
     import nbformat
@@ -57,16 +62,22 @@ def main(argv: list[str]) -> int:
     import torch
 
     source = models.weights_source()
+    paths = [Path(a).resolve() for a in argv] or series()
     if not torch.cuda.is_available() and source not in models.STAND_INS:
+        cpu_ready = [p for p in paths if runs_on_a_cpu(p)]
+        skipped = [p.name for p in paths if p not in cpu_ready]
         print(
-            "No CUDA GPU on this machine, so the series cannot run with the real ESMFold weights here.\n"
+            "No CUDA GPU on this machine, so the GPU notebooks cannot run with the real ESMFold weights here"
+            + (f" — skipped: {', '.join(skipped)}." if skipped else ".") + "\n"
             "  • On a GPU machine:  make tutorial\n"
-            "  • Without a GPU, run it with the tiny stand-in (random weights, meaningless structures):\n"
+            "  • Without a GPU, run them with the tiny stand-in (random weights, meaningless structures):\n"
             f"        {models.WEIGHTS_ENV}=tiny make tutorial\n"
             "  • In Colab: open a notebook from the README's table and pick a T4 GPU runtime."
         )
-        return 2
-    paths = [Path(a).resolve() for a in argv] or series()
+        if not cpu_ready:
+            return 2
+        print(f"Running what folds on a CPU: {', '.join(p.name for p in cpu_ready)}")
+        paths = cpu_ready
     out_dir = data.repo_root() / "notebooks" / "_executed"
     print(f"weights: {source}; GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}; "
           f"memory cap: {os.environ.get('ESMFOLD_MEMORY_CAP_GIB', 'none')} GiB; executed copies in {out_dir}")
