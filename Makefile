@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
 TEST_ENV := ESMFOLD_WEIGHTS=tiny
 
-.PHONY: tutorial test test-slow setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
+.PHONY: tutorial test test-slow outputs setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
 	$(BIN)/python -m tools.runner
@@ -39,6 +39,9 @@ gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep
 
 day-before: $(VENV)/.installed  ## on a CUDA GPU: the whole series with the random-full stand-in under a T4 memory cap
 	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=14.56 $(BIN)/python -m tools.runner
+
+outputs: $(VENV)/.installed  ## refresh the outputs the committed notebooks show on GitHub (cells tagged show-output)
+	ESMFOLD_WEIGHTS=tiny $(BIN)/python -m tools.outputs
 
 gpu-check-prepare:  ## here, before a GPU is lent: wheels and data the GPU machine lacks, into .gpu/ (carried there)
 	bash tools/gpu_prepare.sh

@@ -99,7 +99,7 @@ DEVICE = notebook.start()  # "cuda"
 # model has every shape but no data. The configuration is esmfold_v1's own (a few kB) — under a stand-in too, so the
 # numbers here are always the real model's.
 
-# %%
+# %% tags=["show-output"]
 import pandas as pd
 import torch
 from transformers import EsmForProteinFolding
@@ -134,7 +134,7 @@ params
 #
 # Every parameter stored in fp32 takes 4 bytes. So the weights alone need:
 
-# %%
+# %% tags=["show-output"]
 GIB = 2**30
 fp32_gib = {stage: n * 4 / GIB for stage, n in counts.items()}
 print(f"fp32 weights: {counts['total'] / 1e9:.3f} B parameters × 4 bytes = "
@@ -158,7 +158,7 @@ print(f"free Colab T4: {memory.T4_BUDGET_GIB} GiB in all "
 # The tokenizer turns one-letter codes into token ids. ESMFold wants the bare sequence: `add_special_tokens=False`
 # (the language model's start and end tokens are added inside the model).
 
-# %%
+# %% tags=["show-output"]
 from transformers import AutoTokenizer
 
 tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
@@ -171,7 +171,7 @@ print(tokenizer.convert_ids_to_tokens(inputs["input_ids"][0]))
 # `folding.validate_sequence` normalises it (whitespace removed, upper-cased) and rejects what ESMFold cannot take,
 # naming the bad characters and where they are.
 
-# %%
+# %% tags=["show-output"]
 print(folding.validate_sequence("  mktvrq erlk\n"))
 for bad in ["", "   ", "MKTV1RQ-ERLK", "MKTVBZU"]:
     try:
@@ -229,7 +229,7 @@ print("dtypes:", sorted({str(p.dtype) for p in model.parameters()}),
 # of the trunk is its triangle attention, which materialises a heads × L × L × L tensor of attention logits at once
 # (computed here from the real architecture's sizes):
 
-# %%
+# %% tags=["show-output"]
 seed = data.seed_sequence()
 L = len(seed)
 trunk_config = config.esmfold_config.trunk
@@ -367,20 +367,20 @@ plots.plot_plddt(result.plddt, title=notebook.label(f"ESM README example (65 aa)
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — fewer recycles
 with memory.measure("fold, 1 pass", device=DEVICE, variant="fp32", length=len(sequence)) as one_pass:
     quick = folding.fold(model, tokenizer, sequence, num_recycles=0)
 print(f"4 passes: {fold_record['seconds']:.1f} s, mean pLDDT {result.mean_plddt_ca:.1f}")
 print(f"1 pass:   {one_pass['seconds']:.1f} s, mean pLDDT {quick.mean_plddt_ca:.1f}")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — the language model's share
 lm = counts["language model (ESM-2)"]
 print(f"fp32: {lm * 4 / GIB:.2f} GiB = {lm * 4 / GIB / memory.T4_BUDGET_GIB:.0%} of a T4; "
       f"fp16: {lm * 2 / GIB:.2f} GiB — the saving notebook 02 is about")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — 1CA2 in fp32, caught if it does not fit
 with memory.measure("fold 1CA2", device=DEVICE, variant="fp32", length=L, chunk_size=64) as attempt:
     folding.fold(model, tokenizer, seed)

@@ -273,7 +273,7 @@ plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"fp32 vs fp16 
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — the two fp16 routes agree exactly
 import numpy as np
 
@@ -281,7 +281,7 @@ same = np.array_equal(results["fp16"].positions, results["fp16-seed"].positions)
 print("identical coordinates:", same, "| identical pLDDT:", np.array_equal(results["fp16"].plddt, results["fp16-seed"].plddt))
 print("Both hold the same fp16 language-model weights (the checkpoint's) and the same fp32 trunk, so every operation matches.")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — the trunk in fp16 (accuracy needs the real weights)
 model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=CHUNK)
 model.half()
@@ -292,7 +292,7 @@ print(half_record["status"], "| finite coordinates:", bool(np.isfinite(half.posi
 del model
 memory.free_memory()
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — average bytes per parameter
 counts = models.component_parameters(models.meta_model("random-full"))  # the real architecture
 fp16_bytes = counts["language model (ESM-2)"] * 2 + (counts["total"] - counts["language model (ESM-2)"]) * 4

@@ -275,7 +275,7 @@ pd.DataFrame([on_load, reload]).assign(**{"file size (GiB)": size_gib})
 # All recipes of notebooks 01–03 have a name in `models.RECIPES`, and `models.load_model(name, ...)` runs the
 # `from_pretrained` call you typed above for it — so notebooks 04–06 can sweep them:
 
-# %%
+# %% tags=["show-output"]
 pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T
 
 # %% [markdown]
@@ -297,7 +297,7 @@ pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.item
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — bytes spent on scales
 model, tokenizer = models.load_model("int8", device=DEVICE, chunk_size=CHUNK)
 linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
@@ -309,12 +309,12 @@ print(f"{len(linears)} Linear layers: {data_bytes / memory.GIB:.3f} GiB of int8 
 del model
 torch.cuda.empty_cache()
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — int4 language model, fp32 trunk
 load_fold_free("int4-lm", quantization_config=QuantoConfig(weights="int4", modules_to_not_convert=not_the_language_model))
 print({k: rows["int4-lm"][k] for k in ["weights (GiB)", "fold seconds"]})
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — int8 or fp16 on a T4?
 seed = data.seed_sequence()
 seed_rows, seed_results = {}, {}

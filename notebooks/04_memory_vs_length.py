@@ -197,7 +197,7 @@ pd.DataFrame(stage_rows).round(3)
 # recipes use the fp32 trace for activations plus their exact quantized weight bytes, because Quanto's tensors do not
 # run on fake tensors.)
 
-# %%
+# %% tags=["show-output"]
 query = fit.predict_peak("fp16", 480, chunk_size=None)
 pd.Series(query)
 
@@ -222,7 +222,7 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);  # under a s
 # ran out of memory. It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; the README shows the
 # same table.
 
-# %%
+# %% tags=["show-output"]
 table = pd.read_csv(data.repo_file("figures/04_max_length.csv"))  # the local copy, or the published one in Colab
 table
 
@@ -230,7 +230,7 @@ table
 # **Ask before you fold.** `fit.check_fits` returns the predicted need, or stops with a message that names a recipe
 # predicted to fit — a clear error instead of an out-of-memory crash twenty minutes into a download:
 
-# %%
+# %% tags=["show-output"]
 for variant, length in [("fp16", 400), ("fp32", 700)]:
     try:
         print(f"{variant}, {length} aa: fits, ≈ {fit.check_fits(variant, length, budget_gib=memory.T4_BUDGET_GIB):.1f} GiB")
@@ -240,7 +240,7 @@ for variant, length in [("fp16", 400), ("fp32", 700)]:
 # %% [markdown]
 # A spot check: the predictor, run now, agrees with the committed grid.
 
-# %%
+# %% tags=["show-output"]
 spot = fit.predict_peak("int8", 128)["predicted peak allocated (GiB)"]
 print(f"int8, L = 128, unchunked: {spot:.3f} GiB predicted now; "
       f"{fit.lookup_or_predict('int8', 128, None):.3f} GiB from the committed grid")
@@ -264,18 +264,18 @@ print(f"int8, L = 128, unchunked: {spot:.3f} GiB predicted now; "
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — your protein
 need = fit.predicted_nvidia_smi("int8", 384, None)  # on the committed grid: instant
 print(f"int8, 384 aa, unchunked: {need:.2f} GiB as nvidia-smi would show it → "
       f"{'fits' if need <= memory.T4_BUDGET_GIB else 'does not fit'} a T4")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — what chunking saves
 saving = fit.lookup_or_predict("fp16", 768, None) - fit.lookup_or_predict("fp16", 768, 32)
 print(f"chunk 32 saves {saving:.2f} GiB at L = 768 (fp16 LM)")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — how time scales
 import numpy as np
 

@@ -90,7 +90,7 @@ VARIANTS = ["fp32", "fp16", "int8"] if TINY else ["fp32", "fp16", "int8", "int4"
 # for the structural TM-score, on TM-align's own search re-written in NumPy (`helpers.tmalign`); the tests check
 # them against TM-align. Identical structures score perfectly:
 
-# %%
+# %% tags=["show-output"]
 import numpy as np
 import pandas as pd
 
@@ -104,7 +104,7 @@ pd.Series({"TM-score": metrics.tm_score(ubiquitin, ubiquitin), "Cα-RMSD (Å)": 
 # structures — near-identical, the same fold from distant relatives, unrelated — each normalised by the first
 # protein, beside TM-align's own score (computed with TM-align, committed in `tests/data/tm_align_reference.csv`):
 
-# %%
+# %% tags=["show-output"]
 import matplotlib.pyplot as plt
 
 reference_scores = pd.read_csv(data.repo_file("tests/data/tm_align_reference.csv"))
@@ -138,7 +138,7 @@ scores.round(3)
 # **A natural noise floor.** An NMR structure is an ensemble of models that all fit the data. How different are they?
 # No prediction can be expected to agree with experiment better than the experiment agrees with itself:
 
-# %%
+# %% tags=["show-output"]
 floor = []
 for file, chain, models_in_file in [("structures/1GYA.pdb", "A", range(2, 19)), ("structures/2AXD.pdb", "S", range(2, 13))]:
     first = metrics.experimental_chain(file, chain)["ca"]
@@ -154,7 +154,7 @@ pd.DataFrame(floor).groupby("structure").agg(["mean", "min"]).round(3)
 # by the easy “no contact” pairs. A straight line — no fold at all — still agrees on almost every pair of 1CA2; the
 # long-range contact precision exposes it:
 
-# %%
+# %% tags=["show-output"]
 ca2 = metrics.experimental_chain("structures/1CA2.pdb", "A")
 n = len(ca2["cb"])
 line = np.stack([np.arange(n) * 3.8, np.zeros(n), np.zeros(n)], axis=1)
@@ -274,18 +274,18 @@ plots.plot_metric_histograms(results, ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — a floppy tail
 tail_moved = ubiquitin.copy()
 tail_moved[-10:] += np.array([10.0, 0.0, 0.0])
 print(f"RMSD {metrics.ca_rmsd(ubiquitin, tail_moved):.2f} Å — TM-score {metrics.tm_score(ubiquitin, tail_moved):.3f} — "
       f"lDDT-Cα {metrics.lddt_ca(ubiquitin, tail_moved):.3f}: RMSD punishes the tail, TM-score barely notices")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — GDT-TS interval
 accuracy.paired_bootstrap(results, "GDT-TS", "int8")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — int8 in the language model only
 extra = accuracy.evaluate(["fp32", "int8-lm"], targets, DEVICE)
 extra.groupby("variant", sort=False)[["TM-score vs fp32", "TM-score", "lDDT-Cα"]].mean().round(4)

@@ -92,7 +92,7 @@ WORK.mkdir(parents=True, exist_ok=True)
 # smaller weights (int8, int4) and trunk chunking. The predictor of notebook 04 tells us, without loading anything,
 # how far each combination goes on a T4 (what nvidia-smi would show, `fit.predicted_nvidia_smi`; default recycles):
 
-# %%
+# %% tags=["show-output"]
 rows = []
 for variant in ["fp16", "fp16-offload", "int8", "int4"]:
     for chunk in [None, 64, 32]:
@@ -294,7 +294,7 @@ structure.show_structure(dimer.pdb)
 # %%
 fit.recipe_table()
 
-# %%
+# %% tags=["show-output"]
 fit.recommend(6.0, 400)
 
 # %% [markdown]
@@ -323,11 +323,11 @@ memory.free_memory()
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — an 8 GB card, 700 residues
 print(fit.recommend(8.0, 700))  # (recipe, chunk size, predicted GiB as nvidia-smi would show it)
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — a smaller token budget
 model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
 small = WORK / "batch_small"
@@ -335,7 +335,7 @@ for old in small.glob("*"):
     old.unlink()
 print(batch.fold_fasta(model, tokenizer, fasta, small, recipe=RECIPE, token_budget=100)[["id", "length", "batch size"]])
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — a longer linker
 longer = complexes.fold_complex(model, tokenizer, [chain, chain], linker="G" * 50)
 print("25 G:", dimer.chain_plddt(), "\n50 G:", longer.chain_plddt())

@@ -93,7 +93,7 @@ else:
 # The trunk's pair representation holds 128 numbers for every pair of residues: L × L × 128 fp32 values. At
 # L = 2,000 one such tensor is **1.9 GiB** — and the original model keeps many of them alive at once:
 
-# %%
+# %% tags=["show-output"]
 pair = pd.DataFrame({"L": [512, 1000, 1500, 2000]})
 pair["one pair tensor, fp32 (GiB)"] = (pair["L"] ** 2 * 128 * 4 / 2**30).round(2)
 pair["int8 weights (GiB)"] = round(fit.variant_weight_bytes("int8") / 2**30, 2)
@@ -119,7 +119,7 @@ pair
 # The predictor of notebook 04 confirms it: the original model with trunk chunk 32 — the leanest setting it has —
 # and int8 weights needs, at L = 1,024 and L = 1,536 (points of the committed grid: read, not traced):
 
-# %%
+# %% tags=["show-output"]
 for length in (1024, 1536):
     print(f"L = {length}: predicted {fit.predicted_nvidia_smi('int8', length, 32):.1f} GiB as nvidia-smi would show it "
           f"(int8, chunk 32) against a T4's {T4} GiB")
@@ -212,7 +212,7 @@ assert torch.allclose(expected, lean_z, atol=1e-4)
 # weights, default recycles; every step a fake-tensor trace of the full-size model — ≈ 20 minutes on a laptop CPU, so
 # the committed table is read by default):
 
-# %%
+# %% tags=["show-output"]
 RECOMPUTE = False  # True: trace every step again on this machine's CPU (minutes)
 if RECOMPUTE:
     steps = fit.lean_steps("int8", (1000, 2000))
@@ -343,11 +343,11 @@ pd.DataFrame(timing)
 # The “Which recipe fits my hardware?” table of notebooks 04 and 06, with the lean trunk added (its rows and the
 # recipe ladder: each recipe tries chunk sizes first, then the lean trunk):
 
-# %%
+# %% tags=["show-output"]
 table = fit.hardware_table()
 table[table["variant"].str.contains("lean") | table["variant"].isin(["int8", "int4"])]
 
-# %%
+# %% tags=["show-output"]
 fit.recipe_table()
 
 # %% [markdown]
@@ -367,21 +367,21 @@ fit.recipe_table()
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — the biggest single saving
 at_2000 = steps[steps["length"] == 2000].reset_index(drop=True)
 saving = -at_2000["predicted peak allocated (GiB)"].diff()
 best = saving.idxmax()
 print(f"{at_2000.loc[best, 'step']} saves {saving[best]:.1f} GiB at L = 2,000 (cumulative order as in the table)")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — the row chunk
 for rows in (16, None):  # a full-size trace at L = 512: about 10–20 s each on a laptop CPU
     r = fit.predict_peak("int8", L_TRACE, source=ARCHITECTURE, lean=lean.LeanOptions(rows=rows))
     print(f"rows={rows}: predicted {r['predicted peak allocated (GiB)']:.2f} GiB ({r['seconds to predict']:.0f} s to trace)")
 print("A smaller chunk trims the temporaries a little; many more, smaller kernels cost time on a GPU.")
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — a 6 GB card, 1,500 residues
 print(fit.recommend(6.0, 1500))
 

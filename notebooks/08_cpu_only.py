@@ -309,19 +309,19 @@ pd.DataFrame({"measured on " + measured_cpu + " (s)": ours, "estimated here (s)"
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — threads
 for n in (1, threads):
     cpu.set_threads(n)
     print(f"{n} thread(s): {cpu.matmul_gflops():.0f} GFLOPS (fp32)")
 cpu.set_threads()
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — fp16-lm on this CPU
 fp16_lm = bench[bench["recipe"] == "fp16-lm"].set_index("length")["fold seconds"]
 print((fp16_lm * reference_gflops["float32"] / gflops["float32"]).round(0))
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — one trunk pass
 model, tokenizer = cpu.load_cpu(RECIPE)
 with memory.measure("no recycles", device="cpu") as quick:
@@ -330,7 +330,7 @@ print(f"num_recycles=0: {quick['seconds']:.0f} s (default: {record['seconds']:.0
 del model
 memory.free_memory()
 
-# %% tags=["solution"] jupyter={"source_hidden": true} cellView="form"
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 4 — the best chunk per length
 for n in SWEEP_LENGTHS:
     sweep = cpu.chunk_sweep(n, source=SOURCE)
