@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
 TEST_ENV := ESMFOLD_WEIGHTS=tiny
 
-.PHONY: tutorial test test-slow outputs setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
+.PHONY: tutorial test test-slow test-colab outputs setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
 	$(BIN)/python -m tools.runner
@@ -39,6 +39,18 @@ gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep
 
 day-before: $(VENV)/.installed  ## on a CUDA GPU: the whole series with the random-full stand-in under a T4 memory cap
 	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=14.56 $(BIN)/python -m tools.runner
+
+# Google Colab's versions (2026-08): the oldest set the series supports.
+COLAB_PYTHON ?= python3.13
+COLAB_VENV := .venv-colab
+
+test-colab:  ## the notebooks under Colab's versions (tiny stand-in) + each setup cell's installs against its imports
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q "torch==2.11.0" "transformers==5.15.1" "accelerate==1.14.0" safetensors \
+		numpy pandas matplotlib tqdm ipykernel nbclient nbformat py3Dmol==2.5.5 optimum-quanto==0.2.7 biotite==1.6.0 \
+		torchao==0.18.0
+	$(COLAB_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(COLAB_VENV)/bin/python -m tools.colab_check
 
 outputs: $(VENV)/.installed  ## refresh the outputs the committed notebooks show on GitHub (cells tagged show-output)
 	ESMFOLD_WEIGHTS=tiny $(BIN)/python -m tools.outputs

@@ -46,7 +46,7 @@ import sys
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
-NEEDS = ["optimum-quanto==0.2.7", "py3Dmol==2.5.5", "biotite==1.6.0"]  # what this notebook uses that Colab lacks
+NEEDS = ["optimum-quanto==0.2.7", "biotite==1.6.0"]  # what this notebook uses that Colab lacks
 try:
     importlib.metadata.version("gpu-poor-esmfold")  # the series' helpers are installed (a stray helpers.py is not them)
 except importlib.metadata.PackageNotFoundError:

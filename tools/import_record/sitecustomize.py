@@ -1,0 +1,28 @@
+"""Loaded at interpreter start when this folder is on PYTHONPATH (tools/colab_check.py puts it there for a notebook's
+kernel): at exit, write to $ESMFOLD_IMPORTS_OUT the top-level names of every imported module, and for torchao — which
+transformers imports on its own wherever it is installed — which code asked for it."""
+
+import atexit
+import builtins
+import os
+import sys
+
+_OUT = os.environ.get("ESMFOLD_IMPORTS_OUT")
+if _OUT:
+    _asked = set()
+    _import = builtins.__import__
+
+    def _recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and name.split(".")[0] == "torchao":
+            caller = (globals or {}).get("__name__", "")
+            _asked.add(caller)
+        return _import(name, globals, locals, fromlist, level)
+
+    builtins.__import__ = _recording_import
+
+    def _write():
+        modules = sorted({name.split(".")[0] for name in list(sys.modules)})
+        with open(_OUT, "w") as handle:
+            handle.write("\n".join(modules + [f"torchao asked by {caller}" for caller in sorted(_asked)]))
+
+    atexit.register(_write)
