@@ -21,7 +21,11 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	# torch first; without an NVIDIA GPU the CPU build (≈ 0.2 GB), not the CUDA one (several GB)
+	$(BIN)/python -c "import torch" 2>/dev/null || { if command -v nvidia-smi >/dev/null; then \
+		$(BIN)/python -m pip install -q torch==2.13.0; else \
+		$(BIN)/python -m pip install -q --retries 0 torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+		|| $(BIN)/python -m pip install -q torch==2.13.0; fi; }
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
