@@ -142,9 +142,12 @@ print(f"fp32 weights: {counts['total'] / 1e9:.3f} B parameters × 4 bytes = "
 print(f"free Colab T4: {memory.T4_BUDGET_GIB} GiB in all "
       f"→ {memory.T4_BUDGET_GIB - fp32_gib['total']:.2f} GiB left for the CUDA context and all activations")
 
+# %% tags=["show-output"]
+from IPython.display import Image
+
+Image(filename=str(data.repo_file("figures/01_weights_per_stage.png")))  # the committed figure (the published copy in Colab)
+
 # %% [markdown]
-# ![fp32 weights per stage against a T4](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/01_weights_per_stage.png)
-#
 # *Computed from the esmfold_v1 architecture (parameter count × bytes per parameter; exact and device-independent;
 # regenerate with `make figures`).*
 #
@@ -342,8 +345,9 @@ plots.plot_plddt(result.plddt, title=notebook.label(f"ESM README example (65 aa)
 # %% [markdown]
 # What the real model predicts for the same sequence — the published ESMFold prediction (all-atom mean pLDDT 88.3),
 # drawn from its PDB file:
-#
-# ![pLDDT of the published 65-residue prediction](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/01_reference_plddt.png)
+
+# %% tags=["show-output"]
+Image(filename=str(data.repo_file("figures/01_reference_plddt.png")))  # the committed figure (the published copy in Colab)
 
 # %% [markdown]
 # ## Recap

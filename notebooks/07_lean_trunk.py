@@ -80,6 +80,7 @@ RECIPE = "fp32" if TINY else "int8"  # the tiny stand-in is not quantized: secon
 T4 = memory.T4_BUDGET_GIB
 CAP = None if TINY else T4  # GPU memory cap for the measured folds (None: no cap, no GPU)
 L_STEPS, L_TIME, L_TRACE = (48, 48, 64) if TINY else (1000, 800, 512)
+EQUIVALENCE = data.seed_sequence()[:90 if TINY else None]  # section 4's protein: 1CA2, 259 aa
 if TINY:
     LONG_SEQUENCE, LONG_ORIGIN = data.sequence_of_length(64)
 elif models.is_stand_in():
@@ -224,9 +225,12 @@ steps["nvidia-smi estimate (GiB)"] = fit.nvidia_smi_estimate(
 steps.pivot(index="step", columns="length", values="nvidia-smi estimate (GiB)").reindex(
     list(dict.fromkeys(steps["step"])))
 
+# %% tags=["show-output"]
+from IPython.display import Image
+
+Image(filename=str(data.repo_file("figures/07_lean_steps.png")))  # the committed figure (the published copy in Colab)
+
 # %% [markdown]
-# ![predicted peak per lean step](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/07_lean_steps.png)
-#
 # Read it top to bottom. SDPA removes the L³ logits but, as tracing each step shows, the peak then moves
 # to the next L² tensors; only when the last of them is gone does the peak fall to about **3 pair tensors** (z, and
 # the triangle multiplication's a and b) plus weights — under a T4's budget at L = 2,000.
@@ -239,8 +243,8 @@ steps.pivot(index="step", columns="length", values="nvidia-smi estimate (GiB)").
 
 # %%
 model, tokenizer = models.load_model(RECIPE, device=DEVICE, chunk_size=64)
-seed = data.seed_sequence()  # 1CA2, 259 aa
-batch = [seed, seed[:120], seed[50:230]]
+seed = EQUIVALENCE
+batch = [seed, seed[: len(seed) // 2], seed[len(seed) // 5 :]]
 original_one = folding.fold(model, tokenizer, seed)
 original_batch = folding.fold_many(model, tokenizer, batch)
 lean.make_lean(model)
@@ -248,7 +252,7 @@ lean_one = folding.fold(model, tokenizer, seed)
 lean_batch = folding.fold_many(model, tokenizer, batch)
 rows = [metrics.compare_predictions(original_one, lean_one)]
 rows += [metrics.compare_predictions(a, b) for a, b in zip(original_batch, lean_batch)]
-agreement = pd.DataFrame(rows, index=["alone (259 aa)", "batch: 259 aa", "batch: 120 aa", "batch: 180 aa"])
+agreement = pd.DataFrame(rows, index=[f"alone ({len(seed)} aa)"] + [f"batch: {len(s)} aa" for s in batch])
 agreement
 
 # %%

@@ -159,9 +159,12 @@ ram["RAM needed (GB)"] = ram[["load peak anonymous RAM (GB)", "fold peak anonymo
     "weights left mapped (GB)"]
 ram
 
+# %% tags=["show-output"]
+from IPython.display import Image
+
+Image(filename=str(data.repo_file("figures/08_cpu_benchmark.png")))  # the committed figure (the published copy in Colab)
+
 # %% [markdown]
-# ![CPU benchmark](https://raw.githubusercontent.com/OWNER/gpu-poor-esmfold/v0.1.0/figures/08_cpu_benchmark.png)
-#
 # How to read the memory columns: **anonymous RAM** is what the process itself allocated; **RSS** also counts the
 # checkpoint's memory-mapped pages. Weights kept in the checkpoint's own dtype are never copied — they are read from
 # those mapped pages at every fold — so the RAM a fold really needs is the anonymous peak **plus** those weights
