@@ -300,3 +300,24 @@ def test_kept_outputs_match_a_fresh_run(tmp_path, monkeypatch):
     assert pairs
     for a, b in pairs:
         assert [outputs.output_text(o) for o in a.outputs] == [outputs.output_text(o) for o in b.outputs], a.source[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_colab_setup_cell_explains_itself_before_the_repository_is_stamped(path, monkeypatch):
+    """In Colab, with the helpers not installed and the repository still OWNER, the setup cell stops with one sentence
+    saying what to do — no pip call, no traceback from a 404; and it names exactly its NEEDS to install."""
+    import importlib.metadata
+    import subprocess
+    import sys
+    import types
+
+    nb = jupytext.read(path.with_suffix(".py"))
+    setup = next(c.source for c in nb.cells if c.cell_type == "code" and "IS_COLAB" in c.source)
+    code = setup.split("\nfrom helpers import")[0]
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: (_ for _ in ()).throw(
+        importlib.metadata.PackageNotFoundError(name)))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip must not run before the repo is stamped"))
+    with pytest.raises(SystemExit) as stop:
+        exec(compile(code, path.name, "exec"), {})
+    assert "open the notebook from the Colab badge" in str(stop.value) and str(stop.value).count(".") <= 2
