@@ -3,9 +3,11 @@ instructions, RAM, the speed of each chunk size). The benchmark behind notebook 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,25 @@ def cpu_features() -> dict[str, bool]:
     return {feature: feature in flags for feature in FEATURES}
 
 
+#: The CPU classes of notebook 08's tables, from the slowest bf16 to the fastest: {name: (the flag that defines it,
+#: the environment that makes a newer CPU behave like it)}. The environment caps the vector instructions oneDNN, MKL
+#: and PyTorch's own kernels may use (set before torch is imported); the clock speed and the caches stay the machine's.
+CPU_CLASSES = {
+    "AVX2 only": ("avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                           "ATEN_CPU_CAPABILITY": "avx2"}),
+    "AVX-512, no BF16": ("avx512f", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+                                     "ATEN_CPU_CAPABILITY": "avx512"}),
+    "AVX-512 BF16": ("avx512_bf16", {}),
+}
+
+
+def cpu_class() -> str:
+    """This CPU's class (a CPU_CLASSES name): the newest class whose flag it has (AMX CPUs have AVX-512 BF16 too)."""
+    features = cpu_features()
+    matching = [name for name, (flag, _) in CPU_CLASSES.items() if features[flag]]
+    return matching[-1] if matching else "AVX2 only"  # older CPUs: no class of their own, AVX2 is the closest
+
+
 def cpu_summary() -> str:
     """One line: model name, logical CPUs torch uses, RAM, and the matrix-math features present."""
     present = [f for f, ok in cpu_features().items() if ok]
@@ -64,14 +85,21 @@ def available_ram_gb() -> float:
     return float("inf")
 
 
-def matmul_gflops(dtype: torch.dtype = torch.float32, repeats: int = 3) -> float:
-    """Measured throughput of one ESM-2-sized matrix product (258 × 2560 by 2560 × 10240) in `dtype` on this CPU."""
-    x, w = torch.randn(258, 2560).to(dtype), torch.randn(10240, 2560).to(dtype)
+#: The product `matmul_gflops` times: 256 × 1024 by 1024 × 1024 — small, because emulated bf16 can be 200× slower
+#: than fp32 (0.3 GFLOPS with AVX2 only on an Intel Xeon); it ranks CPUs as an ESM-2-sized product (258 × 2560 by
+#: 2560 × 10240) does (figures/08_cpu_matmul.csv).
+PROBE_SHAPE = (256, 1024, 1024)
+
+
+def matmul_gflops(dtype: torch.dtype = torch.float32, repeats: int = 3, shape=PROBE_SHAPE) -> float:
+    """Measured throughput of one matrix product (m × k by k × n) in `dtype` on this CPU."""
+    m, k, n = shape
+    x, w = torch.randn(m, k).to(dtype), torch.randn(n, k).to(dtype)
     torch.nn.functional.linear(x, w)
     start = time.perf_counter()
     for _ in range(repeats):
         torch.nn.functional.linear(x, w)
-    return 2 * 258 * 2560 * 10240 * repeats / (time.perf_counter() - start) / 1e9
+    return 2 * m * k * n * repeats / (time.perf_counter() - start) / 1e9
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -151,7 +179,43 @@ CPU_RECIPES = {
                                 "fp16", lm="int8-weight-only", lean=True, judged=False),
     "bf16-lean": CpuRecipe("everything bf16 (LM cast from fp16, trunk from fp32, after a memory-mapped load) + lean "
                            "trunk", "fp16", lm="bf16", trunk_bf16=True, lean=True, judged=False),
+    "fp16-lm-lean": CpuRecipe("LM kept fp16 as stored (memory-mapped) + the lean fp32 trunk with cache-sized chunks: "
+                              "fp32 arithmetic where the work is, for CPUs without fast bf16", "fp16", lean=True),
 }
+
+#: bf16 pays only where this CPU multiplies bf16 clearly faster than fp32 (AVX-512 BF16, AMX: 4× on the build
+#: machine); elsewhere it is emulated — slower than fp32 with AVX2 only (0.3×) or AVX-512 without BF16 (0.8×)
+#: (figures/08_cpu_matmul.csv).
+BF16_SPEEDUP_NEEDED = 1.5
+
+
+def uses_bf16(recipe: str) -> bool:
+    """Whether a CPU recipe computes in bf16 (its LM or trunk cast to bf16, or torchao's bf16 activations)."""
+    spec = CPU_RECIPES[recipe]
+    return spec.trunk_bf16 or spec.lm is not None
+
+
+@functools.lru_cache(maxsize=1)
+def bf16_speedup() -> float:
+    """How many times faster this CPU multiplies in bf16 than in fp32 (`matmul_gflops`, measured once per process)."""
+    return matmul_gflops(torch.bfloat16) / matmul_gflops(torch.float32)
+
+
+def fast_here(recipe: str) -> bool:
+    """False for a bf16 recipe on a CPU that would emulate bf16 (a fold many times slower than its table)."""
+    return not uses_bf16(recipe) or bf16_speedup() >= BF16_SPEEDUP_NEEDED
+
+
+def choose_recipe(speedup: float | None = None) -> tuple[str, str]:
+    """(CPU recipe, why) for this CPU from its measured bf16 / fp32 speed ratio (None: measure it): `bf16-lean` where
+    bf16 is at least BF16_SPEEDUP_NEEDED times faster, else `fp16-lm-lean` (fp32 arithmetic in the trunk)."""
+    speedup = bf16_speedup() if speedup is None else speedup
+    if speedup >= BF16_SPEEDUP_NEEDED:
+        return "bf16-lean", (f"bf16 multiplies {speedup:.2f}× as fast as fp32 on this CPU (≥ {BF16_SPEEDUP_NEEDED}×: "
+                             "it has bf16 instructions), so everything computes in bf16, with the lean trunk")
+    return "fp16-lm-lean", (f"bf16 multiplies only {speedup:.2f}× as fast as fp32 on this CPU (< {BF16_SPEEDUP_NEEDED}×: "
+                            "no bf16 instructions, it would be emulated), so the trunk keeps fp32 arithmetic, with the "
+                            "lean trunk; the language model stays fp16 as stored")
 
 
 #: torchao configurations of the int8 language-model recipes.
@@ -205,10 +269,15 @@ def load_cpu(recipe: str, source: str | None = None):
     from helpers import lean, models
 
     spec = CPU_RECIPES[recipe]
+    if not fast_here(recipe):  # warn before anything slow happens
+        warnings.warn(f"'{recipe}' computes in bf16, which this CPU multiplies only {bf16_speedup():.2f}× as fast as "
+                      f"fp32 (emulated): its folds will be many times slower than the committed table. "
+                      f"'{choose_recipe()[0]}' (`cpu.choose_recipe()`) is the fast recipe here.", stacklevel=2)
     if spec.load_ram_gb and not models.is_stand_in(source) and available_ram_gb() < spec.load_ram_gb:
         raise MemoryError(f"The {recipe} recipe needs ≈ {spec.load_ram_gb:.0f} GB of RAM to load and this machine has "
-                          f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use 'bf16-lean' "
-                          "(or 'fp16-lm' for the checkpoint's own precision).")
+                          f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use '{choose_recipe()[0]}' "
+                          "(`cpu.choose_recipe()`: the fast recipe on this CPU) or 'fp16-lm' (the checkpoint's own "
+                          "precision).")
     if spec.prequantized:
         from transformers import AutoTokenizer
 

@@ -25,15 +25,16 @@
 # **What you will learn**
 # - why a CPU can run ESMFold at all (memory is RAM, not VRAM; the price is time) and what a free Colab CPU runtime
 #   offers;
-# - which CPU features decide the speed (AVX-512, its bf16 instructions, AMX) and how to check yours;
+# - which CPU features decide the speed (AVX-512, its bf16 instructions, AMX), how to check yours, and how to choose
+#   the recipe from a measurement rather than a guess (bf16 only where it is really faster);
 # - how to load ESMFold in under 12.7 GB of RAM without ever holding the language model in fp32, and how to measure
 #   RAM honestly (anonymous memory vs memory-mapped checkpoint pages);
 # - why a CPU wants *small* chunks (they stay in its caches) and how to measure the best size on yours;
 # - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
 #
 # **Estimated run time on a free Colab T4:** not needed — choose a *CPU* runtime. On Colab's 2 vCPUs expect about
-# 30–60 minutes for the whole notebook (two model loads and several folds of 259 residues) — an *estimate*: Colab's
-# CPUs were not available to measure it, and they are usually older than the one measured below (see section 7).
+# 30–60 minutes for the whole notebook (seven model loads, two folds of 259 residues, six of 64) — an *estimate*:
+# Colab's CPUs were not available to measure it. Section 7 tabulates three CPU classes measured on one machine.
 
 # %% [markdown]
 # ## Setup
@@ -75,6 +76,7 @@ from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models
 # %%
 notebook.start(needs_gpu=False)
 SOURCE = models.weights_source()  # "facebook/esmfold_v1", "random-full" or the tests' "tiny"
+MODEL_ID = models.checkpoint_path(SOURCE)  # what `from_pretrained` opens: "facebook/esmfold_v1" (or a stand-in's folder)
 TINY = SOURCE == "tiny"
 SEED = data.seed_sequence()[:60] if TINY else data.seed_sequence()  # section 5's protein: 1CA2, 259 aa
 SHORT = data.seed_sequence()[:30 if TINY else 64]  # section 6's agreement protein
@@ -104,12 +106,22 @@ pd.DataFrame([cpu.cpu_features()], index=["present"])
 threads = cpu.set_threads()  # one thread per CPU this process may use (Colab: 2); more threads than cores only slows down
 gflops = {str(dtype).replace("torch.", ""): round(cpu.matmul_gflops(dtype), 1)
           for dtype in (torch.float32, torch.bfloat16)}
-print(f"{threads} threads · one ESM-2-sized matrix product: {gflops} GFLOPS")
+speedup = gflops["bfloat16"] / gflops["float32"]
+print(f"{threads} threads · a 256 × 1024 by 1024 × 1024 matrix product: {gflops} GFLOPS — bf16 is {speedup:.2f}× fp32 "
+      f"· CPU class: {cpu.cpu_class()}")
 
 # %% [markdown]
-# The ratio between the two numbers is the whole story of this notebook: where bf16 runs several times faster than
-# fp32, a bf16 model folds several times faster. Where it does not (CPUs without AVX-512 BF16 emulate bf16 and can be
-# *slower*), keep fp32 arithmetic.
+# The ratio between the two numbers decides the recipe. A CPU with bf16 instructions (AVX-512 BF16, AMX) multiplies
+# bf16 several times faster than fp32 — 4× on the machine of section 7 — and a bf16 model folds faster. A CPU without
+# them *emulates* bf16, converting every number to fp32 and back: on the same machine with its instructions capped to
+# AVX2, bf16 ran at 0.3× fp32, and an Intel Xeon capped the same way measured 0.3 GFLOPS in bf16 against 68 in fp32
+# (a fold would take hours). So the rule is a measurement, not a guess: bf16 only where it is at least
+# `cpu.BF16_SPEEDUP_NEEDED` (1.5) times faster than fp32 here; otherwise keep fp32 arithmetic. The probe is small
+# (under a second, even where bf16 is emulated) and ranks CPUs as an ESM-2-sized product does:
+
+# %%
+RECIPE, why = cpu.choose_recipe(speedup)
+print(f"recipe for this CPU: {RECIPE} — {why}")
 
 # %% [markdown]
 # ## 2 · The recipes, measured
@@ -199,20 +211,36 @@ print("CPU recipes use", lean.CPU_POSITIONS, "positions per chunk; fastest here:
 mine
 
 # %% [markdown]
-# ## 4 · Fold the seed's protein on the CPU
+# ## 4 · Fold the seed's protein with the recipe chosen for this CPU
 #
-# The fastest recipe that fits is `bf16-lean`: language model and trunk in bf16 plus notebook 07's lean trunk with
-# CPU-sized chunks (the lean trunk also saves time on a CPU: no L³ attention logits to write and read). On the machine
-# of the table above it folds 1CA2 (259 residues, default recycles) in 83–89 s. Its accuracy cannot be judged
-# without the real weights (a bf16 trunk has never been validated against experiment here) — `fp16-lm` keeps the
-# checkpoint's own precision if you want the safe choice.
+# Both recipes that section 1 chooses from start the same way: `from_pretrained` with the configuration flag
+# `fp16_esm=True` (notebook 02) builds the language model in fp16, as the checkpoint stores it, so its 5.6 GB are read
+# from the memory-mapped file, never copied to fp32; the trunk loads in fp32. Then:
+# - **`bf16-lean`** (a CPU with bf16 instructions): `model.to(torch.bfloat16)` converts every parameter, one at a time
+#   (fp16 → bf16 for the language model, fp32 → bf16 for the rest) — everything computes in bf16;
+# - **`fp16-lm-lean`** (no bf16 instructions): nothing is converted — the language model computes in fp16 as stored,
+#   the trunk in fp32; numerically notebook 02's `fp16` recipe, so its accuracy is that of the checkpoint.
+#
+# Both then get notebook 07's lean trunk with chunks sized for the CPU's caches (section 3), which also saves time on
+# a CPU: no L³ attention logits to write and read. Section 7 has the measured times for three classes of CPU.
 
 # %%
-RECIPE = "bf16-lean"
+from transformers import AutoConfig, AutoTokenizer, EsmForProteinFolding
+
 sequence = SEED
+config = AutoConfig.from_pretrained(MODEL_ID)
+config.esmfold_config.fp16_esm = True  # the language model in fp16, as stored: memory-mapped, never fp32
 with cpu.ram_sampler() as ram:
-    model, tokenizer = cpu.load_cpu(RECIPE)
-print(f"loaded '{RECIPE}': peak anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, peak RSS {ram['peak RSS (GB)']:.2f} GB")
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, config=config, dtype=torch.float32, device_map="cpu")
+    model.eval()
+    if RECIPE == "bf16-lean":  # only where section 1 measured bf16 faster than fp32
+        model.to(torch.bfloat16)  # parameter by parameter: fp16 → bf16 and fp32 → bf16, never an fp32 language model
+    lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS))  # notebook 07's trunk, cache-sized chunks
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
+print(f"loaded '{RECIPE}': language model {model.esm.dtype}, trunk {next(model.trunk.parameters()).dtype}; peak "
+      f"anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, peak RSS {ram['peak RSS (GB)']:.2f} GB")
+
+# %%
 with cpu.ram_sampler() as ram, memory.measure("1CA2", device="cpu") as record:
     result = folding.fold(model, tokenizer, sequence)
 print(notebook.label(f"1CA2 ({len(sequence)} aa): {record['seconds']:.0f} s, peak anonymous RAM "
@@ -243,12 +271,18 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 # stand-in, the time column is all this cell can tell.
 
 # %% [markdown]
+# `cpu.load_cpu(name)` (in `helpers/cpu.py`) wraps the steps of the loading cell above for every recipe of section 2's
+# table — the int8 ones quantize the fp16 language model after loading — and section 6 uses it. Asked for a bf16 recipe
+# on a CPU that emulates bf16, it warns before loading.
+
+# %% [markdown]
 # ## 6 · Agreement between the CPU recipes
 #
 # The reference is the fp32 prediction when this machine has the RAM for it (≈ 17 GB); on a 12.7 GB Colab runtime it
 # does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in the checkpoint, the trunk
 # in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same 64 residues (on the stand-in: 30) and
-# is compared with the reference:
+# is compared with the reference. Recipes that compute in bf16 are skipped where this CPU emulates bf16
+# (`cpu.fast_here`): each of their folds would take many times longer than its table says.
 
 # %%
 short = SHORT
@@ -257,8 +291,10 @@ memory.free_memory()
 REFERENCE = "fp32" if ROOM_FOR_FP32 else "fp16-lm"
 print(f"reference: {REFERENCE}")
 predictions = {}
-candidates = ["fp16-lm", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"] + (["quanto-int8"] if ROOM_FOR_QUANTO else [])
-for name in [REFERENCE] + [r for r in candidates if r != REFERENCE]:
+candidates = ["fp16-lm", "fp16-lm-lean", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"] + (
+    ["quanto-int8"] if ROOM_FOR_QUANTO else [])
+print("skipped (bf16 emulated on this CPU):", [r for r in candidates if not cpu.fast_here(r)] or "none")
+for name in [REFERENCE] + [r for r in candidates if r != REFERENCE and cpu.fast_here(r)]:
     model, tokenizer = cpu.load_cpu(name)
     predictions[name] = folding.fold(model, tokenizer, short)
     del model
@@ -275,37 +311,55 @@ agreement
 # experiment is notebook 05's question.
 
 # %% [markdown]
-# ## 7 · How long on *your* CPU?
+# ## 7 · Three classes of CPU, and how long on yours
 #
-# Almost all of a fold's time is matrix products, so time scales with the matrix throughput measured in section 1.
-# To estimate a recipe on another machine, scale the committed measurement by the ratio of GFLOPS in the recipe's
-# dominant precision (bf16 for `bf16-lean`, fp32 for the fp32-trunk recipes):
+# Which recipe wins, and how fast, depends on the CPU's class. One machine (the build machine: 2 vCPUs of an AMD EPYC
+# Zen 5 with AVX-512 BF16, no AMX) was made to behave like older CPUs by capping the vector instructions its libraries
+# may use, set before torch starts: `ONEDNN_MAX_CPU_ISA` (oneDNN: PyTorch's CPU matrix products and convolutions),
+# `MKL_ENABLE_INSTRUCTIONS` (Intel MKL) and `ATEN_CPU_CAPABILITY` (PyTorch's own vectorised kernels: softmax, layer
+# norm, element-wise operations). What the caps do not emulate: the clock speed, the caches and the memory bandwidth
+# stay the build machine's, so an older CPU of the same class is slower still. Each recipe that fits 12.7 GB, one
+# process per recipe, the full-size architecture with random weights, default recycles (`python -m tools.cpu_bench
+# classes`; ✔ marks the recipe `cpu.choose_recipe()` picked under that cap):
 
 # %%
-measured_cpu = bench["provenance"].iloc[0].split(" · ")[0].replace("measured: ", "")
-ours = bench[(bench["recipe"] == RECIPE)].set_index("length")["fold seconds"]
-reference = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))  # the benchmark machine's GFLOPS, same probe
-reference_gflops = dict(zip(reference["dtype"], reference["GFLOPS"]))
-scale = reference_gflops["bfloat16"] / max(gflops["bfloat16"], 1e-9)
-pd.DataFrame({"measured on " + measured_cpu + " (s)": ours, "estimated here (s)": (ours * scale).round(0)})
+classes = pd.read_csv(data.repo_file("figures/08_cpu_classes.csv"))
+print(classes["provenance"].iloc[0].split(" · instruction cap")[0])
+marked = classes.assign(recipe=classes["recipe"] + classes["chosen here"].map({True: " ✔", False: ""}))
+marked.pivot_table(index=["CPU class", "recipe"], columns="length", values="fold seconds", sort=False)
+
+# %%
+matmul = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))
+matmul.pivot_table(index="CPU class", columns=["product", "dtype"], values="GFLOPS", sort=False)
 
 # %% [markdown]
-# On CPUs without AVX-512 BF16 (most of Colab's, at the time of writing) bf16 is emulated: check the GFLOPS of
-# section 1, and if bf16 is not clearly faster than fp32, use `fp16-lm` (trunk fp32) and expect the fp32 column.
+# To estimate the chosen recipe on *this* CPU, scale the row of its class by the ratio of matrix throughput in the
+# recipe's precision (same probe as section 1). A rough guide only: much of a fold's time is element-wise work
+# (softmax, layer norms, gates) that scales with the clock and the memory rather than with GFLOPS.
+
+# %%
+mine = cpu.cpu_class()
+precision = "bfloat16" if cpu.uses_bf16(RECIPE) else "float32"
+probe = matmul[matmul["product"] == " × ".join(map(str, cpu.PROBE_SHAPE))].set_index(["CPU class", "dtype"])["GFLOPS"]
+scale = probe[(mine, precision)] / max(gflops[precision], 1e-9)
+row = classes[(classes["CPU class"] == mine) & (classes["recipe"] == RECIPE)].set_index("length")
+pd.DataFrame({f"measured, {mine} (s)": row["fold seconds"], "estimated here (s)": (row["fold seconds"] * scale).round(0)})
 
 # %% [markdown]
 # ## Recap
 # - A CPU runs ESMFold; the limits are RAM while loading and time.
 # - Load the language model from the checkpoint's fp16 and convert it directly (bf16, int8) — never through fp32 — and
 #   measure anonymous memory, not only RSS.
-# - bf16 arithmetic on a CPU with AVX-512 BF16 is several times faster than fp32; the lean trunk adds to it, with
-#   chunks small enough to stay in the CPU's caches (measure the size on yours).
+# - Choose the precision by measuring: bf16 on a CPU with AVX-512 BF16 or AMX is several times faster than fp32;
+#   elsewhere it is emulated and slower, and fp32 arithmetic (`fp16-lm-lean`) wins. The lean trunk helps either way,
+#   with chunks small enough to stay in the CPU's caches (measure the size on yours).
 # - Time ≈ LM + passes × (trunk + structure module): recycles are the main lever left, at an accuracy cost only the
 #   real weights can measure.
 #
 # ## Exercises
 # 1. How many threads are best? Time `cpu.matmul_gflops()` with `cpu.set_threads(1)` and with the default.
-# 2. Estimate the seed's protein with `fp16-lm` on your CPU from the committed table (fp32 scaling).
+# 2. Estimate `fp16-lm` (the original fp32 trunk) on your CPU from the committed benchmark of section 2 (measured on
+#    the AVX-512 BF16 machine; fp32 scaling), and compare it with the lean trunk's `fp16-lm-lean` of section 7.
 # 3. Fold 1CA2 with `num_recycles=0` using the model of section 4 (reload it) and compare the time with section 4.
 # 4. Does the best chunk depend on the length? Run `cpu.chunk_sweep` at 128 and at 512 residues and compare the
 #    fastest number of pair positions per chunk.
@@ -322,11 +376,11 @@ cpu.set_threads()
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — fp16-lm on this CPU
 fp16_lm = bench[bench["recipe"] == "fp16-lm"].set_index("length")["fold seconds"]
-print((fp16_lm * reference_gflops["float32"] / gflops["float32"]).round(0))
+print((fp16_lm * probe[("AVX-512 BF16", "float32")] / gflops["float32"]).round(0))
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — one trunk pass
-model, tokenizer = cpu.load_cpu(RECIPE)
+model, tokenizer = cpu.load_cpu(RECIPE, source=SOURCE)
 with memory.measure("no recycles", device="cpu") as quick:
     folding.fold(model, tokenizer, sequence, num_recycles=0)
 print(f"num_recycles=0: {quick['seconds']:.0f} s (default: {record['seconds']:.0f} s)")

@@ -1,8 +1,13 @@
 """Notebook 08's CPU recipes: the low-RAM routes never hold the language model in fp32, and every recipe folds."""
 
+import os
+import subprocess
+import sys
+import warnings
+
 import pytest
 import torch
-from helpers import cpu, fit, folding, lean, memory, models
+from helpers import cpu, data, fit, folding, lean, memory, models
 
 
 class _Float32LM(memory.LiveBytes):
@@ -47,7 +52,7 @@ def test_the_detector_sees_an_fp32_language_model_being_loaded(monkeypatch):
     assert recorder.peak > 3 * _largest_lm_weight_fp32_bytes() and dtypes == {torch.float32}
 
 
-@pytest.mark.parametrize("recipe", ["fp16-lm", "bf16-lm", "bf16-lean"])
+@pytest.mark.parametrize("recipe", ["fp16-lm", "fp16-lm-lean", "bf16-lm", "bf16-lean"])
 def test_low_ram_routes_never_hold_the_language_model_in_fp32(recipe, monkeypatch):
     assert _lm_only_shapes()
     recorder, dtypes = _fp32_lm_tensors_while_loading(recipe, monkeypatch)
@@ -106,5 +111,56 @@ def test_the_prequantized_reload_gives_the_quantize_on_load_prediction(tmp_path,
 def test_recipes_that_need_more_ram_are_refused_before_loading(monkeypatch):
     monkeypatch.setattr(cpu, "available_ram_gb", lambda: 12.7)
     for recipe in ("fp32", "quanto-int8"):
-        with pytest.raises(MemoryError, match="bf16-lean"):
+        with pytest.raises(MemoryError, match="choose_recipe"):
             cpu.load_cpu(recipe, source="facebook/esmfold_v1")  # refused before any download
+
+
+def test_the_recipe_follows_the_measured_bf16_speed():
+    assert cpu.choose_recipe(4.2)[0] == "bf16-lean"
+    assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED)[0] == "bf16-lean"
+    name, why = cpu.choose_recipe(0.27)
+    assert name == "fp16-lm-lean" and "0.27×" in why and "emulated" in why
+    assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED - 0.01)[0] == "fp16-lm-lean"
+    # the fallback computes in fp32 where the work is, with the lean trunk — and is accurate as stored
+    fallback = cpu.CPU_RECIPES["fp16-lm-lean"]
+    assert not cpu.uses_bf16("fp16-lm-lean") and fallback.lean and fallback.judged and cpu.uses_bf16("bf16-lean")
+
+
+def test_bf16_recipes_warn_before_loading_where_bf16_is_emulated(monkeypatch, tmp_path):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("loading started")
+
+    monkeypatch.setattr(models, "load_model", refuse)
+    monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "none")  # the reload stops there
+    monkeypatch.setattr(cpu, "bf16_speedup", lambda: 0.3)
+    bf16 = [r for r in cpu.CPU_RECIPES if cpu.uses_bf16(r)]
+    assert {"bf16-lean", "bf16-lm", "int8wo-lm-lean"} <= set(bf16)
+    for recipe in cpu.CPU_RECIPES:
+        with warnings.catch_warnings(record=True) as caught, pytest.raises((RuntimeError, FileNotFoundError)):
+            warnings.simplefilter("always")
+            cpu.load_cpu(recipe, source="tiny")
+        emulated = [w for w in caught if "emulated" in str(w.message)]
+        assert len(emulated) == (recipe in bf16), recipe  # warned before loading began, and only for bf16 recipes
+        assert cpu.fast_here(recipe) == (recipe not in bf16)
+    monkeypatch.setattr(cpu, "bf16_speedup", lambda: 4.0)
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(RuntimeError):
+        warnings.simplefilter("always")
+        cpu.load_cpu("bf16-lean", source="tiny")
+    assert not [w for w in caught if "emulated" in str(w.message)] and cpu.fast_here("bf16-lean")
+
+
+def test_capped_to_avx2_this_cpu_emulates_bf16_and_the_fp32_recipe_is_chosen():
+    # the emulation of notebook 08's table: the same caps, a fresh process (they are read when torch starts)
+    env = dict(os.environ, **cpu.CPU_CLASSES["AVX2 only"][1])
+    probe = "from helpers import cpu; print(cpu.bf16_speedup(), cpu.choose_recipe()[0])"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=data.repo_root(), capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert float(out[-2]) < 1 and out[-1] == "fp16-lm-lean"
+
+
+def test_the_cpu_class_is_the_newest_whose_instructions_are_present(monkeypatch):
+    flags = dict.fromkeys(cpu.FEATURES, False)
+    for present, expected in [((), "AVX2 only"), (("avx2",), "AVX2 only"), (("avx2", "avx512f"), "AVX-512, no BF16"),
+                              (("avx2", "avx512f", "avx512_bf16", "amx_bf16"), "AVX-512 BF16")]:
+        monkeypatch.setattr(cpu, "cpu_features", lambda: flags | dict.fromkeys(present, True))
+        assert cpu.cpu_class() == expected

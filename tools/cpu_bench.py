@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cpu import CPU_RECIPES, chunk_sweep, cpu_summary, matmul_gflops, prequantize, set_threads
+from helpers.cpu import CPU_CLASSES, CPU_RECIPES, chunk_sweep, cpu_summary, matmul_gflops, prequantize, set_threads
 
 
 def _measured(*details: str) -> str:
@@ -52,7 +52,8 @@ with cpu.ram_sampler() as load:
 base = {"recipe": recipe, "threads": threads, "load seconds": round(load["seconds"], 1),
         "load peak anonymous RAM (GB)": round(load["peak anonymous RAM (GB)"], 2),
         "load peak RSS (GB)": round(load["peak RSS (GB)"], 2),
-        "steady anonymous RAM (GB)": round(cpu.status_gb("RssAnon"), 2)}
+        "steady anonymous RAM (GB)": round(cpu.status_gb("RssAnon"), 2),
+        "chosen here": cpu.choose_recipe()[0] == recipe}
 for length in lengths:
     sequence = data.seed_sequence() if length == 259 else data.sequence_of_length(length)[0]
     with cpu.ram_sampler() as ram:
@@ -70,10 +71,12 @@ for length in lengths:
 """
 
 
-def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
+def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None, cpu_class: str | None = None):
     """Run each CPU recipe in its own process on the full-size random-weight stand-in: load once, fold each length
-    (default recycles); append one row per (recipe, length) to `path` (default figures/08_cpu_benchmark.csv)."""
+    (default recycles; 259 = the seed's 1CA2); append one row per (recipe, length) to `path` (default
+    figures/08_cpu_benchmark.csv). `cpu_class` (a CPU_CLASSES name) caps the vector instructions first."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -82,14 +85,18 @@ def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
     from helpers import data
 
     path = Path(path or data.repo_root() / "figures" / "08_cpu_benchmark.csv")
+    caps = CPU_CLASSES[cpu_class][1] if cpu_class else {}
+    env = dict(os.environ, **caps)
+    cap = " ".join(f"{k}={v}" for k, v in caps.items()) or "none"
     provenance = _measured("random-full stand-in (random weights: time and memory only)",
-                           "default recycles (4 trunk passes)", "one process per recipe")
+                           "default recycles (4 trunk passes)", "one process per recipe",
+                           *([f"instruction cap: {cap}"] if cpu_class else []))
     for recipe in recipes:
         run = subprocess.Popen([sys.executable, "-c", _PROBE, recipe, ",".join(map(str, lengths)), "1" if stages else "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data.repo_root())
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data.repo_root(), env=env)
         for line in run.stdout:
             if line.startswith("@@"):
-                row = json.loads(line[2:]) | {"provenance": provenance}
+                row = ({"CPU class": cpu_class} if cpu_class else {}) | json.loads(line[2:]) | {"provenance": provenance}
                 print(row, flush=True)
                 table = pd.DataFrame([row])
                 if path.exists():  # rows may carry different columns (stage times): rewrite the whole table
@@ -101,20 +108,47 @@ def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None):
     return pd.read_csv(path)
 
 
+_MATMUL = """
+import json, torch
+from helpers import cpu
+cpu.set_threads()
+for shape in (cpu.PROBE_SHAPE, (258, 2560, 10240)):
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        print("@@" + json.dumps({"product": " × ".join(map(str, shape)), "dtype": str(dtype).replace("torch.", ""),
+                                 "GFLOPS": round(cpu.matmul_gflops(dtype, repeats=10, shape=shape), 1)}))
+"""
+
+
 def matmul_table(path=None):
-    """Measure this CPU's matrix throughput (fp32, bf16) and write figures/08_cpu_matmul.csv with provenance."""
+    """Matrix throughput (fp32, bf16, fp16) of each CPU class (`cpu.CPU_CLASSES`: capped instructions, one process each) on
+    the probe product that `cpu.choose_recipe` uses and on an ESM-2-sized one; writes figures/08_cpu_matmul.csv."""
+    import json
+    import os
+    import subprocess
+    import sys
+
     import pandas as pd
 
     from helpers import data
 
-    set_threads()
-    rows = [{"dtype": str(d).replace("torch.", ""), "GFLOPS": round(matmul_gflops(d, repeats=10), 1)}
-            for d in (torch.float32, torch.bfloat16)]
+    rows = []
+    for name, (_, caps) in CPU_CLASSES.items():
+        out = subprocess.run([sys.executable, "-c", _MATMUL], capture_output=True, text=True, check=True,
+                             cwd=data.repo_root(), env=dict(os.environ, **caps)).stdout
+        rows += [{"CPU class": name} | json.loads(line[2:]) for line in out.splitlines() if line.startswith("@@")]
     table = pd.DataFrame(rows)
-    table["provenance"] = _measured("one 258 × 2560 by 2560 × 10240 product (an ESM-2 MLP layer for 1CA2), mean of 10")
+    table["provenance"] = _measured("m × k × n products (the first is the probe of cpu.choose_recipe, the second an "
+                                    "ESM-2 MLP layer for 1CA2), mean of 10; classes emulated by capping the vector "
+                                    "instructions (cpu.CPU_CLASSES)")
     path = Path(path or data.repo_root() / "figures" / "08_cpu_matmul.csv")
     table.to_csv(path, index=False)
     return table
+
+
+def data_path(name: str) -> Path:
+    from helpers import data
+
+    return data.repo_root() / "figures" / name
 
 
 if __name__ == "__main__":
@@ -126,12 +160,17 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["prequantize"]:
         print(prequantize(sys.argv[2] if len(sys.argv) > 2 else None))
         sys.exit()
+    if sys.argv[1:2] == ["classes"]:  # classes RECIPE[,…] LENGTH[,…] [CLASS …]
+        out = data_path("08_cpu_classes.csv")
+        for name in sys.argv[4:] or list(CPU_CLASSES):
+            bench(sys.argv[2].split(","), [int(n) for n in sys.argv[3].split(",")], path=out, cpu_class=name)
+        sys.exit()
     if sys.argv[1:2] == ["chunks"]:
         print(chunk_table())
         sys.exit()
     if sys.argv[1:2] != ["bench"]:
-        sys.exit("usage: python -m tools.cpu_bench bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages] | matmul | chunks | "
-                 "prequantize [SOURCE]")
+        sys.exit("usage: python -m tools.cpu_bench bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages] | classes RECIPE[,…] "
+                 "LENGTH[,…] [CLASS …] | matmul | chunks | prequantize [SOURCE]")
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CPU_RECIPES)
     sizes = [int(n) for n in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64, 128, 256]
     bench(names, sizes, stages="stages" in sys.argv[4:])

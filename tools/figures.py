@@ -235,24 +235,60 @@ def max_length_markdown() -> str:
     lines = ["| recipe | weights (GiB) | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
     for _, row in table.iterrows():
         lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
-    cpu_csv = figures_dir() / "08_cpu_benchmark.csv"
-    if cpu_csv.exists():  # the no-GPU row: measured, from notebook 08's benchmark
-        bench = pd.read_csv(cpu_csv)
-        best = bench[bench["recipe"] == "bf16-lean"]
-        by_length = best.groupby("length")["fold seconds"].agg(["min", "max"])
-        times = ", ".join(f"{n} aa {r['min']:.0f}" + (f"–{r['max']:.0f}" if round(r["max"]) != round(r["min"]) else "") + " s"
-                          for n, r in by_length.iterrows())
-        from helpers import cpu
-
-        ram = best[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
-        ram += cpu.mapped_weight_gb("bf16-lean")
-        cpu_name = bench["provenance"].iloc[0].split(" · ")[0].replace("measured: ", "")
-        lines.append(f"| **no GPU** (CPU only, 12.7 GB RAM): `bf16-lean` (notebook 08) | — | measured on {cpu_name}, "
-                     f"2 threads: {times}; RAM needed {ram:.1f} GB | | | | |")
+    classes_csv = figures_dir() / "08_cpu_classes.csv"
+    if classes_csv.exists():  # the no-GPU rows: measured, one per CPU class, the recipe chosen there (notebook 08)
+        for cpu_class, recipe, times, ram in _cpu_class_rows(pd.read_csv(classes_csv), chosen_only=True):
+            lines.append(f"| **no GPU**, {cpu_class} (CPU only, 12.7 GB RAM): `{recipe}` (notebook 08) | — | "
+                         f"2 threads: {times}; RAM needed {ram:.1f} GB | | | | |")
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
-                 "`python -m tools.grid grid && python -m tools.figures`.*")
+                 "`python -m tools.grid grid && python -m tools.figures`." + (
+                     " No-GPU rows: measured on one CPU with its instructions capped per class, random weights, "
+                     "default recycles (figures/08_cpu_classes.csv; table in [No GPU at all](#no-gpu-at-all-notebook-08))."
+                     if classes_csv.exists() else "") + "*")
+    return "\n".join(lines)
+
+
+def _cpu_class_rows(table: pd.DataFrame, chosen_only: bool = False):
+    """(CPU class, recipe, "64 aa 6 s, …", RAM needed in GB) per class and recipe of figures/08_cpu_classes.csv; the
+    recipe that `cpu.choose_recipe()` picked under a class comes first (alone when `chosen_only`)."""
+    from helpers import cpu
+
+    for cpu_class in table["CPU class"].unique():
+        part = table[table["CPU class"] == cpu_class]
+        chosen = part.loc[part["chosen here"], "recipe"].unique().tolist()
+        others = [r for r in part["recipe"].unique() if r not in chosen]
+        for recipe in chosen + ([] if chosen_only else others):
+            rows = part[part["recipe"] == recipe]
+            by_length = rows.groupby("length")["fold seconds"].median()
+            times = ", ".join(f"{n} aa {t:.0f} s" for n, t in by_length.items())
+            ram = rows[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
+            yield cpu_class, recipe, times, ram + cpu.mapped_weight_gb(recipe)
+
+
+def cpu_classes_markdown() -> str:
+    """The README's CPU-class table, rendered from figures/08_cpu_classes.csv (✔: the recipe chosen there)."""
+    table = pd.read_csv(figures_dir() / "08_cpu_classes.csv")
+    lengths = sorted(table["length"].unique())
+    lines = ["| CPU class | recipe | RAM needed (GB) | " + " | ".join(f"{n} aa (s)" for n in lengths) + " |",
+             "|---|---|---|" + "---|" * len(lengths)]
+    for cpu_class, recipe, _, ram in _cpu_class_rows(table):
+        rows = table[(table["CPU class"] == cpu_class) & (table["recipe"] == recipe)]
+        times = rows.groupby("length")["fold seconds"].median()
+        mark = " ✔" if rows["chosen here"].any() else ""
+        lines.append(f"| {cpu_class} | `{recipe}`{mark} | {ram:.1f} | "
+                     + " | ".join(f"{times[n]:.0f}" if n in times.index else "—" for n in lengths) + " |")
+    from helpers import cpu
+
+    caps = "; ".join(f"{name}: " + (" ".join(f"`{k}={v}`" for k, v in env.items()) or "no cap")
+                     for name, (_, env) in cpu.CPU_CLASSES.items())
+    common = table["provenance"].iloc[0].split(" · instruction cap")[0]
+    lines += ["", f"*{common}; classes emulated on that one CPU by capping the vector instructions — {caps}. The caps "
+              "do not emulate the clock, the caches or the memory bandwidth. ✔ = the recipe `cpu.choose_recipe()` picked "
+              "under that cap; 259 aa = the seed's 1CA2; RAM needed = measured anonymous peak + weights left "
+              "memory-mapped. Regenerate with `python -m tools.cpu_bench classes RECIPES LENGTHS` (then "
+              "`python -m tools.figures`).*"]
     return "\n".join(lines)
 
 
@@ -576,7 +612,8 @@ def seed_comparison_markdown() -> str:
 
 
 _MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
-          "recipes": recipe_markdown, "nogpu": cpu_markdown, "lean": lean_markdown}
+          "recipes": recipe_markdown, "nogpu": cpu_markdown, "cpuclasses": cpu_classes_markdown,
+          "lean": lean_markdown}
 
 
 def update_readme() -> bool:
