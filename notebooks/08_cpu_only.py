@@ -326,7 +326,7 @@ agreement
 classes = pd.read_csv(data.repo_file("figures/08_cpu_classes.csv"))
 print(classes["provenance"].iloc[0].split(" · instruction cap")[0])
 marked = classes.assign(recipe=classes["recipe"] + classes["chosen here"].map({True: " ✔", False: ""}))
-marked.pivot_table(index=["CPU class", "recipe"], columns="length", values="fold seconds", sort=False)
+marked.pivot_table(index=["CPU class", "recipe"], columns="length", values="fold seconds", sort=False).sort_index(axis=1)
 
 # %%
 matmul = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))
@@ -342,7 +342,7 @@ mine = cpu.cpu_class()
 precision = "bfloat16" if cpu.uses_bf16(RECIPE) else "float32"
 probe = matmul[matmul["product"] == " × ".join(map(str, cpu.PROBE_SHAPE))].set_index(["CPU class", "dtype"])["GFLOPS"]
 scale = probe[(mine, precision)] / max(gflops[precision], 1e-9)
-row = classes[(classes["CPU class"] == mine) & (classes["recipe"] == RECIPE)].set_index("length")
+row = classes[(classes["CPU class"] == mine) & (classes["recipe"] == RECIPE)].set_index("length").sort_index()
 pd.DataFrame({f"measured, {mine} (s)": row["fold seconds"], "estimated here (s)": (row["fold seconds"] * scale).round(0)})
 
 # %% [markdown]
