@@ -33,8 +33,9 @@
 # - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
 #
 # **Estimated run time on a free Colab T4:** not needed — choose a *CPU* runtime. On Colab's 2 vCPUs expect about
-# 30–60 minutes for the whole notebook (seven model loads, two folds of 259 residues, six of 64) — an *estimate*:
-# Colab's CPUs were not available to measure it. Section 7 tabulates three CPU classes measured on one machine.
+# 30–60 minutes for the whole notebook (up to seven model loads, two folds of 259 residues, up to six of 64) — an
+# *estimate*: Colab's CPUs were not available to measure it. Section 7 tabulates three CPU classes measured on one
+# machine.
 
 # %% [markdown]
 # ## Setup
