@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cpu import CPU_CLASSES, CPU_RECIPES, chunk_sweep, cpu_summary, matmul_gflops, prequantize, set_threads
+from helpers.cpu import CPU_CLASSES, CPU_RECIPES, chunk_sweep, cpu_summary, prequantize, set_threads
 
 
 def _measured(*details: str) -> str:
@@ -145,12 +145,6 @@ def matmul_table(path=None):
     return table
 
 
-def data_path(name: str) -> Path:
-    from helpers import data
-
-    return data.repo_root() / "figures" / name
-
-
 if __name__ == "__main__":
     import sys
 
@@ -161,7 +155,9 @@ if __name__ == "__main__":
         print(prequantize(sys.argv[2] if len(sys.argv) > 2 else None))
         sys.exit()
     if sys.argv[1:2] == ["classes"]:  # classes RECIPE[,…] LENGTH[,…] [CLASS …]
-        out = data_path("08_cpu_classes.csv")
+        from helpers import data
+
+        out = data.repo_root() / "figures" / "08_cpu_classes.csv"
         for name in sys.argv[4:] or list(CPU_CLASSES):
             bench(sys.argv[2].split(","), [int(n) for n in sys.argv[3].split(",")], path=out, cpu_class=name)
         sys.exit()

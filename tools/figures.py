@@ -237,7 +237,8 @@ def max_length_markdown() -> str:
         lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
     classes_csv = figures_dir() / "08_cpu_classes.csv"
     if classes_csv.exists():  # the no-GPU rows: measured, one per CPU class, the recipe chosen there (notebook 08)
-        for cpu_class, recipe, times, ram in _cpu_class_rows(pd.read_csv(classes_csv), chosen_only=True):
+        for cpu_class, recipe, _, seconds, ram in _cpu_class_rows(pd.read_csv(classes_csv), chosen_only=True):
+            times = ", ".join(f"{n} aa {t:.0f} s" for n, t in seconds.items())
             lines.append(f"| **no GPU**, {cpu_class} (CPU only, 12.7 GB RAM): `{recipe}` (notebook 08) | — | "
                          f"2 threads: {times}; RAM needed {ram:.1f} GB | | | | |")
     lines.append("")
@@ -251,8 +252,9 @@ def max_length_markdown() -> str:
 
 
 def _cpu_class_rows(table: pd.DataFrame, chosen_only: bool = False):
-    """(CPU class, recipe, "64 aa 6 s, …", RAM needed in GB) per class and recipe of figures/08_cpu_classes.csv; the
-    recipe that `cpu.choose_recipe()` picked under a class comes first (alone when `chosen_only`)."""
+    """(CPU class, recipe, chosen there?, median fold seconds by length, RAM needed in GB) per class and recipe of
+    figures/08_cpu_classes.csv; the recipe that `cpu.choose_recipe()` picked under a class comes first (alone when
+    `chosen_only`)."""
     from helpers import cpu
 
     for cpu_class in table["CPU class"].unique():
@@ -261,26 +263,22 @@ def _cpu_class_rows(table: pd.DataFrame, chosen_only: bool = False):
         others = [r for r in part["recipe"].unique() if r not in chosen]
         for recipe in chosen + ([] if chosen_only else others):
             rows = part[part["recipe"] == recipe]
-            by_length = rows.groupby("length")["fold seconds"].median()
-            times = ", ".join(f"{n} aa {t:.0f} s" for n, t in by_length.items())
             ram = rows[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
-            yield cpu_class, recipe, times, ram + cpu.mapped_weight_gb(recipe)
+            yield (cpu_class, recipe, recipe in chosen, rows.groupby("length")["fold seconds"].median(),
+                   ram + cpu.mapped_weight_gb(recipe))
 
 
 def cpu_classes_markdown() -> str:
     """The README's CPU-class table, rendered from figures/08_cpu_classes.csv (✔: the recipe chosen there)."""
+    from helpers import cpu
+
     table = pd.read_csv(figures_dir() / "08_cpu_classes.csv")
     lengths = sorted(table["length"].unique())
     lines = ["| CPU class | recipe | RAM needed (GB) | " + " | ".join(f"{n} aa (s)" for n in lengths) + " |",
              "|---|---|---|" + "---|" * len(lengths)]
-    for cpu_class, recipe, _, ram in _cpu_class_rows(table):
-        rows = table[(table["CPU class"] == cpu_class) & (table["recipe"] == recipe)]
-        times = rows.groupby("length")["fold seconds"].median()
-        mark = " ✔" if rows["chosen here"].any() else ""
-        lines.append(f"| {cpu_class} | `{recipe}`{mark} | {ram:.1f} | "
-                     + " | ".join(f"{times[n]:.0f}" if n in times.index else "—" for n in lengths) + " |")
-    from helpers import cpu
-
+    for cpu_class, recipe, chosen, seconds, ram in _cpu_class_rows(table):
+        lines.append(f"| {cpu_class} | `{recipe}`{' ✔' if chosen else ''} | {ram:.1f} | "
+                     + " | ".join(f"{seconds[n]:.0f}" if n in seconds.index else "—" for n in lengths) + " |")
     caps = "; ".join(f"{name}: " + (" ".join(f"`{k}={v}`" for k, v in env.items()) or "no cap")
                      for name, (_, env) in cpu.CPU_CLASSES.items())
     common = table["provenance"].iloc[0].split(" · instruction cap")[0]
