@@ -321,7 +321,8 @@ agreement
 # norm, element-wise operations). What the caps do not emulate: the clock speed, the caches and the memory bandwidth
 # stay the build machine's, so an older CPU of the same class is slower still. Each recipe that fits 12.7 GB, one
 # process per recipe, the full-size architecture with random weights, default recycles (`python -m tools.cpu_bench
-# classes`; ✔ marks the recipe `cpu.choose_recipe()` picked under that cap):
+# classes`; ✔ marks the recipe `cpu.choose_recipe()` picked under that cap; the uncapped class is the machine of
+# section 2's benchmark, so its lengths missing here are there):
 
 # %%
 classes = pd.read_csv(data.repo_file("figures/08_cpu_classes.csv"))

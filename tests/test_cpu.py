@@ -164,3 +164,24 @@ def test_the_cpu_class_is_the_newest_whose_instructions_are_present(monkeypatch)
                               (("avx2", "avx512f", "avx512_bf16", "amx_bf16"), "AVX-512 BF16")]:
         monkeypatch.setattr(cpu, "cpu_features", lambda: flags | dict.fromkeys(present, True))
         assert cpu.cpu_class() == expected
+
+
+def test_the_class_table_borrows_only_the_uncapped_class_s_missing_lengths(tmp_path, monkeypatch):
+    import pandas as pd
+    from tools import figures
+
+    row = {"load peak anonymous RAM (GB)": 1.0, "fold peak anonymous RAM (GB)": 1.0, "recipe": "fp16-lm",
+           "provenance": "measured: test · 2026-01-02 · random-full stand-in"}
+    classes = [("AVX2 only", True, 64, 20.0), ("AVX2 only", True, 259, 300.0), ("AVX-512, no BF16", False, 259, 250.0),
+               ("AVX-512 BF16", False, 259, 200.0)]
+    pd.DataFrame([{**row, "CPU class": c, "chosen here": chosen, "length": n, "fold seconds": t}
+                  for c, chosen, n, t in classes]).to_csv(tmp_path / "08_cpu_classes.csv", index=False)
+    pd.DataFrame([{**row, "length": n, "fold seconds": t} for n, t in [(64, 17.0), (259, 999.0)]]).to_csv(
+        tmp_path / "08_cpu_benchmark.csv", index=False)
+    monkeypatch.setattr(figures, "figures_dir", lambda: tmp_path)
+    lines = figures.cpu_classes_markdown().splitlines()
+    assert lines[0].endswith("| 64 aa (s) | 259 aa (s) |")
+    assert lines[2].startswith("| AVX2 only | `fp16-lm` ✔ |") and lines[2].endswith("| 20 | 300 |")
+    assert lines[3].startswith("| AVX-512, no BF16 |") and lines[3].endswith("| — | 250 |")  # capped: never borrowed
+    assert lines[4].startswith("| AVX-512 BF16 |") and lines[4].endswith("| 17 † | 200 |")  # its own 259 aa wins
+    assert "† = from the uncapped benchmark below (same CPU, no cap, 2026-01-02)" in lines[-1]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -274,18 +275,33 @@ def cpu_classes_markdown() -> str:
 
     table = pd.read_csv(figures_dir() / "08_cpu_classes.csv")
     lengths = sorted(table["length"].unique())
+    # The uncapped class is the machine of the uncapped benchmark (same CPU and versions, a day earlier): lengths a
+    # recipe lacks here are taken from there and marked †, instead of folding them a second time.
+    bench = pd.read_csv(figures_dir() / "08_cpu_benchmark.csv")
+    uncapped = bench.groupby(["recipe", "length"])["fold seconds"].median()
+    bench_date = re.search(r"\d{4}-\d\d-\d\d", bench["provenance"].iloc[0]).group()
     lines = ["| CPU class | recipe | RAM needed (GB) | " + " | ".join(f"{n} aa (s)" for n in lengths) + " |",
              "|---|---|---|" + "---|" * len(lengths)]
+    borrowed = False
     for cpu_class, recipe, chosen, seconds, ram in _cpu_class_rows(table):
-        lines.append(f"| {cpu_class} | `{recipe}`{' ✔' if chosen else ''} | {ram:.1f} | "
-                     + " | ".join(f"{seconds[n]:.0f}" if n in seconds.index else "—" for n in lengths) + " |")
+        cells = []
+        for n in lengths:
+            if n in seconds.index:
+                cells.append(f"{seconds[n]:.0f}")
+            elif not cpu.CPU_CLASSES[cpu_class][1] and (recipe, n) in uncapped.index:
+                cells.append(f"{uncapped[recipe, n]:.0f} †")
+                borrowed = True
+            else:
+                cells.append("—")
+        lines.append(f"| {cpu_class} | `{recipe}`{' ✔' if chosen else ''} | {ram:.1f} | " + " | ".join(cells) + " |")
     caps = "; ".join(f"{name}: " + (" ".join(f"`{k}={v}`" for k, v in env.items()) or "no cap")
                      for name, (_, env) in cpu.CPU_CLASSES.items())
     common = table["provenance"].iloc[0].split(" · instruction cap")[0]
     lines += ["", f"*{common}; classes emulated on that one CPU by capping the vector instructions — {caps}. The caps "
               "do not emulate the clock, the caches or the memory bandwidth. ✔ = the recipe `cpu.choose_recipe()` picked "
               "under that cap; 259 aa = the seed's 1CA2; RAM needed = measured anonymous peak + weights left "
-              "memory-mapped. Regenerate with `python -m tools.cpu_bench classes RECIPES LENGTHS` (then "
+              "memory-mapped." + (f" † = from the uncapped benchmark below (same CPU, no cap, {bench_date})." if borrowed
+                                  else "") + " Regenerate with `python -m tools.cpu_bench classes RECIPES LENGTHS` (then "
               "`python -m tools.figures`).*"]
     return "\n".join(lines)
 
