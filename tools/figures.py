@@ -202,8 +202,6 @@ def max_length_table(out_dir: Path) -> Path:
 
 def max_length_figure(out_dir: Path) -> Path:
     """Grouped bars: the longest predicted length per recipe for each GPU size (from figures/04_max_length.csv)."""
-    import re
-
     import matplotlib.pyplot as plt
 
     from helpers import fit
@@ -282,7 +280,6 @@ def cpu_classes_markdown() -> str:
     bench_date = re.search(r"\d{4}-\d\d-\d\d", bench["provenance"].iloc[0]).group()
     lines = ["| CPU class | recipe | RAM needed (GB) | " + " | ".join(f"{n} aa (s)" for n in lengths) + " |",
              "|---|---|---|" + "---|" * len(lengths)]
-    borrowed = False
     for cpu_class, recipe, chosen, seconds, ram in _cpu_class_rows(table):
         cells = []
         for n in lengths:
@@ -290,10 +287,10 @@ def cpu_classes_markdown() -> str:
                 cells.append(f"{seconds[n]:.0f}")
             elif not cpu.CPU_CLASSES[cpu_class][1] and (recipe, n) in uncapped.index:
                 cells.append(f"{uncapped[recipe, n]:.0f} †")
-                borrowed = True
             else:
                 cells.append("—")
         lines.append(f"| {cpu_class} | `{recipe}`{' ✔' if chosen else ''} | {ram:.1f} | " + " | ".join(cells) + " |")
+    borrowed = any("†" in line for line in lines)
     caps = "; ".join(f"{name}: " + (" ".join(f"`{k}={v}`" for k, v in env.items()) or "no cap")
                      for name, (_, env) in cpu.CPU_CLASSES.items())
     common = table["provenance"].iloc[0].split(" · instruction cap")[0]
