@@ -202,7 +202,8 @@ def bf16_speedup() -> float:
 
 
 def fast_here(recipe: str) -> bool:
-    """False for a bf16 recipe on a CPU that would emulate bf16 (a fold many times slower than its table)."""
+    """False for a bf16 recipe on a CPU that would emulate bf16 (a bf16 trunk: a fold many times slower than its
+    table; bf16 only in the language model: measured about as fast as the chosen recipe, but emulated)."""
     return not uses_bf16(recipe) or bf16_speedup() >= BF16_SPEEDUP_NEEDED
 
 
@@ -270,9 +271,12 @@ def load_cpu(recipe: str, source: str | None = None):
 
     spec = CPU_RECIPES[recipe]
     if not fast_here(recipe):  # warn before anything slow happens
+        # measured with AVX2 only (figures/08_cpu_classes.csv): a bf16 trunk is ~6× slower; bf16 only in the LM is not
+        cost = ("its trunk too, so its folds will be many times slower than the committed table" if spec.trunk_bf16
+                else "only in its language model, so its folds were measured about as fast as the chosen recipe's")
         warnings.warn(f"'{recipe}' computes in bf16, which this CPU multiplies only {bf16_speedup():.2f}× as fast as "
-                      f"fp32 (emulated): its folds will be many times slower than the committed table. "
-                      f"'{choose_recipe()[0]}' (`cpu.choose_recipe()`) is the fast recipe here.", stacklevel=2)
+                      f"fp32 (emulated) — {cost}. '{choose_recipe()[0]}' (`cpu.choose_recipe()`) is the recipe chosen "
+                      "here.", stacklevel=2)
     if spec.load_ram_gb and not models.is_stand_in(source) and available_ram_gb() < spec.load_ram_gb:
         raise MemoryError(f"The {recipe} recipe needs ≈ {spec.load_ram_gb:.0f} GB of RAM to load and this machine has "
                           f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use '{choose_recipe()[0]}' "

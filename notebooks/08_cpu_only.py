@@ -283,7 +283,8 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 # does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in the checkpoint, the trunk
 # in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same 64 residues (on the stand-in: 30) and
 # is compared with the reference. Recipes that compute in bf16 are skipped where this CPU emulates bf16
-# (`cpu.fast_here`): each of their folds would take many times longer than its table says.
+# (`cpu.fast_here`): `bf16-lean`'s folds would take many times longer than its table says; the recipes with bf16 only
+# in the language model were measured about as fast as `fp16-lm-lean` on such CPUs (section 7), but are skipped too.
 
 # %%
 short = SHORT
