@@ -42,7 +42,7 @@ gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep
 	ESMFOLD_WEIGHTS=$${ESMFOLD_WEIGHTS:-random-full} $(BIN)/python -m tools.figures measured
 
 day-before: $(VENV)/.installed  ## on a CUDA GPU: the whole series with the random-full stand-in under a T4 memory cap
-	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=14.56 $(BIN)/python -m tools.runner
+	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=T4 $(BIN)/python -m tools.runner
 
 # Google Colab's versions (2026-08): the oldest set the series supports.
 COLAB_PYTHON ?= python3.13

@@ -111,10 +111,14 @@ def evaluate(variants: list[str], targets: list[dict], device: str, source: str 
              reference: str = "fp32", chunk_size: int | None = 64, keep: dict | None = None) -> pd.DataFrame:
     """Fold every target with every variant (each variant loaded once) and score it against the reference variant's
     prediction (tier 1) and against experiment (tier 2); one tidy row per target × variant, with provenance.
-    Pass a dict as `keep` to receive the predictions, keyed by (variant, target)."""
+
+    On a GPU, each fold is first predicted (`fit.verdict`): one that does not fit is skipped, with the reason in its
+    row and printed; a borderline one is tried, and an out-of-memory is caught and recorded. Where the reference
+    variant has no prediction for a target, tier 1 uses the next variant in `variants` that has one, and the row's
+    'reference' column says which. Pass a dict as `keep` to receive the predictions, keyed by (variant, target)."""
     from tqdm.auto import tqdm
 
-    from helpers import notebook
+    from helpers import fit, gpu, notebook
 
     order = [reference] + [v for v in variants if v != reference]
     predictions: dict = {} if keep is None else keep
@@ -124,16 +128,21 @@ def evaluate(variants: list[str], targets: list[dict], device: str, source: str 
         model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
         for target in targets:
             row = {"target": target["target"], "variant": variant, "length": len(target["sequence"])}
-            with memory.measure(f"{variant} {target['target']}", device=device) as record:
-                result = folding.fold(model, tokenizer, target["sequence"])
-            row["status"], row["seconds"] = record["status"], record["seconds"]
-            if record["status"] == "ok":
+            verdict, why = fit.verdict(variant, row["length"], chunk_size) if gpu.current() else ("fits", "")
+            if verdict == "over":
+                row.update(status="skipped", reason=why)
+                print(f"skipped {variant} for {target['target']}: {why}")
+            else:
+                with memory.measure(f"{variant} {target['target']}", device=device,
+                                    may_run_out=verdict == "borderline") as record:
+                    result = folding.fold(model, tokenizer, target["sequence"])
+                row["status"], row["seconds"] = record["status"], record["seconds"]
+            if row["status"] == "ok":
                 predictions[(variant, target["target"])] = result
                 row.update({"pTM": result.ptm, "mean pLDDT (Cα)": result.mean_plddt_ca})
-                base = predictions.get((reference, target["target"]))
-                if base is not None:
-                    row.update({k.replace("vs reference", f"vs {reference}"): v
-                                for k, v in metrics.compare_predictions(base, result).items()})
+                # the reference's prediction, or the first variant's in `order` that folded this target
+                row["reference"] = next(v for v in order if (v, target["target"]) in predictions)
+                row.update(metrics.compare_predictions(predictions[(row["reference"], target["target"])], result))
                 row.update(score_against_experiment(result, target))
             rows.append(row)
             bar.update()

@@ -109,25 +109,38 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
     return out
 
 
-def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "") -> dict:
-    """One fold inside `memory.measure` (OOM caught); 'peak allocated (GiB)' is torch's on CUDA and, on a CPU, the
-    live tensor bytes counted as they are allocated (weights included)."""
+def seconds_with_passes(stages: dict, passes: int) -> float:
+    """Estimated seconds of the same fold with `passes` trunk passes, from `stage_times`' split: the language model and
+    the rest once, each trunk pass (with its structure-module pass) `passes` times."""
+    trunk = [v for k, v in stages.items() if k.startswith("trunk pass")]
+    per_pass = (sum(trunk) + stages["structure module, all passes (s)"]) / len(trunk)
+    return stages["language model (s)"] + stages["other (s)"] + passes * per_pass
+
+
+def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "", num_recycles: int | None = None,
+                 may_run_out: bool = False) -> dict:
+    """One fold inside `memory.measure` (OOM caught; `may_run_out`: expected at the edge of the GPU's memory);
+    'peak allocated (GiB)' is torch's on CUDA and, on a CPU, the live tensor bytes counted as they are allocated
+    (weights included)."""
     counter = None if device.startswith("cuda") else memory.LiveBytes()
-    with memory.measure(label, device=device) as record:
+    with memory.measure(label, device=device, may_run_out=may_run_out) as record:
         if counter is None:
-            folding.fold(model, tokenizer, sequence)
+            folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
         else:
             with counter:
                 counter.track_module(model)
-                folding.fold(model, tokenizer, sequence)
+                folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
     if counter is not None:
         record["peak allocated (GiB)"] = counter.peak / memory.GIB
     return record
 
 
-def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True) -> pd.DataFrame:
+def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True,
+          num_recycles: int | None = None) -> pd.DataFrame:
     """Measure peak memory and time of one fold per (variant, chunk size, length): one load per variant, peaks reset
-    before each point, a progress bar; after a variant/chunk size runs out of memory, its longer lengths are skipped.
+    before each point, a progress bar; a sweep looks for the edge of the GPU's memory, so a fold that runs out is
+    expected — its variant/chunk size skips the longer lengths. `num_recycles=0` times one trunk pass (the peak is the
+    same as with the default 4; the time is about a quarter).
 
     On CUDA, "peak allocated" is torch's; on a CPU, the live tensor bytes are counted as they are allocated. With
     `predict`, each row also carries the "will it fit?" prediction for the same point.
@@ -149,18 +162,20 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
             model.trunk.set_chunk_size(None if chunk == "lean" else chunk)
             stopped = False
             for length in sorted(lengths):
-                row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights}
+                row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights,
+                       "trunk passes": 4 if num_recycles is None else num_recycles + 1}
                 if stopped:
                     row["status"] = "skipped (shorter length ran out of memory)"
                 else:
                     sequence, origin = data.sequence_of_length(length)
-                    record = measure_fold(model, tokenizer, sequence, device, f"{variant} L={length}")
+                    record = measure_fold(model, tokenizer, sequence, device, f"{variant} L={length}",
+                                          num_recycles=num_recycles, may_run_out=True)
                     row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
                     row["sequence"] = origin
                     stopped = record["status"] == "OOM"
-                    if predict and not stopped:
-                        row["predicted peak allocated (GiB)"] = fit.lookup_or_predict(
-                            variant, length, chunk, models.weights_source(source))
+                    if predict and not stopped:  # for the full-size architecture, from the committed grid
+                        row["predicted peak allocated (GiB)"] = fit.grid_estimate(variant, length, chunk)[
+                            "allocated (GiB)"]
                 rows.append(row)
                 bar.update()
         del model

@@ -48,15 +48,16 @@ CACHE_SHARE = 0.25
 QUANTO_ALLOWANCE_GIB = 0.4
 
 
-def nvidia_smi_estimate(variant: str, allocated_gib, weights_gib):
-    """What nvidia-smi will show for a fold predicted to peak at `allocated_gib` (weights + activations, GiB) — the
-    number to hold against a GPU's memory: the live tensors, the allocator's cache (CACHE_SHARE of the activations),
-    the CUDA context, and for Quanto recipes an allowance. Works on numbers and on pandas columns alike."""
+def nvidia_smi_estimate(variant: str, allocated_gib, weights_gib, context_gib: float = CUDA_CONTEXT_GIB):
+    """What nvidia-smi will show for a fold predicted to peak at `allocated_gib` (weights + activations, GiB): the
+    live tensors, the allocator's cache (CACHE_SHARE of the activations), the CUDA context (default: the H100's, as
+    measured; `gpu.T4.context_gib` for a T4), and for Quanto recipes an allowance. Works on numbers and on pandas
+    columns alike."""
     from helpers import models
 
     quanto = variant in models.RECIPES and models.RECIPES[variant].quanto is not None
     activations = allocated_gib - weights_gib
-    return (allocated_gib + CACHE_SHARE * activations + CUDA_CONTEXT_GIB
+    return (allocated_gib + CACHE_SHARE * activations + context_gib
             + (QUANTO_ALLOWANCE_GIB if quanto else 0.0))
 
 
@@ -108,6 +109,35 @@ class FakeFolder:
         finally:
             clear_model_caches()
         return weights, counter.peak
+
+
+def block_peak(length: int, chunk_size: int | None = None, lean=None) -> dict:
+    """One full-size trunk block (fp32) run on fake tensors — the predictor's method on a piece small enough to trace
+    in seconds: GiB of its inputs and weights, and the peak of the activations it adds at `length` residues, original
+    (with `chunk_size`) or lean (`lean`: a `helpers.lean.LeanOptions`)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
+
+    from helpers import lean as lean_module, models
+
+    config = models.load_config("random-full").esmfold_config.trunk
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        block = EsmFoldTriangularSelfAttentionBlock(config).eval()
+        sequence = torch.zeros(1, length, config.sequence_state_dim)
+        pair = torch.zeros(1, length, length, config.pairwise_state_dim)
+        mask = torch.ones(1, length)
+    if lean is not None:
+        lean_module.make_block_lean(block, lean)
+    counter = LiveBytes()
+    with mode, counter, torch.no_grad():
+        for tensor in (sequence, pair, mask):
+            counter.track(tensor)
+        before = counter.track_module(block)
+        counter.reset_peak()
+        block(sequence, pair, mask=mask, chunk_size=chunk_size)
+    gib = 1024**3
+    return {"inputs and weights (GiB)": before / gib, "activations peak (GiB)": (counter.peak - before) / gib}
 
 
 _FOLDERS: dict = {}
@@ -224,8 +254,6 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
 GRID_LENGTHS = (64, 128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536)
 GRID_CHUNKS = (None, 32, 64, 128)
 GRID_PROFILES = ("fp32", "fp16-lm")
-#: GPU memory sizes of the hardware table, GiB (a "4 GB" card has 4 GiB); the last is a free Colab T4's budget.
-BUDGETS_GIB = {"4 GB": 4.0, "6 GB": 6.0, "8 GB": 8.0, "12 GB": 12.0, "T4 (14.56 GiB)": 14.56}
 
 
 #: Lengths of the lean model's grid (notebook 07): it reaches further.
@@ -269,6 +297,58 @@ def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source:
     return _allocated_and_weights(variant, length, chunk_size, source)[0]
 
 
+def _grid_chunk_label(chunk_size) -> str:
+    """The committed grid's chunk column for a trunk chunk size: itself where the grid has it, else the next larger
+    chunk the grid has (more memory: the estimate errs on the safe side), else 'none'."""
+    if chunk_size in (None, "none"):
+        return "none"
+    if chunk_size == LEAN:
+        return LEAN
+    larger = [c for c in GRID_CHUNKS if c is not None and c >= int(chunk_size)]
+    return str(min(larger)) if larger else "none"
+
+
+@functools.lru_cache(maxsize=None)
+def _grid_curve(profile: str, chunk_label: str) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """(lengths, activation bytes, traced weight bytes) of one activation profile and chunk column of the grid."""
+    grid = _committed_grid()
+    part = grid[(grid["profile"] == profile) & (grid["chunk size"].astype(str) == chunk_label)].sort_values("length")
+    return (tuple(int(n) for n in part["length"]), tuple(int(b) for b in part["activation bytes"]),
+            int(part["weights bytes (traced)"].iloc[0]))
+
+
+def grid_estimate(variant: str, length: int, chunk_size=None, batch: int = 1) -> dict:
+    """Predicted peak memory of one fold of the full-size esmfold_v1, read from the committed grid without tracing
+    (instant): exact at the grid's lengths, a power law between two of them, the shortest length's below the grid,
+    L³ growth beyond it (stated in 'how'). A batch of padded sequences is counted as `batch` times one sequence's
+    activations. GiB: weights, activations, peak allocated, and 'reserved' — what PyTorch will hold, the allocator's
+    cache and Quanto's allowance included (`nvidia_smi_estimate` without the CUDA context)."""
+    import math
+
+    from helpers import models
+
+    lengths, activations, traced = _grid_curve(activation_profile(variant), _grid_chunk_label(chunk_size))
+    if length in lengths:
+        act, how = activations[lengths.index(length)], "grid point"
+    elif length < lengths[0]:
+        act, how = activations[0], f"below the grid: its {lengths[0]}-residue point"
+    elif length > lengths[-1]:
+        act, how = activations[-1] * (length / lengths[-1]) ** 3, f"beyond the grid: L³ from {lengths[-1]} residues"
+    else:
+        i = next(i for i, n in enumerate(lengths) if n > length)
+        exponent = math.log(activations[i] / activations[i - 1]) / math.log(lengths[i] / lengths[i - 1])
+        act = activations[i - 1] * (length / lengths[i - 1]) ** exponent
+        how = f"interpolated between {lengths[i - 1]} and {lengths[i]} residues"
+    weights, extra = _weights_and_temporary(variant, None, traced)
+    gib = 1024**3
+    activations_gib = (act * batch + extra) / gib
+    allocated = weights / gib + activations_gib
+    quanto = QUANTO_ALLOWANCE_GIB if models.RECIPES[variant].quanto else 0.0
+    return {"weights (GiB)": weights / gib, "activations (GiB)": activations_gib, "allocated (GiB)": allocated,
+            "reserved (GiB)": allocated + CACHE_SHARE * activations_gib + quanto,
+            "how": how + (f", × {batch} sequences" if batch > 1 else "")}
+
+
 def predicted_nvidia_smi(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
     """What nvidia-smi is predicted to show for this fold (GiB): `lookup_or_predict` plus the allocator's cache, the
     CUDA context and, for Quanto, an allowance (`nvidia_smi_estimate`). The number to hold against a GPU's memory."""
@@ -296,28 +376,42 @@ def predicted_grid(source: str | None = None):
         part["predicted peak allocated (GiB)"] = (weights + part["activation bytes"] + extra) / 1024**3
         part["predicted nvidia-smi (GiB)"] = nvidia_smi_estimate(variant, part["predicted peak allocated (GiB)"],
                                                                  part["weights (GiB)"])
+        part["predicted reserved (GiB)"] = part["predicted nvidia-smi (GiB)"] - CUDA_CONTEXT_GIB
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
 
 
+def _card(card) -> "gpu.GPU":
+    """A GPU to plan for: a `gpu.GPU`, or a card's memory in GiB (its CUDA context assumed, `gpu.ASSUMED_CONTEXT_GIB`)."""
+    from helpers import gpu
+
+    if isinstance(card, gpu.GPU):
+        return card
+    return gpu.GPU(f"a {card:g} GiB card", None, float(card), gpu.ASSUMED_CONTEXT_GIB)
+
+
 def hardware_table(source: str | None = None):
-    """Longest grid length each variant folds within each GPU size (peak + CUDA context allowance), with the chunk
-    size that gets there (the largest — fastest — chunk size that fits; 'none' = unchunked)."""
+    """Longest grid length each variant folds on each card of `gpu.CARDS` (predicted memory PyTorch holds ≤ the card's
+    usable memory), with the chunk size that gets there (the largest — fastest — that fits; 'none' = unchunked);
+    "(borderline)" where that need is within `gpu.BORDERLINE_GIB` of the card's usable memory."""
     import pandas as pd
+
+    from helpers import gpu
 
     grid = predicted_grid(source)
     grid["trunk"] = (grid["chunk size"].astype(str) == LEAN).map({True: " + lean trunk", False: ""})
     rows = []
     for (variant, trunk), part in grid.groupby(["variant", "trunk"], sort=False):
         row = {"variant": variant + trunk, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
-        for label, budget in BUDGETS_GIB.items():
-            fit = longest_fitting(part, budget)
+        for label, card in gpu.CARDS.items():
+            fit = longest_fitting(part, card)
             if fit is None:
                 row[label] = "does not fit"
                 continue
-            longest, best = fit
+            longest, best, need = fit
             beyond = part["length"].max() == longest
-            row[label] = f"{'≥ ' if beyond else ''}{longest} aa" + (f" (chunk {best})" if best != LEAN else "")
+            row[label] = (f"{'≥ ' if beyond else ''}{longest} aa" + (f" (chunk {best})" if best != LEAN else "")
+                          + (" (borderline)" if gpu.verdict(need, card.usable_gib) == "borderline" else ""))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -325,15 +419,19 @@ def hardware_table(source: str | None = None):
 _CHUNK_ORDER = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}
 
 
-def longest_fitting(part, budget_gib: float) -> tuple[int, str] | None:
-    """(longest length, chunk label) of the rows of one variant's predicted grid whose nvidia-smi estimate fits
-    `budget_gib`, taking the fastest chunk size at that length; None if no row fits."""
-    fits = part[part["predicted nvidia-smi (GiB)"] <= budget_gib]
+def longest_fitting(part, card) -> tuple[int, str, float] | None:
+    """(longest length, chunk label, its predicted need in GiB of PyTorch memory) of the rows of one variant's
+    predicted grid that fit `card` (a `gpu.GPU` or GiB), taking the fastest chunk size at that length; None if none
+    fits."""
+    card = _card(card)
+    fits = part[part["predicted reserved (GiB)"] <= card.usable_gib]
     if fits.empty:
         return None
     longest = int(fits["length"].max())
-    chunks = fits[fits["length"] == longest]["chunk size"].astype(str)
-    return longest, min(chunks, key=lambda c: _CHUNK_ORDER[c])
+    at = fits[fits["length"] == longest]
+    best = min(at["chunk size"].astype(str), key=lambda c: _CHUNK_ORDER[c])
+    need = float(at[at["chunk size"].astype(str) == best]["predicted reserved (GiB)"].iloc[0])
+    return longest, best, need
 
 
 #: The order in which `recommend` tries recipes: most accurate and fastest first. Offloading keeps fp16's numbers
@@ -343,36 +441,39 @@ RECOMMEND_LADDER = ("fp16", "fp16-offload", "int8-lm", "int8", "int4")
 CHUNK_LADDER = (None, 128, 64, 32, LEAN)
 #: Protein lengths (columns) of the recipe table.
 RECIPE_LENGTHS = (256, 512, 768, 1024, 1280, 1536, 2048, 2560)
+#: The longest length the grid answers for (the lean trunk's longest grid point); longer is not guessed.
+_LONGEST_PLANNED = max(LEAN_GRID_LENGTHS)
 
 
-def recommend(budget_gib: float, length: int, source: str | None = None) -> tuple[str, int | None, float] | None:
-    """(variant, chunk size, predicted GiB incl. CUDA context) of the first recipe in RECOMMEND_LADDER × CHUNK_LADDER
-    predicted to fold `length` residues within `budget_gib` (the grid length at or above `length`); None if none fits."""
-    grid = predicted_grid(source)
-    longer = sorted(n for n in grid["length"].unique() if n >= length)
-    if not longer:
+def recommend(card, length: int) -> tuple[str, int | str | None, float] | None:
+    """(recipe, chunk size, predicted GiB on the card as nvidia-smi would show it) of the first recipe in
+    RECOMMEND_LADDER × CHUNK_LADDER predicted to fold `length` residues on `card` (a `gpu.GPU`, or its memory in GiB);
+    None if none fits or the length is beyond the grid."""
+    card = _card(card)
+    if length > _LONGEST_PLANNED:
         return None
-    at = grid[grid["length"] == longer[0]]
     for variant in RECOMMEND_LADDER:
         for chunk in CHUNK_LADDER:
-            row = at[(at["variant"] == variant) & (at["chunk size"].astype(str) == str(chunk or "none"))]
-            if len(row):
-                need = float(row["predicted nvidia-smi (GiB)"].iloc[0])
-                if need <= budget_gib:
-                    return variant, chunk, need
+            if chunk != LEAN and length > max(GRID_LENGTHS):
+                continue
+            need = grid_estimate(variant, length, chunk)["reserved (GiB)"]
+            if need <= card.usable_gib:
+                return variant, chunk, need + card.context_gib
     return None
 
 
 def recipe_table(source: str | None = None):
-    """"I have X GB of GPU memory and a protein of L residues → use recipe Y": one row per GPU size, one column per
-    length, each cell the recommended recipe and chunk size (predicted)."""
+    """"I have X GB of GPU memory and a protein of L residues → use recipe Y": one row per card of `gpu.CARDS`, one
+    column per length, each cell the recommended recipe and chunk size (predicted)."""
     import pandas as pd
 
+    from helpers import gpu
+
     rows = []
-    for label, budget in BUDGETS_GIB.items():
+    for label, card in gpu.CARDS.items():
         row = {"GPU memory": label}
         for length in RECIPE_LENGTHS:
-            pick = recommend(budget, length, source)
+            pick = recommend(card, length)
             trunk = "lean trunk" if pick and pick[1] == LEAN else f"chunk {pick[1] or 'none'}" if pick else ""
             row[f"≤ {length} aa"] = f"{pick[0]} · {trunk} ({pick[2]:.1f} GiB)" if pick else "no recipe fits"
         rows.append(row)
@@ -405,6 +506,22 @@ def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32
     return pd.DataFrame(rows)
 
 
+def verdict(variant: str, length: int, chunk_size=None, card=None) -> tuple[str, str]:
+    """('fits' | 'borderline' | 'over', one sentence saying why) for one fold of the full-size model on `card` (a
+    `gpu.GPU` or GiB; default: this GPU, else a free T4) — from the committed grid (`grid_estimate`)."""
+    from helpers import gpu
+
+    card = _card(card if card is not None else (gpu.current() or gpu.T4))
+    need = grid_estimate(variant, length, chunk_size)["reserved (GiB)"]
+    said = gpu.verdict(need, card.usable_gib)
+    words = {"fits": "fits (estimate)", "over": "does not fit (estimate)",
+             "borderline": f"borderline (estimate): within {gpu.BORDERLINE_GIB} GiB of the limit, closer than the "
+                           "estimate can promise — its allocator-cache and CUDA-context terms were measured on an H100 "
+                           "or assumed"}
+    return said, (f"{length} residues, '{variant}', {_trunk_label(chunk_size)}: predicted {need:.2f} GiB of the "
+                  f"{card.usable_gib:.2f} GiB PyTorch can use on a {card.name} — {words[said]}")
+
+
 class TooLongError(ValueError):
     """A sequence predicted not to fit the GPU budget with the chosen recipe; the message names a recipe that does."""
 
@@ -413,38 +530,27 @@ class TooLongError(ValueError):
 _LADDER = ("fp32", "fp16", "int8-lm", "int8", "int4")
 
 
-def check_fits(variant: str, length: int, chunk_size: int | None = None, budget_gib: float | None = None) -> float:
-    """Return the predicted peak (GiB, with the CUDA-context allowance) of folding `length` residues with `variant`;
-    raise TooLongError naming the next recipe or chunk size that fits if it exceeds `budget_gib` (default: this GPU's
-    memory, or a T4's). Uses the committed grid (rounded up to the next grid length), else a fresh trace."""
-    if budget_gib is None:
-        budget_gib = (torch.cuda.get_device_properties(0).total_memory / 1024**3 if torch.cuda.is_available()
-                      else BUDGETS_GIB["T4 (14.56 GiB)"])
-    grid = predicted_grid()
-    longer = sorted(length_ for length_ in grid["length"].unique() if length_ >= length)
+def check_fits(variant: str, length: int, chunk_size=None, card=None) -> float:
+    """Return the predicted GPU memory (GiB, as nvidia-smi would show it on `card`) of folding `length` residues with
+    `variant`; raise TooLongError naming the next recipe or chunk size that fits if it does not fit `card` (a
+    `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
+    (`grid_estimate`: interpolated between grid lengths), so it answers at once."""
+    from helpers import gpu
 
-    def predicted(v, chunk):
-        if longer:
-            row = grid[(grid["variant"] == v) & (grid["length"] == longer[0])
-                       & (grid["chunk size"].astype(str) == str(chunk or "none"))]
-            if len(row):
-                return float(row["predicted nvidia-smi (GiB)"].iloc[0])
-        return predict_peak(v, length, chunk)["predicted nvidia-smi (GiB)"]
+    card = _card(card if card is not None else (gpu.current() or gpu.T4))
 
-    need = predicted(variant, chunk_size)
-    if need <= budget_gib:
-        return need
+    def need(v, chunk):
+        return grid_estimate(v, length, chunk)["reserved (GiB)"]
+
+    if need(variant, chunk_size) <= card.usable_gib:
+        return need(variant, chunk_size) + card.context_gib
+    have = f"{card.name} ({card.usable_gib:.1f} GiB for PyTorch after the CUDA context)"
+    wanted = f"{length} residues with '{variant}' ({_trunk_label(chunk_size)}) need about " \
+             f"{need(variant, chunk_size):.1f} GiB, more than {have}."
     options = [(v, c) for v in _LADDER[_LADDER.index(variant) if variant in _LADDER else 0:]
                for c in (chunk_size, 64, 32, LEAN) if v != variant or c != chunk_size]
     for v, c in options:
-        if v in set(grid["variant"]) and predicted(v, c) <= budget_gib:
-            raise TooLongError(
-                f"{length} residues with '{variant}' (chunk size {chunk_size or 'none'}) need about {need:.1f} GiB, "
-                f"more than the {budget_gib:.1f} GiB budget. Predicted to fit: '{v}' with {_trunk_label(c)} "
-                f"(≈ {predicted(v, c):.1f} GiB)."
-            )
-    raise TooLongError(
-        f"{length} residues need about {need:.1f} GiB with '{variant}', more than the {budget_gib:.1f} GiB budget, and "
-        "no recipe of notebooks 01–04 is predicted to fit: fold a shorter piece (a domain), or see notebooks 06–07 "
-        "(offload, a leaner trunk)."
-    )
+        if need(v, c) <= card.usable_gib:
+            raise TooLongError(f"{wanted} Predicted to fit: '{v}' with {_trunk_label(c)} (≈ {need(v, c):.1f} GiB).")
+    raise TooLongError(f"{wanted} No recipe of notebooks 01–07 is predicted to fit: fold a shorter piece (a domain), "
+                       "or offload the language model (notebook 06).")

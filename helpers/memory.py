@@ -14,12 +14,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from helpers import gpu
+
 GIB = 1024**3
-#: A free Colab T4 reports 15 GB total; about this much is usable by PyTorch (GiB).
-T4_BUDGET_GIB = 14.56
 
 OOM_ADVICE = (
-    "Out of memory. The memory has been freed and the kernel is still alive. Next steps, cheapest first: "
+    "The memory has been freed and the kernel is still alive. Next steps, cheapest first: "
     "set a trunk chunk size (model.trunk.set_chunk_size(64), or 32), fold a shorter protein, "
     "then move to a smaller recipe: fp16 language model (notebook 02) → int8 weights (notebook 03). "
     "If memory still looks full, restart the runtime."
@@ -72,21 +72,19 @@ def device_used_gib(device: int | None = None) -> float:
 
 @contextmanager
 def gpu_budget(gib: float | None):
-    """Cap this process's CUDA memory at `gib` GiB inside the block (emulates a smaller GPU); no-op without CUDA."""
-    if gib is None or not torch.cuda.is_available():
+    """Cap this process's GPU memory for PyTorch at `gib` GiB inside the block, as on a smaller card (`gpu.cap`);
+    None changes nothing."""
+    if gib is None:
         yield
         return
-    total = torch.cuda.get_device_properties(0).total_memory / GIB
+    before = gpu.cap_gib()
     free_memory()
-    torch.cuda.set_per_process_memory_fraction(min(1.0, gib / total))
+    gpu.cap(gib)
     try:
         yield
     finally:
-        from helpers import notebook
-
         free_memory()
-        torch.cuda.set_per_process_memory_fraction(1.0)
-        notebook.apply_memory_cap()  # back to the session's own cap (T4 emulation), if any
+        gpu.cap(before)
 
 
 def is_oom(error: BaseException) -> bool:
@@ -96,12 +94,23 @@ def is_oom(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
+#: The `measure` blocks open now, innermost last (a fold asks whether an out-of-memory would be met on purpose).
+_OPEN: list[dict] = []
+
+
+def prepared_for_oom() -> bool:
+    """True inside a `measure(..., may_run_out=True)` block: an out-of-memory here is an outcome the code shows."""
+    return any(record.get("may run out") for record in _OPEN)
+
+
 @contextmanager
-def measure(label: str = "", device: str | None = None, **extra):
+def measure(label: str = "", device: str | None = None, may_run_out: bool = False, **extra):
     """Time a block and record its peak memory (GPU via torch and the driver, CPU RAM as peak RSS); OOM is caught.
 
     An out-of-memory error inside the block is swallowed: memory is freed, the record's status says 'OOM' and advice
-    is printed. The record is a dict that is filled in when the block ends and drops straight into a pandas DataFrame.
+    is printed. `may_run_out=True` says the block is expected to meet it (a fold at the edge of the GPU's memory,
+    shown on purpose): the message says so. The record is a dict that is filled in when the block ends and drops
+    straight into a pandas DataFrame.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_cuda = device.startswith("cuda")
@@ -111,6 +120,7 @@ def measure(label: str = "", device: str | None = None, **extra):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     record["cpu peak is"] = "since this block" if reset_cpu_peak() else "since process start"
+    _OPEN.append({"may run out": may_run_out})
     start = time.perf_counter()
     try:
         yield record
@@ -122,8 +132,10 @@ def measure(label: str = "", device: str | None = None, **extra):
         record["advice"] = OOM_ADVICE
         traceback.clear_frames(error.__traceback__)
         del error
-        print(f"[{label}] {OOM_ADVICE}", file=sys.stderr)
+        said = "Out of memory — an outcome this cell was written for." if may_run_out else "Out of memory."
+        print(f"[{label}] {said} {OOM_ADVICE}", file=sys.stderr)
     finally:
+        _OPEN.pop()
         if on_cuda:
             torch.cuda.synchronize()
         record["seconds"] = time.perf_counter() - start

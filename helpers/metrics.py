@@ -97,22 +97,18 @@ def tm_score(reference, model, reference_length: int | None = None) -> float:
     """Sequence-dependent TM-score of paired Cα coordinates, superposition searched to maximise TM (as TM-score does).
 
     Residues are paired by index; the score is normalised by `reference_length` (default: number of pairs). biotite
-    supplies superposition and the TM formula; the search follows the TM-score program.
+    supplies the superposition; the formula is biotite's (Zhang & Skolnick 2004) and the search the TM-score program's.
     """
-    import biotite.structure as struc
-
     reference, model = _paired(reference, model)
     n = len(reference)
     length = reference_length or n
     if n < 3:
         raise ValueError("TM-score needs at least 3 paired residues")
     d0 = max(0.5, 1.24 * (length - 15) ** (1 / 3) - 1.8) if length > 21 else 0.5
-    reference_atoms, moved_atoms = _as_ca_array(reference), _as_ca_array(model)
-    indices = np.arange(n)
 
-    def score(moved):
-        moved_atoms.coord = moved
-        return struc.tm_score(reference_atoms, moved_atoms, indices, indices, length)
+    def score(moved):  # biotite's `tm_score` formula, without its per-call checks of the atoms (it runs ~1,000 times)
+        distances = np.linalg.norm(moved - reference, axis=1)
+        return float(np.sum(1.0 / (1.0 + (distances / d0) ** 2)) / length)
 
     return _superposition_search(reference, model, min(max(d0, 4.5), 8.0), score)
 

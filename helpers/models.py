@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import data
+from helpers import data, gpu
 
 #: The real model on the Hugging Face hub.
 REAL_MODEL_ID = "facebook/esmfold_v1"
@@ -318,10 +318,11 @@ def load_model(
         raise ValueError(f"Unknown variant {variant!r}; choose one of {list(RECIPES)}")
     recipe = RECIPES[variant]
     device = (device or default_device()) if allow_cpu else require_gpu(source, device)
-    if recipe.needs_bf16 and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+    on_gpu = device.startswith("cuda") or gpu.emulated() is not None
+    if recipe.needs_bf16 and on_gpu and not gpu.bf16_arithmetic():
         raise RuntimeError(
-            f"The '{variant}' variant needs bf16 arithmetic, which this GPU ({torch.cuda.get_device_name(0)}) lacks "
-            "(a T4 has none). Use 'fp16' (fp16 language model, fp32 trunk) instead."
+            f"The '{variant}' variant needs bf16 arithmetic, which this GPU ({gpu.current().name}) lacks: compute "
+            "capability 8.0 or newer has it, a T4 (7.5) does not. Use 'fp16' (fp16 language model, fp32 trunk) instead."
         )
     path = checkpoint_path(source)
     config = load_config(path)
@@ -388,6 +389,44 @@ def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
     out["heads and adapters"] = nbytes(model, exclude=[model.esm, model.trunk])
     out["total"] = nbytes(model)
     return out
+
+
+def precision_of(module: torch.nn.Module) -> str:
+    """How a module's first `Linear` weight is stored: 'fp32', 'fp16', 'bf16', or its quantized type ('int8', 'int4',
+    'float8' for Quanto; 'torchao-int8wo', 'torchao-int8dq' for torchao); 'offloaded' when the weight is not there
+    (accelerate keeps it on the meta device and brings it in layer by layer)."""
+    weight = next(m.weight for m in module.modules() if isinstance(m, torch.nn.Linear))
+    kind = type(weight).__name__
+    if kind in ("WeightQBytesTensor", "WeightQBitsTensor"):  # Quanto
+        return {"qint8": "int8", "qint4": "int4", "qfloat8_e4m3fn": "float8"}.get(weight.qtype.name, weight.qtype.name)
+    if kind not in ("Tensor", "Parameter"):  # torchao: weight-only or with dynamically quantized activations
+        return "torchao-int8dq" if getattr(weight, "act_quant_kwargs", None) is not None else "torchao-int8wo"
+    if weight.device.type == "meta":
+        return "offloaded"
+    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(weight.dtype, str(weight.dtype))
+
+
+def _expected_precisions(recipe: Recipe) -> tuple[str, str, bool]:
+    """(language model, trunk, LM offloaded) of a loaded recipe, as `precision_of` reads them."""
+    quantized = recipe.quanto or {"int8-weight-only": "torchao-int8wo", "int8-dynamic": "torchao-int8dq"}.get(
+        recipe.torchao)
+    base = {torch.float32: "fp32", torch.bfloat16: "bf16"}[recipe.dtype]
+    lm = quantized or ("fp16" if recipe.fp16_esm or recipe.half_lm_after_load else base)
+    trunk = base if recipe.lm_only or not quantized else quantized
+    return lm, trunk, recipe.offload_lm
+
+
+def recipe_of(model: torch.nn.Module) -> str | None:
+    """The `RECIPES` name a loaded model folds as (the seed's fp16 route folds as 'fp16'), read from its weights; None
+    for a state no recipe describes (e.g. the whole model cast to fp16)."""
+    lm, trunk = precision_of(model.esm), precision_of(model.trunk)
+    offloaded = lm == "offloaded"
+    if offloaded:  # the offloaded LM's weights are in CPU RAM (or on disk): the recipes that offload keep them fp16
+        lm = "fp16"
+    for name, recipe in RECIPES.items():
+        if not recipe.half_lm_after_load and _expected_precisions(recipe) == (lm, trunk, offloaded):
+            return name
+    return None
 
 
 def resident_bytes(model: torch.nn.Module) -> int:

@@ -9,16 +9,15 @@ import sys
 import warnings
 from pathlib import Path
 
-from helpers import data, models
+from helpers import data, gpu, models, rehearsal
 
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
 TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
-#: Set to a number of GiB to cap this process's GPU memory (e.g. 14.56 to emulate a free Colab T4 on a big GPU).
-MEMORY_CAP_ENV = "ESMFOLD_MEMORY_CAP_GIB"
 
 _STAND_IN_TEXT = {
-    "tiny": "a TINY random-weight model (a few hundred thousand parameters) — for tests only: memory, time, "
-    "structures and pLDDT are all meaningless",
+    "tiny": "a TINY random-weight model (a few hundred thousand parameters) rehearsing this notebook as a free Colab "
+    "T4 would run it: every fold is planned against a T4's memory (one predicted not to fit runs out of memory on "
+    "purpose) and computes at most its first residues — memory, time, structures and pLDDT are all meaningless",
     "random-full": "the FULL-SIZE esmfold_v1 architecture with RANDOM weights — memory and time are real, "
     "but structures, pLDDT and pTM are meaningless",
 }
@@ -66,18 +65,6 @@ def label(title: str, source: str | None = None) -> str:
     return title + (" — STAND-IN (random weights)" if models.is_stand_in(source) else "")
 
 
-def apply_memory_cap() -> float | None:
-    """Cap this process's CUDA memory at `$ESMFOLD_MEMORY_CAP_GIB` (T4 emulation); return the cap or None."""
-    import torch
-
-    cap = os.environ.get(MEMORY_CAP_ENV)
-    if not cap or not torch.cuda.is_available():
-        return None
-    total = torch.cuda.get_device_properties(0).total_memory / 1024**3
-    torch.cuda.set_per_process_memory_fraction(min(1.0, float(cap) / total))
-    return float(cap)
-
-
 def quiet_libraries() -> None:
     """Silence messages that concern the libraries, not the reader's code, so that red text in a notebook means
     something: torchao's optional kernels that this machine cannot load, torch's pytree deprecation notices,
@@ -95,7 +82,7 @@ def quiet_libraries() -> None:
 
 def start(needs_gpu: bool = True) -> str:
     """Run at the top of every notebook: version check, stand-in banner, GPU check, memory cap, quiet libraries;
-    return the device."""
+    with the tiny stand-in, the rehearsal of a free Colab runtime (`helpers.rehearsal`); return the device."""
     from IPython.display import HTML, display
 
     quiet_libraries()
@@ -104,9 +91,13 @@ def start(needs_gpu: bool = True) -> str:
     if banner:
         display(HTML(banner))
         print(f"STAND-IN MODEL: {models.weights_source()} — results below are not real ESMFold results.")
+    if models.weights_source() == "tiny":
+        rehearsal.install(on_gpu=needs_gpu)
     device = models.require_gpu(device=None) if needs_gpu else models.default_device()
-    cap = apply_memory_cap()
-    print(f"device: {device_name(device)}" + (f" (capped at {cap} GiB)" if cap else ""))
+    cap = gpu.cap(gpu.session_cap())
+    rehearsed = gpu.emulated()
+    print(f"device: {device_name(device)}" + (f" (capped at {cap} GiB)" if cap else "")
+          + (f", planning for a {rehearsed.name}" if rehearsed else ""))
     print(f"weights: {models.weights_source()}")
     return device
 

@@ -57,6 +57,8 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots(figsize=(9, 3.2))
+    if results.get(reference) is None:  # e.g. the reference ran out of memory: compare with the first that folded
+        reference = next(name for name, result in results.items() if result is not None)
     base = np.asarray(results[reference].plddt)
     for name, result in results.items():
         if name != reference and result is not None:
@@ -126,7 +128,8 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
         ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipe_colour(variant) or "black",
                 label=f"seed article, {variant} (cited)")
     ax.set_xlabel("sequence length L (residues)")
-    ax.set_ylabel("seconds per fold (4 trunk passes)")
+    passes = sorted(set(table["trunk passes"])) if "trunk passes" in table else [4]
+    ax.set_ylabel(f"seconds per fold ({'/'.join(map(str, passes))} trunk pass{'es' if passes != [1] else ''})")
     ax.set_title(title or "Time against sequence length")
     ax.legend(fontsize=7, ncol=2)
     if provenance:

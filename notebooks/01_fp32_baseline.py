@@ -32,8 +32,9 @@
 # - how to measure peak GPU memory and time, and what to do when memory runs out;
 # - how to save the prediction as a PDB file and look at it.
 #
-# **Estimated run time on a free Colab T4:** about 10 minutes, most of it the one-time 8.4 GB download
-# (*an estimate: no T4 was available to measure it*).
+# **Estimated run time on a free Colab T4:** about 5 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 1 checkpoint read, 6 folds, 1 of them out of memory on purpose — *an estimate from the series' T4 plan
+# (figures/t4_plan.csv), not a measurement: no T4 was available*.
 #
 # This series runs Meta's ESMFold ([Lin et al., Science 2023](https://doi.org/10.1126/science.ade2574)) through
 # Hugging Face `transformers`, following and extending the article
@@ -44,7 +45,8 @@
 # ## Setup
 # On Colab this installs the few packages Colab lacks (it never touches Colab's torch or transformers); on your
 # own machine it does nothing — install with `make setup` or `environment.yml` instead.
-# Choose a GPU runtime first: *Runtime → Change runtime type → T4 GPU*.
+# Choose a GPU runtime first: *Runtime → Change runtime type → T4 GPU*. Every fresh Colab runtime downloads the
+# 8.4 GB checkpoint again (a minute or two); `DRIVE_CACHE = True` keeps it in your Google Drive instead.
 
 # %%
 import importlib.metadata
@@ -67,7 +69,11 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import data, folding, memory, models, notebook, plots, structure
+from helpers import data, fit, folding, gpu, memory, models, notebook, plots, structure
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
@@ -139,8 +145,8 @@ GIB = 2**30
 fp32_gib = {stage: n * 4 / GIB for stage, n in counts.items()}
 print(f"fp32 weights: {counts['total'] / 1e9:.3f} B parameters × 4 bytes = "
       f"{counts['total'] * 4 / 1e9:.2f} GB = {fp32_gib['total']:.2f} GiB")
-print(f"free Colab T4: {memory.T4_BUDGET_GIB} GiB in all "
-      f"→ {memory.T4_BUDGET_GIB - fp32_gib['total']:.2f} GiB left for the CUDA context and all activations")
+print(f"a free Colab T4: {gpu.T4.total_gib:.2f} GiB for a process, of which the CUDA context takes ≈ "
+      f"{gpu.T4.context_gib} GiB → {gpu.T4.usable_gib - fp32_gib['total']:.2f} GiB left for all activations")
 
 # %% tags=["show-output"]
 from IPython.display import Image
@@ -150,6 +156,15 @@ Image(filename=str(data.repo_file("figures/01_weights_per_stage.png")))  # the c
 # %% [markdown]
 # *Computed from the esmfold_v1 architecture (parameter count × bytes per parameter; exact and device-independent;
 # regenerate with `make figures`).*
+#
+# **A T4's budget, and where it comes from.** On Colab, nvidia-smi shows a T4 with 15,360 MiB; CUDA offers a process
+# 15,835,660,288 bytes of it — 14.75 GiB ([deviceQuery on Colab](https://github.com/enriicola/high-performance-clowns/blob/main/mandelbrot/report/report.md);
+# PyTorch's out-of-memory message there says "total capacity of 14.74 GiB",
+# [an example](https://github.com/zai-org/CogVideo/issues/741)). The **CUDA context** — CUDA's own code and data,
+# loaded when a process first touches the GPU — takes "around 400MB"
+# ([a PyTorch maintainer](https://github.com/pytorch/pytorch/issues/109888)). That part is *assumed* for a T4, not
+# measured (on an H100 it measured 1.17 GiB), so every verdict of this series within 0.5 GiB of the limit is called
+# *borderline*.
 #
 # The real checkpoint on the hub is 8.44 GB, not 14 GB, because it stores the language model in fp16
 # (2.832 B × 2 bytes + 0.693 B × 4 bytes). We load it with `dtype=torch.float32`, which upcasts the language
@@ -218,41 +233,13 @@ print("dtypes:", sorted({str(p.dtype) for p in model.parameters()}),
       f"| weights: {sum(p.numel() * p.element_size() for p in model.parameters()) / GIB:.2f} GiB")
 
 # %% [markdown]
-# `nvidia-smi` shows more than `max_memory_allocated`: the CUDA context (≈ 1 GiB) and the blocks PyTorch's caching
+# `nvidia-smi` shows more than `max_memory_allocated`: the CUDA context (≈ 0.4 GiB on a T4, assumed) and the blocks PyTorch's caching
 # allocator keeps for reuse (`torch.cuda.max_memory_reserved()`). The helpers' `memory.measure` is `timed` grown up:
 # it records allocated, reserved and nvidia-smi's number, the CPU's peak RAM, and if memory runs out inside it, it
 # frees the memory and prints what to do next instead of killing your session. We use it from here on.
 
 # %% [markdown]
-# ## 5 · Will the seed's protein fit?
-#
-# The seed article folds human carbonic anhydrase II (PDB [1CA2](https://www.rcsb.org/structure/1CA2)): 259
-# residues in the deposited sequence, 256 of them resolved in the crystal structure (the article says “256”).
-# The weights leave about 1.4 GiB of a T4, and the CUDA context takes part of that. The largest single activation
-# of the trunk is its triangle attention, which materialises a heads × L × L × L tensor of attention logits at once
-# (computed here from the real architecture's sizes):
-
-# %% tags=["show-output"]
-seed = data.seed_sequence()
-L = len(seed)
-trunk_config = config.esmfold_config.trunk
-heads = trunk_config.pairwise_state_dim // trunk_config.pairwise_head_width
-pair_gib = L * L * trunk_config.pairwise_state_dim * 4 / GIB
-logits_gib = heads * L**3 * 4 / GIB
-print(f"L = {L}: pair representation {pair_gib:.3f} GiB; triangle-attention logits {logits_gib:.3f} GiB "
-      f"unchunked, {logits_gib * 64 / L:.3f} GiB in chunks of 64 rows")
-
-# %% [markdown]
-# The unchunked logits are ≈ 0.26 GiB per tensor, and the softmax and masking make further copies of the same size —
-# on top of weights that already fill 90 % of the card. A **trunk chunk size** makes triangle attention run that many
-# rows at a time — the same numbers, computed in pieces, a little slower, less memory:
-# `model.trunk.set_chunk_size(64)`. Even so, notebook 04's “will it fit?” predictor (checked on an H100, README)
-# puts 1CA2 in fp32 at ≈ 14.8 GiB as nvidia-smi would show it — more than a free T4 has. The seed article measured
-# 16 GB on a bigger GPU. **fp32 does not fold 1CA2 on a free T4**; notebook 02 does, in fp16. Here we fold the
-# 65-residue example of the ESM README, whose published prediction we can check against (all-atom mean pLDDT 88.3).
-
-# %% [markdown]
-# ## 6 · Fold a protein
+# ## 5 · Fold a protein
 #
 # The fold itself is one call under `torch.inference_mode()` (no gradients are kept). `num_recycles=None` keeps the
 # model's default: 4 trunk passes (`num_recycles=N` would run N + 1).
@@ -319,7 +306,7 @@ pd.Series({**fold_record, **result.summary()}).to_frame(notebook.label("fold of 
 #   allocator's spare blocks; **device used** is what `nvidia-smi` shows (everything, CUDA context included).
 
 # %% [markdown]
-# ## 7 · Save and look at the prediction
+# ## 6 · Save and look at the prediction
 #
 # The PDB file carries the pLDDT (0–100) in its B-factor column, so any viewer can colour by confidence.
 
@@ -350,6 +337,58 @@ plots.plot_plddt(result.plddt, title=notebook.label(f"ESM README example (65 aa)
 Image(filename=str(data.repo_file("figures/01_reference_plddt.png")))  # the committed figure (the published copy in Colab)
 
 # %% [markdown]
+# ## 7 · Will the seed's protein fit?
+#
+# The seed article folds human carbonic anhydrase II (PDB [1CA2](https://www.rcsb.org/structure/1CA2)): 259
+# residues in the deposited sequence, 256 of them resolved in the crystal structure (the article says “256”).
+# The weights leave about 1.2 GiB of a T4. The largest single activation of the trunk is its **triangle
+# attention** — each pair of residues (i, j) attends over every third residue k, so it materialises a
+# heads × L × L × L tensor of attention logits at once (computed here from the real architecture's sizes):
+
+# %% tags=["show-output"]
+seed = data.seed_sequence()
+L = len(seed)
+trunk_config = config.esmfold_config.trunk
+heads = trunk_config.pairwise_state_dim // trunk_config.pairwise_head_width
+pair_gib = L * L * trunk_config.pairwise_state_dim * 4 / GIB
+logits_gib = heads * L**3 * 4 / GIB
+print(f"L = {L}: pair representation {pair_gib:.3f} GiB; triangle-attention logits {logits_gib:.3f} GiB "
+      f"unchunked, {logits_gib * 64 / L:.3f} GiB in chunks of 64 rows")
+
+# %% [markdown]
+# The softmax and masking make further copies of those logits, on top of weights that already fill most of the card.
+# A **trunk chunk size** makes triangle attention run that many rows at a time — the same numbers, computed in
+# pieces, a little slower, less memory: `model.trunk.set_chunk_size(64)`.
+#
+# Will it fit? Notebook 04's predictor answers without a GPU (it runs the real model code on tensors without data,
+# and adds the allocator's cache and a T4's CUDA context; `fit.verdict`):
+
+# %% tags=["show-output"]
+for chunk in (None, 64):
+    print(fit.verdict("fp32", L, chunk, gpu.T4)[1])
+
+# %% [markdown]
+# Unchunked, 1CA2 sits at the edge of a T4: the estimate cannot say which side. So we **try it on purpose**, inside
+# `memory.measure(..., may_run_out=True)`: if memory runs out, the error is caught, the memory freed, and the cell
+# says what to do next — the kernel survives. Then the same fold with chunk 64.
+
+# %%
+model.trunk.set_chunk_size(None)
+with memory.measure("1CA2, fp32, unchunked", device=DEVICE, may_run_out=True) as unchunked:
+    folding.fold(model, tokenizer, seed)
+model.trunk.set_chunk_size(64)
+with memory.measure("1CA2, fp32, chunk 64", device=DEVICE) as chunked:
+    folding.fold(model, tokenizer, seed)
+print(notebook.label("1CA2 in fp32 on this GPU"))
+pd.DataFrame([unchunked, chunked]).set_index("label").filter(["status", "seconds", "peak allocated (GiB)",
+                                                               "device used, nvidia-smi (GiB)"])
+
+# %% [markdown]
+# Whatever the first row says on your T4, the chunked fold is the one to use. The seed article measured 16 GB with
+# nvidia-smi for this protein on a larger GPU, unchunked. Notebook 02 makes room the cheap way: half the language
+# model.
+
+# %% [markdown]
 # ## Recap
 # - ESMFold = ESM-2 language model (2.83 B parameters, runs once) → folding trunk (0.69 B, runs 4 times) →
 #   structure module. 3.53 B parameters × 4 bytes ≈ 14.1 GB (13.1 GiB) in fp32: nearly a whole free T4.
@@ -357,17 +396,17 @@ Image(filename=str(data.repo_file("figures/01_reference_plddt.png")))  # the com
 #   `EsmForProteinFolding.from_pretrained(..., dtype=torch.float32, device_map=...)`; `model(**inputs)` under
 #   `torch.inference_mode()`; pLDDT is 0–1 in the outputs (×100 for the published scale), pTM 0–1.
 # - `torch.cuda.reset_peak_memory_stats()` / `max_memory_allocated()` measure a step's peak; nvidia-smi shows more.
-# - fp32 fits a T4 only for short proteins: 1CA2 (259 aa) needs ≈ 14.8 GiB even with chunking.
 # - Activations grow with L² (pair representation) and, in triangle attention, L³; `model.trunk.set_chunk_size`
-#   trades a little time for memory. Default recycles: `num_recycles=None`.
+#   trades a little time for memory. In fp32, 1CA2 fits a T4 only with chunking (estimate).
+# - `memory.measure(..., may_run_out=True)` tries a fold that may not fit: out of memory is caught, freed, explained.
+#   Default recycles: `num_recycles=None`.
 #
 # ## Exercises
-# 1. Fold the same protein with `num_recycles=0` (a single trunk pass). How much faster is it, and how does mean
-#    pLDDT change? (Only the real weights can tell you whether the structure got worse.)
+# 1. Fold the 65-residue protein with `num_recycles=0` (a single trunk pass). How much faster is it, and how does
+#    mean pLDDT change? (Only the real weights can tell you whether the structure got worse.)
 # 2. How many GiB does the language model alone take in fp32, and what fraction of a T4 is that? What would it be
 #    at 2 bytes per parameter?
-# 3. Try 1CA2 anyway, with chunk size 64, inside `memory.measure`. On a T4 it runs out of memory: what does the
-#    record say, and is the session still usable afterwards?
+# 3. Does chunk size 32 buy anything over 64 for 1CA2 in fp32? Ask the predictor (`fit.verdict`) before folding.
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
@@ -381,15 +420,15 @@ print(f"1 pass:   {one_pass['seconds']:.1f} s, mean pLDDT {quick.mean_plddt_ca:.
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — the language model's share
 lm = counts["language model (ESM-2)"]
-print(f"fp32: {lm * 4 / GIB:.2f} GiB = {lm * 4 / GIB / memory.T4_BUDGET_GIB:.0%} of a T4; "
+print(f"fp32: {lm * 4 / GIB:.2f} GiB = {lm * 4 / GIB / gpu.T4.total_gib:.0%} of a T4; "
       f"fp16: {lm * 2 / GIB:.2f} GiB — the saving notebook 02 is about")
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 3 — 1CA2 in fp32, caught if it does not fit
-with memory.measure("fold 1CA2", device=DEVICE, variant="fp32", length=L, chunk_size=64) as attempt:
-    folding.fold(model, tokenizer, seed)
-print(attempt["status"], attempt.get("advice", ""))
-print("still usable:", folding.fold(model, tokenizer, "MKTAYIAKQR").summary())
+# @title Solution 3 — chunk 32 against chunk 64
+for chunk in (64, 32):
+    print(fit.verdict("fp32", L, chunk, gpu.T4)[1])
+print("The same: below 64 rows the chunked logits are no longer the peak — the trunk's other L × L tensors are "
+      "(notebook 07).")
 
 # %% [markdown]
 # ## Next

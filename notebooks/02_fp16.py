@@ -32,8 +32,9 @@
 # - why the folding trunk stays in fp32 on a T4, and a bf16 recipe for newer GPUs;
 # - how to measure agreement between two predictions of the same protein: TM-score, Cα-RMSD, lDDT-Cα, ΔpLDDT, ΔpTM.
 #
-# **Estimated run time on a free Colab T4:** about 15 minutes after the weights are cached (three model loads and
-# four folds; *an estimate: no T4 was available to measure it*).
+# **Estimated run time on a free Colab T4:** about 7 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 3 checkpoint reads, 5 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
+# measurement: no T4 was available*.
 
 # %% [markdown]
 # ## Setup
@@ -59,7 +60,11 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, folding, memory, models, notebook, plots
+from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
@@ -156,17 +161,19 @@ records["fp16"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memor
 print("language model:", model.esm.dtype, "| trunk:", model.trunk.structure_module.ipa.linear_q.weight.dtype)
 
 # %% [markdown]
-# Now the seed's protein fits: 1CA2 in fp16 is predicted at ≈ 10.0 GiB as nvidia-smi would show it (notebook 04),
-# well inside a T4.
+# Now the seed's protein fits with room to spare — the predictor of notebook 04, for a free T4:
+
+# %% tags=["show-output"]
+print(fit.verdict("fp16", len(SEED), CHUNK, gpu.T4)[1])
 
 # %%
 with memory.measure("fold 1CA2, fp16", device=DEVICE, length=len(SEED)) as seed_fold:
     seed_result = folding.fold(model, tokenizer, SEED)
 pd.Series({**seed_fold, **seed_result.summary()}).to_frame(notebook.label("1CA2, fp16"))
 
-# %%
-del model
-torch.cuda.empty_cache()
+# %% [markdown]
+# We keep this fp16 model loaded to the end of the notebook (the exercises use it): each load reads the 8.4 GB
+# checkpoint again, about a minute on Colab.
 
 # %% [markdown]
 # **What you typed in notebooks 01–02, in one function.** `models.load_model(recipe, device=...)` does exactly these
@@ -189,14 +196,29 @@ torch.cuda.empty_cache()
 #
 # ### bf16 for readers with newer GPUs
 # On Ampere and newer (L4, A100, RTX 30/40 series) the whole model can run in bf16: 6.6 GiB of weights —
-# `from_pretrained(..., dtype=torch.bfloat16)`. `torch.cuda.is_bf16_supported()` tells whether your GPU has it (a
+# `from_pretrained(..., dtype=torch.bfloat16)`. Which GPUs have bf16 *arithmetic* is a question of their **compute
+# capability** — NVIDIA's version number for a GPU generation: 7.5 for a T4 (Turing), 8.0 and up from Ampere on.
+# Do not ask `torch.cuda.is_bf16_supported()`: by default it only checks that a bf16 tensor can be created, and a T4
+# answers True ([pytorch#148322](https://github.com/pytorch/pytorch/pull/148322)). `gpu.bf16_arithmetic()` asks for
+# compute capability ≥ 8.0; on a T4 the cell below skips.
 # T4 says False and the cell skips). Its accuracy, too, can only be judged with the real weights.
 
 # %%
-if DEVICE == "cpu" or torch.cuda.is_bf16_supported():
-    records["bf16"], results["bf16"] = benchmark.load_and_fold("bf16", COMPARE, DEVICE, chunk_size=CHUNK)
+print("compute capability:", gpu.current().capability if gpu.current() else "no GPU",
+      "| torch.cuda.is_bf16_supported():", torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+      "| bf16 arithmetic:", gpu.bf16_arithmetic())
+if gpu.bf16_arithmetic():
+    with memory.measure("load bf16", device=DEVICE) as load:
+        bf16_model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.bfloat16, device_map=DEVICE)
+    bf16_model.eval().trunk.set_chunk_size(CHUNK)
+    with memory.measure("fold bf16", device=DEVICE) as fold:
+        results["bf16"] = folding.fold(bf16_model, tokenizer, COMPARE)
+    records["bf16"] = {"weights (GiB)": models.weights_bytes(bf16_model)["total"] / memory.GIB,
+                       **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+    del bf16_model
+    memory.free_memory()
 else:
-    print(f"{notebook.device_name(DEVICE)} has no bf16 arithmetic: skipping the bf16 recipe (it would need an L4/A100/RTX 30+)")
+    print("no bf16 arithmetic on this GPU: the bf16 recipe is skipped (it needs compute capability 8.0 or newer)")
 
 # %% [markdown]
 # ## 5 · Did the prediction change? Measuring agreement
@@ -242,7 +264,7 @@ bar_columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "fold p
 plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"fp32 vs fp16 language model ({len(COMPARE)} aa, "
                                                                  f"chunk {CHUNK})"),
                         provenance=notebook.provenance_line(DEVICE),
-                        budget_gib=memory.T4_BUDGET_GIB if DEVICE.startswith("cuda") else None);
+                        budget_gib=gpu.budget_gib());
 
 # %% [markdown]
 # **What to look for** (with the real weights on a GPU): the fp16 routes' weights shrink by ≈ 5.3 GiB; the seed's
@@ -283,14 +305,11 @@ print("Both hold the same fp16 language-model weights (the checkpoint's) and the
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — the trunk in fp16 (accuracy needs the real weights)
-model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=CHUNK)
-model.half()
+model.half()  # the fp16 model of section 3, now fp16 throughout
 with memory.measure("fold, whole model fp16", device=DEVICE) as half_record:
     half = folding.fold(model, tokenizer, SEED)
 print(half_record["status"], "| finite coordinates:", bool(np.isfinite(half.positions).all()),
       "| mean pLDDT:", round(half.mean_plddt_ca, 1))
-del model
-memory.free_memory()
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — average bytes per parameter
@@ -298,6 +317,8 @@ counts = models.component_parameters(models.meta_model("random-full"))  # the re
 fp16_bytes = counts["language model (ESM-2)"] * 2 + (counts["total"] - counts["language model (ESM-2)"]) * 4
 print(f"{fp16_bytes / counts['total']:.2f} bytes per parameter: the LM (80 % of the parameters) uses 2, the trunk "
       "and heads (20 %) still use 4.")
+del model  # the end of the notebook: give the GPU back
+memory.free_memory()
 
 # %% [markdown]
 # ## Next

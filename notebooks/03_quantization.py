@@ -26,13 +26,15 @@
 #
 # **What you will learn**
 # - the seed article's int8 recipe — `QuantoConfig(weights="int8")` in `from_pretrained` — and what it really saves;
-# - four more recipes measured the same way: int8 in the language model only, int4, float8, and torchao's int8;
+# - more recipes measured the same way: int8 in the language model only, int4, and torchao's two int8 recipes
+#   (float8: what it is, and why a T4 gains nothing from it);
 # - why int8 is *slower* than fp16 on most GPUs, and where the time goes;
 # - how to save a quantized model once and reload it without re-quantizing (and without filling Colab's RAM);
 # - how to check that a layer is really quantized.
 #
-# **Estimated run time on a free Colab T4:** about 25 minutes after the weights are cached (six quantize-on-load
-# passes over 8.4 GB, seven folds; *an estimate: no T4 was available to measure it*).
+# **Estimated run time on a free Colab T4:** about 13 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 6 checkpoint reads, 10 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
+# measurement: no T4 was available*.
 
 # %% [markdown]
 # ## Setup
@@ -61,7 +63,11 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, folding, memory, models, notebook, plots, quantization
+from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots, quantization
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
@@ -84,8 +90,12 @@ CHUNK = 64
 # bell-shaped distribution more closely. Quanto quantizes only the `Linear` layers' weights — they hold almost all
 # of ESMFold's parameters — and leaves embeddings, layer norms and activations in their original precision.
 #
-# The reference, as in notebook 02, is the fp32 prediction of the same protein — `benchmark.load_and_fold` is
-# notebook 02's load, measure, fold and free in one call.
+# Every recipe below reads the 8.4 GB checkpoint again (about a minute on Colab), so the notebook loads each one
+# once and does everything that needs it while it is there.
+#
+# The reference, as in notebook 02, is the fp32 prediction of the same protein. While the fp32 model is loaded we also
+# time its stages (`benchmark.stage_times`: the language model, each trunk pass and the structure module, timed with
+# forward hooks) for section 3.
 
 # %%
 import pandas as pd
@@ -94,7 +104,16 @@ from transformers import AutoTokenizer, EsmForProteinFolding, QuantoConfig
 
 tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
 rows, results = {}, {}
-rows["fp32"], results["fp32"] = benchmark.load_and_fold("fp32", COMPARE, DEVICE, chunk_size=CHUNK)
+with memory.measure("load fp32", device=DEVICE) as load:
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE)
+model.eval().trunk.set_chunk_size(CHUNK)
+with memory.measure("fold fp32", device=DEVICE) as fold:
+    results["fp32"] = folding.fold(model, tokenizer, COMPARE)
+rows["fp32"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
+                **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+fp32_stages = benchmark.stage_times(model, tokenizer, COMPARE)
+del model
+memory.free_memory()
 
 
 def load_fold_free(name, **from_pretrained_args):
@@ -108,7 +127,7 @@ def load_fold_free(name, **from_pretrained_args):
     rows[name] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
                   **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
     del model
-    torch.cuda.empty_cache()
+    memory.free_memory()
     return pd.Series(rows[name])
 
 
@@ -119,15 +138,20 @@ def load_fold_free(name, **from_pretrained_args):
 # placed on the GPU; the full-precision copy is dropped.
 
 # %%
-load_fold_free("int8", quantization_config=QuantoConfig(weights="int8"))
+with memory.measure("load int8", device=DEVICE) as load:
+    model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE,
+                                                 quantization_config=QuantoConfig(weights="int8"))
+model.eval().trunk.set_chunk_size(CHUNK)
+with memory.measure("fold int8", device=DEVICE) as fold:
+    results["int8"] = folding.fold(model, tokenizer, COMPARE)
+rows["int8"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
+                **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
+pd.Series(rows["int8"])
 
 # %% [markdown]
 # Is it really quantized? Look at how one `Linear` layer stores its weight, then count them all:
 
 # %%
-model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE,
-                                             quantization_config=QuantoConfig(weights="int8"))
-model.eval().trunk.set_chunk_size(CHUNK)
 query = model.esm.encoder.layer[0].attention.self.query
 print(type(query.weight).__name__, "| data:", query.weight._data.dtype, tuple(query.weight._data.shape),
       "| scale:", query.weight._scale.dtype, tuple(query.weight._scale.shape))
@@ -135,17 +159,10 @@ print(dict(quantization.quantized_linears(model)))
 
 # %% [markdown]
 # Every `Linear` weight is a `WeightQBytesTensor` whose data is `torch.int8` — about a quarter of its fp32 bytes
-# (plus one fp32 scale per row). While the model is loaded, let us see **where the time goes** in one fold
-# (`benchmark.stage_times` times the language model, each trunk pass and the structure module with forward hooks):
+# (plus one fp32 scale per row). Now **where the time goes** in one int8 fold, beside the fp32 reference's stages:
 
 # %%
 int8_stages = benchmark.stage_times(model, tokenizer, COMPARE)
-del model
-torch.cuda.empty_cache()
-fp32_model, _ = models.load_model("fp32", device=DEVICE, chunk_size=CHUNK)
-fp32_stages = benchmark.stage_times(fp32_model, tokenizer, COMPARE)
-del fp32_model
-torch.cuda.empty_cache()
 stages = pd.DataFrame({"fp32": fp32_stages, "int8": int8_stages})
 print(notebook.label(f"seconds per stage, {len(COMPARE)} aa"))
 stages
@@ -157,30 +174,82 @@ stages
 # turning it back into floating point (`scale × q`, a full-size temporary matrix) and then running an ordinary
 # floating-point matrix multiply — on every call, for every layer, in every one of the 4 trunk passes. The seed saw
 # this too (≈ 1.7 s vs ≈ 1.0 s at short lengths; an H100 here: 1.5 s vs 0.8 s at 30 aa). Fast paths exist only on
-# newer GPUs: Quanto's int4 (AWQ) and float8 (Marlin) kernels need compute capability ≥ 8.0 and fp16/bf16
-# activations; int8 × int8 `torch._int_mm` needs quantized activations too. A T4 is compute capability 7.5, and the
-# trunk's activations are fp32, so every recipe below runs through the dequantize-then-multiply path on a T4. At long
-# lengths the difference shrinks: the trunk's work on the L × L pair representation (triangle updates and attention,
-# which are not `Linear` weight multiplies of a large matrix) dominates, and that work is the same in every recipe.
+# newer GPUs: Quanto's int4 ([AWQ](https://arxiv.org/abs/2306.00978), a 4-bit format with its own GPU kernel) and
+# float8 ([Marlin](https://github.com/IST-DASLab/marlin), a fast mixed-precision kernel) paths need compute
+# capability ≥ 8.0 (Ampere or newer; notebook 02) *and* fp16/bf16 activations, and the trunk's are fp32. On a free T4,
+# each recipe multiplies like this (`gpu.quantized_matmul(recipe)` answers for your GPU):
+
+# %% tags=["show-output"]
+with pd.option_context("display.max_colwidth", None):
+    display(pd.Series({name: gpu.quantized_matmul(name, gpu.T4) for name in [
+        "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq"]}, name="on a free T4").to_frame())
 
 # %% [markdown]
-# ## 4 · More recipes: the language model only, int4, float8
+# At long lengths the difference shrinks: the trunk's work on the L × L pair representation (triangle updates and
+# attention, which are not `Linear` weight multiplies of a large matrix) dominates, and that work is the same in every
+# recipe.
+
+# %% [markdown]
+# ## 4 · Save once, reload fast
+#
+# Quantize-on-load reads all 8.4 GB and quantizes every weight *each time* you load. Quanto models cannot go through
+# `save_pretrained` (it raises “not serializable”), but their state dict can be saved with Quanto's
+# `quantization_map(model)`, which says which layer holds which type. Reloading builds the model on the `meta`
+# device (no memory), and `requantize` turns the mapped layers into quantized ones filled straight from the saved
+# int8 tensors — no full-precision weight is ever materialised. We save the int8 model we have; on Colab, save to
+# Google Drive to keep the file.
+
+# %%
+import json
+from pathlib import Path
+
+from optimum.quanto import quantization_map, requantize
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig
+
+saved = Path("outputs") / "esmfold-int8"
+saved.mkdir(parents=True, exist_ok=True)
+save_file({name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}, saved / "model.safetensors")
+(saved / "quantization_map.json").write_text(json.dumps(quantization_map(model)))
+model.config.save_pretrained(saved)
+del model
+memory.free_memory()
+
+with memory.measure("reload pre-quantized", device=DEVICE) as reload:
+    with torch.device("meta"):
+        model = EsmForProteinFolding(AutoConfig.from_pretrained(saved))
+    requantize(model, load_file(saved / "model.safetensors"), json.loads((saved / "quantization_map.json").read_text()),
+               device=torch.device("cpu"))
+    model = model.to(DEVICE).eval()
+model.trunk.set_chunk_size(CHUNK)
+after = folding.fold(model, tokenizer, COMPARE)
+print("identical prediction after reload:", (results["int8"].positions == after.positions).all())
+size_gib = sum(f.stat().st_size for f in saved.iterdir()) / memory.GIB
+pd.DataFrame([rows["int8"] | {"label": "quantize on load", "seconds": rows["int8"]["load seconds"]}, reload]).set_index(
+    "label")[["seconds"]].assign(**{"file size (GiB)": size_gib})
+
+# %% [markdown]
+# `quantization.save_quantized(model, folder)` and `quantization.load_quantized(folder, device=...)` are these two
+# cells as functions (notebooks 06 and 08 use them). We keep this reloaded int8 model for the exercises.
+
+# %% [markdown]
+# ## 5 · More recipes: the language model only, int4
 #
 # - **int8 in the language model only**: the 2.83 B-parameter language model runs once per fold; the trunk, which
 #   runs 4 times, stays fp32. `modules_to_not_convert` lists the modules Quanto must leave alone — everything outside
 #   `esm`, the language model.
-# - **int4** and **float8** are a one-word change: `QuantoConfig(weights="int4")`, `QuantoConfig(weights="float8")`.
-#   int4 keeps 4 bits in groups of 128; float8 is e4m3. Only Ada/Hopper GPUs (L4, RTX 40, H100) have float8
-#   arithmetic; elsewhere — a T4, an A100 — it is storage only.
+# - **int4** is a one-word change: `QuantoConfig(weights="int4")`, 4 bits in groups of 128.
+# - **float8** would be one word too (`weights="float8"`, e4m3: 4 exponent bits, 3 mantissa bits). Its weights take
+#   exactly int8's bytes (the README's weights table), and only Ada and Hopper GPUs (L4, RTX 40, H100) compute in
+#   float8 — on a T4 it is storage only, so this notebook does not spend a load on it.
 
 # %%
 not_the_language_model = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
 load_fold_free("int8-lm", quantization_config=QuantoConfig(weights="int8", modules_to_not_convert=not_the_language_model))
-for weights in ["int4", "float8"]:
-    load_fold_free(weights, quantization_config=QuantoConfig(weights=weights))
+load_fold_free("int4", quantization_config=QuantoConfig(weights="int4"))
 
 # %% [markdown]
-# ## 5 · torchao: the actively maintained alternative
+# ## 6 · torchao: the actively maintained alternative
 #
 # Quanto's README has said it is in maintenance mode since late 2025; its authors point to
 # [torchao](https://github.com/pytorch/ao), PyTorch's own quantization library. The same `from_pretrained` call
@@ -197,7 +266,7 @@ load_fold_free("torchao-int8wo", quantization_config=TorchAoConfig(Int8WeightOnl
 load_fold_free("torchao-int8dq", quantization_config=TorchAoConfig(Int8DynamicActivationInt8WeightConfig()))
 
 # %% [markdown]
-# ## 6 · All recipes side by side
+# ## 7 · All recipes side by side
 
 # %%
 table = pd.DataFrame(rows).T
@@ -214,60 +283,12 @@ summary
 bar_columns = [c for c in ["weights (GiB)", "fold peak allocated (GiB)", "fold seconds", "load seconds"] if c in table.columns]
 plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"Quantization recipes ({len(COMPARE)} aa, chunk {CHUNK})"),
                         provenance=notebook.provenance_line(DEVICE),
-                        budget_gib=memory.T4_BUDGET_GIB if DEVICE.startswith("cuda") else None);
+                        budget_gib=gpu.budget_gib());
 
 # %% [markdown]
 # The weights column is exact and device-independent: for the real architecture it is listed in the README
 # (computed from each recipe loaded on a CPU). Peak memory and time of the full-size model on an H100 are in the
 # README's "Measured on a GPU"; agreement needs the real weights.
-
-# %% [markdown]
-# ## 7 · Save once, reload fast
-#
-# Quantize-on-load reads all 8.4 GB and quantizes every weight *each time* you load. Quanto models cannot go through
-# `save_pretrained` (it raises “not serializable”), but their state dict can be saved with Quanto's
-# `quantization_map(model)`, which says which layer holds which type. Reloading builds the model on the `meta`
-# device (no memory), and `requantize` turns the mapped layers into quantized ones filled straight from the saved
-# int8 tensors — no full-precision weight is ever materialised. On Colab, save to Google Drive to keep the file.
-
-# %%
-import json
-from pathlib import Path
-
-from optimum.quanto import quantization_map, requantize
-from safetensors.torch import load_file, save_file
-from transformers import AutoConfig
-
-saved = Path("outputs") / "esmfold-int8"
-saved.mkdir(parents=True, exist_ok=True)
-with memory.measure("quantize on load", device=DEVICE) as on_load:
-    model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.float32, device_map=DEVICE,
-                                                 quantization_config=QuantoConfig(weights="int8"))
-model.eval().trunk.set_chunk_size(CHUNK)
-before = folding.fold(model, tokenizer, COMPARE)
-save_file({name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}, saved / "model.safetensors")
-(saved / "quantization_map.json").write_text(json.dumps(quantization_map(model)))
-model.config.save_pretrained(saved)
-del model
-torch.cuda.empty_cache()
-
-with memory.measure("reload pre-quantized", device=DEVICE) as reload:
-    with torch.device("meta"):
-        model = EsmForProteinFolding(AutoConfig.from_pretrained(saved))
-    requantize(model, load_file(saved / "model.safetensors"), json.loads((saved / "quantization_map.json").read_text()),
-               device=torch.device("cpu"))
-    model = model.to(DEVICE).eval()
-model.trunk.set_chunk_size(CHUNK)
-after = folding.fold(model, tokenizer, COMPARE)
-del model
-torch.cuda.empty_cache()
-print("identical prediction after reload:", (before.positions == after.positions).all())
-size_gib = sum(f.stat().st_size for f in saved.iterdir()) / memory.GIB
-pd.DataFrame([on_load, reload]).assign(**{"file size (GiB)": size_gib})
-
-# %% [markdown]
-# `quantization.save_quantized(model, folder)` and `quantization.load_quantized(folder, device=...)` are these two
-# cells as functions (notebooks 06 and 08 use them).
 
 # %% [markdown]
 # ## 8 · Every recipe is a loader option
@@ -276,7 +297,8 @@ pd.DataFrame([on_load, reload]).assign(**{"file size (GiB)": size_gib})
 # `from_pretrained` call you typed above for it — so notebooks 04–06 can sweep them:
 
 # %% tags=["show-output"]
-pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T
+with pd.option_context("display.max_colwidth", None):
+    display(pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T)
 
 # %% [markdown]
 # ## Recap
@@ -287,44 +309,47 @@ pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.item
 #   every multiply, so int8 is slower than fp16.
 # - Quanto is in maintenance mode; `TorchAoConfig(Int8WeightOnlyConfig())` goes through the same call.
 # - Save a Quanto model as state dict + `quantization_map`; reload with `requantize` on a meta-device model:
-#   bit-identical predictions, no re-quantization.
+#   bit-identical predictions, no re-quantization — and no second read of the 8.4 GB checkpoint.
 #
 # ## Exercises
 # 1. How many bytes does the int8 model spend on *scales*? (Hint: `quantization.weight_storage` of every `Linear`.)
-# 2. Quantize the language model in int4 but keep the trunk in fp32.
-# 3. Fold 1CA2 (259 aa) with `int8` and with `fp16` (notebook 02). Which recipe would you use on a T4 for a
-#    259-residue protein, and why?
+# 2. From the stage times of section 2: how much of int8's extra time is spent in the language model, and how much in
+#    the trunk? Which recipe of section 5 should be faster, and is it?
+# 3. Which recipe would you use on a T4 for the seed's 1CA2 (259 aa), and why? Fold it with the int8 model you have,
+#    and ask the predictor about fp16.
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — bytes spent on scales
-model, tokenizer = models.load_model("int8", device=DEVICE, chunk_size=CHUNK)
 linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
 storage = [quantization.weight_storage(m) for m in linears]
 data_bytes = sum(m.weight.numel() for m in linears)  # one byte per int8 weight
 total = sum(s["bytes"] for s in storage)
 print(f"{len(linears)} Linear layers: {data_bytes / memory.GIB:.3f} GiB of int8 data, "
       f"{(total - data_bytes) / memory.GIB:.4f} GiB of scales")
-del model
-torch.cuda.empty_cache()
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 2 — int4 language model, fp32 trunk
-load_fold_free("int4-lm", quantization_config=QuantoConfig(weights="int4", modules_to_not_convert=not_the_language_model))
-print({k: rows["int4-lm"][k] for k in ["weights (GiB)", "fold seconds"]})
+# @title Solution 2 — where int8's extra time goes
+extra = stages["int8"] - stages["fp32"]
+lm_extra = extra["language model (s)"]
+trunk_extra = extra[[k for k in extra.index if k.startswith("trunk pass")]].sum()
+print(f"int8 − fp32: language model {lm_extra:+.2f} s, the 4 trunk passes {trunk_extra:+.2f} s")
+print(f"int8-lm keeps the trunk fp32, so it pays only the first: fold {rows['int8-lm']['fold seconds']:.2f} s against "
+      f"int8's {rows['int8']['fold seconds']:.2f} s")
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 3 — int8 or fp16 on a T4?
+# @title Solution 3 — int8 or fp16 for 1CA2 on a T4?
 seed = data.seed_sequence()
-seed_rows, seed_results = {}, {}
+with memory.measure("1CA2, int8", device=DEVICE) as seed_int8:
+    folding.fold(model, tokenizer, seed)
 for name in ["fp16", "int8"]:
-    seed_rows[name], seed_results[name] = benchmark.load_and_fold(name, seed, DEVICE, chunk_size=CHUNK)
-print(benchmark.agreement_table(seed_results, reference="fp16"))
-fp16_gib, int8_gib = seed_rows["fp16"]["weights (GiB)"], seed_rows["int8"]["weights (GiB)"]
-print(f"fp16 ({fp16_gib:.2f} GiB of weights) leaves room for a 259-residue fold on a T4 and runs at about fp32 speed; "
-      f"int8 saves another {fp16_gib - int8_gib:.2f} GiB but is slower. Use int8 when the *length* needs the room — "
-      "notebook 04 shows where that is.")
+    print(fit.verdict(name, len(seed), CHUNK, gpu.T4)[1])
+print(f"int8 folded 1CA2 in {seed_int8['seconds']:.1f} s here. fp16 fits a T4 with room to spare and runs at about "
+      "fp32 speed: use it. int8 saves memory you do not need at this length and costs time — notebook 04 shows where "
+      "the length needs it.")
+del model
+memory.free_memory()
 
 # %% [markdown]
 # ## Next

@@ -31,8 +31,9 @@
 # - how to predict a fold's peak memory on a CPU in seconds — no weights, no GPU — by running the real model code on
 #   *fake* tensors, and the “Which recipe fits my hardware?” table computed that way.
 #
-# **Estimated run time on a free Colab T4:** about 30 minutes for the default (quick) sweep; the full grid of
-# every recipe × chunk size × length takes hours (*estimates: no T4 was available to measure them*).
+# **Estimated run time on a free Colab T4:** about 15 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 4 checkpoint reads, 36 folds, 5 of them out of memory on purpose — *an estimate from the series' T4 plan
+# (figures/t4_plan.csv), not a measurement: no T4 was available*.
 
 # %% [markdown]
 # ## Setup
@@ -61,64 +62,93 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, fit, folding, memory, models, notebook, plots
+from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
-# The one cell that differs between a GPU run and the tests' tiny stand-in (`ESMFOLD_WEIGHTS=tiny`, a CPU, seconds):
-# which recipes, chunk sizes and lengths the sweep measures. `FULL = True` runs the whole grid — every recipe × chunk
-# size none/128/64/32 × lengths up to where a T4 runs out: hours on a T4. The default is the seed article's range.
+# Which recipes, chunk sizes and lengths the sweep measures. The sweep times **one trunk pass** per fold
+# (`num_recycles=0`): peak memory does not depend on the number of passes (an H100 measured the same peak for 1 and 4
+# passes at 480 aa), and four passes would take four times as long. `FULL = True` runs the whole grid — every recipe
+# × chunk size none/128/64/32 × lengths up to where a T4 runs out: hours on a T4.
 
 # %%
 DEVICE = notebook.start()  # "cuda"
-TINY = models.weights_source() == "tiny"  # the tests' stand-in: short lengths, no seed overlay
 FULL = False
-if TINY:
-    RECIPES, CHUNKS, LENGTHS, STAGE_LENGTH = ["fp32", "int8"], [None, 8], [16, 32], 32
-elif FULL:
+if FULL:
     RECIPES, CHUNKS = [r for r in models.RECIPES if r not in ("fp16-seed", "bf16")], [None, 128, 64, 32]
-    LENGTHS, STAGE_LENGTH = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536], 256
+    LENGTHS = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
 else:
-    RECIPES, CHUNKS, LENGTHS, STAGE_LENGTH = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768], 256
-SEED_POINTS = None if TINY else data.SEED_MEMORY_GB  # the seed article's readings, drawn over full-size curves
-T4 = None if TINY else memory.T4_BUDGET_GIB  # the T4 line, drawn over full-size curves
+    RECIPES, CHUNKS, LENGTHS = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768]
+SWEEP_RECYCLES = 0  # one trunk pass per fold in the sweep (None: the default 4)
+STAGE_LENGTH = 256  # section 5's protein length
 
 # %% [markdown]
 # ## 1 · One protein, three chunk sizes
 #
 # `model.trunk.set_chunk_size(n)` makes triangle attention work on n rows of the pair representation at a time
-# (`None`: all at once). The same protein, folded three ways, each inside `memory.measure` — notebook 01's
-# `reset_peak_memory_stats` / `max_memory_allocated` pair, with reserved memory and nvidia-smi's number beside it:
+# (`None`: all at once). The same protein, folded unchunked and with chunk 32, each inside `memory.measure` —
+# notebook 01's `reset_peak_memory_stats` / `max_memory_allocated` pair, with reserved memory and nvidia-smi's number
+# beside it. First what the predictor expects on a free T4:
 
 # %%
 import pandas as pd
 
 model, tokenizer = models.load_model("fp16", device=DEVICE)  # notebook 02's fp16_esm load, in one call
 sequence, origin = data.sequence_of_length(LENGTHS[-1])
+for chunk in [None, *CHUNKS[1:]]:
+    print(fit.verdict("fp16", len(sequence), chunk, gpu.T4)[1])
 chunk_rows = []
 for chunk in [None, *CHUNKS[1:]]:
     model.trunk.set_chunk_size(chunk)
-    with memory.measure(f"chunk {chunk}", device=DEVICE, chunk_size=chunk or "none") as record:
-        folding.fold(model, tokenizer, sequence)
+    with memory.measure(f"chunk {chunk}", device=DEVICE, chunk_size=chunk or "none", may_run_out=True) as record:
+        folding.fold(model, tokenizer, sequence, num_recycles=SWEEP_RECYCLES)
     chunk_rows.append(record)
-del model
-memory.free_memory()
-print(notebook.label(f"fp16, {origin}"))
+print(notebook.label(f"fp16, {origin}, one trunk pass"))
 pd.DataFrame(chunk_rows)
 
 # %% [markdown]
-# ## 2 · The sweep
+# Unchunked, the fold is predicted not to fit a T4, and on one it runs out of memory — caught, freed, explained
+# (`may_run_out=True` says the cell expects it). Chunked, the same fold fits.
+
+# %% [markdown]
+# ## 2 · Where the time goes
 #
-# `benchmark.sweep` is the cell above in a loop: for each recipe it loads the model **once**, then folds sequences
-# of increasing length with each chunk size, resetting the peak-memory counters before every fold. A recipe/chunk
-# size that runs out of memory skips its longer lengths (the error is caught; the kernel survives). Sequences are
+# The same model, one fold of `STAGE_LENGTH` residues with the default 4 trunk passes, split with forward hooks into
+# the language model (runs once), each of the 4 trunk passes (48 blocks each) and the structure module — time, and
+# the peak memory reached inside each stage (weights included):
+
+# %%
+model.trunk.set_chunk_size(64)
+stages = benchmark.stage_times(model, tokenizer, data.sequence_of_length(STAGE_LENGTH)[0])
+del model
+memory.free_memory()
+print(notebook.label(f"stages of one fold, fp16, {STAGE_LENGTH} aa, chunk 64"))
+pd.Series(stages).round(3)
+
+# %% [markdown]
+# With the real model the trunk dominates time: 4 passes × 48 blocks, in fp32 in every recipe of notebooks 02–03.
+# Halving or quantizing the language model changes only the first row — which is why fp16 is not faster than fp32
+# (notebook 03 compares int8's stages with fp32's). Memory peaks inside the trunk passes (pair representation and
+# triangle attention); the language model's own activations are small at these lengths.
+
+# %% [markdown]
+# ## 3 · The sweep
+#
+# `benchmark.sweep` is section 1's cell in a loop: for each recipe it loads the model **once**, then folds sequences
+# of increasing length with each chunk size, resetting the peak-memory counters before every fold. A sweep looks for
+# the edge: a recipe/chunk size that runs out of memory skips its longer lengths (the error is caught; the kernel
+# survives). Sequences are
 # real: the first L residues of the SARS-CoV-2 spike protein (UniProt P0DTC2, 1,273 aa) — memory and time depend on
 # the length, not the letters; past 1,273 the sequence is repeated, and the table says so.
 
 # %%
 from pathlib import Path
 
-sweep = benchmark.sweep(RECIPES, LENGTHS, CHUNKS, DEVICE)
+sweep = benchmark.sweep(RECIPES, LENGTHS, CHUNKS, DEVICE, num_recycles=SWEEP_RECYCLES)
 provenance = notebook.provenance_line(DEVICE)
 Path("outputs").mkdir(exist_ok=True)
 sweep.assign(provenance=provenance).to_csv("outputs/04_sweep.csv", index=False)
@@ -127,7 +157,7 @@ sweep[["variant", "chunk size", "length", "status", "seconds", "peak allocated (
        "predicted peak allocated (GiB)"]].round(3)
 
 # %% [markdown]
-# ## 3 · Memory against length
+# ## 4 · Memory against length
 #
 # Solid lines are unchunked, dotted ones use chunk size 32 (for the quick grid); the dotted horizontal lines are each
 # recipe's weights alone — the floor no fold can go below. The hollow squares are the seed article's published
@@ -136,7 +166,7 @@ sweep[["variant", "chunk size", "length", "status", "seconds", "peak allocated (
 # peak-allocated does not).
 
 # %%
-plots.plot_memory_vs_length(sweep, seed=SEED_POINTS, budget_gib=T4, provenance=provenance,
+plots.plot_memory_vs_length(sweep, seed=data.SEED_MEMORY_GB, budget_gib=gpu.T4.usable_gib, provenance=provenance,
                             title=notebook.label("Peak memory (allocated) against length"));
 
 # %% [markdown]
@@ -151,40 +181,16 @@ plots.plot_memory_vs_length(sweep, seed=SEED_POINTS, budget_gib=T4, provenance=p
 #   (4 × 128 channels over all L² pairs) are never chunked, so even chunk 32 grows with L². Notebook 07 attacks those.
 
 # %% [markdown]
-# ## 4 · Time against length, and what chunking costs
+# ## 5 · Time against length, and what chunking costs
 
 # %%
-plots.plot_time_vs_length(sweep, seed=None if TINY else data.SEED_SECONDS, provenance=provenance,
-                          title=notebook.label("Seconds per fold against length"));
+plots.plot_time_vs_length(sweep, provenance=provenance,
+                          title=notebook.label("Seconds per trunk pass against length (one pass per fold)"));
 
 # %% [markdown]
 # Time grows faster than linearly: the trunk's pair operations are O(L²) per block and triangle attention O(L³).
 # Smaller chunks do the same arithmetic in more, smaller pieces — a little slower on a GPU, because each piece
 # launches its own kernels.
-
-# %% [markdown]
-# ## 5 · Where the time goes
-#
-# One fold, split with forward hooks into the language model (runs once), each of the 4 trunk passes (48 blocks each)
-# and the structure module — time, and the peak memory reached inside each stage (weights included):
-
-# %%
-import pandas as pd
-
-stage_rows = {}
-for recipe in ["fp32", "fp16", "int8"]:
-    model, tokenizer = models.load_model(recipe, device=DEVICE, chunk_size=64)
-    stage_rows[recipe] = benchmark.stage_times(model, tokenizer, data.sequence_of_length(STAGE_LENGTH)[0])
-    del model
-    memory.free_memory()
-print(notebook.label(f"stages of one fold, {STAGE_LENGTH} aa, chunk 64"))
-pd.DataFrame(stage_rows).round(3)
-
-# %% [markdown]
-# With the real model the trunk dominates time: 4 passes × 48 blocks, all fp32 in every recipe here. Halving or
-# quantizing the language model changes only the first row — which is why fp16 is not faster than fp32, and why int8's
-# dequantize-then-multiply overhead shows up in every row that has weights. Memory peaks inside the trunk passes
-# (pair representation and triangle attention); the language model's own activations are small at these lengths.
 
 # %% [markdown]
 # ## 6 · Will it fit? Predicting peak memory without a GPU
@@ -216,11 +222,10 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);  # under a s
 # ## 7 · Which recipe fits my hardware?
 #
 # The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
-# recipe (`python -m tools.grid grid`, then `python -m tools.figures`): the longest grid length whose
-# nvidia-smi estimate fits each GPU size, with the largest (fastest) chunk size that gets there. On an H100 under a
-# T4 cap, the table's T4 limits for `fp16` (768 aa) and `int8` (1,024 aa) were measured to fit, one grid step more
-# ran out of memory. It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; the README shows the
-# same table.
+# recipe (`python -m tools.grid grid`, then `python -m tools.figures`): the longest grid length whose predicted need
+# fits each GPU size after its CUDA context, with the largest (fastest) chunk size that gets there; "borderline" where
+# the need comes within 0.5 GiB of the limit. It is a **prediction**, committed with its provenance in
+# `figures/04_max_length.csv`; the README shows the same table.
 
 # %% tags=["show-output"]
 table = pd.read_csv(data.repo_file("figures/04_max_length.csv"))  # the local copy, or the published one in Colab
@@ -233,7 +238,8 @@ table
 # %% tags=["show-output"]
 for variant, length in [("fp16", 400), ("fp32", 700)]:
     try:
-        print(f"{variant}, {length} aa: fits, ≈ {fit.check_fits(variant, length, budget_gib=memory.T4_BUDGET_GIB):.1f} GiB")
+        print(f"{variant}, {length} aa: fits a free T4, ≈ {fit.check_fits(variant, length, card=gpu.T4):.1f} GiB "
+              "as nvidia-smi would show it")
     except fit.TooLongError as err:
         print(err)
 
@@ -255,7 +261,8 @@ Image(filename=str(data.repo_file("figures/04_predicted_memory.png")))  # the co
 # - Peak memory = weights (the floor) + activations that grow with L² (pair representation, output heads) and, in
 #   triangle attention, L³. Quantization lowers the floor; chunking flattens the L³ part; neither touches the
 #   unchunked L² parts.
-# - Time is dominated by the 4 trunk passes, which every recipe here runs in fp32.
+# - Time is dominated by the 4 trunk passes, which every recipe here runs in fp32; a sweep can time one pass
+#   (`num_recycles=0`) — the peak is the same.
 # - `fit.predict_peak(variant, length, chunk_size)` answers “will it fit?” on a CPU by running the real model code on
 #   fake tensors; the README's hardware table was computed with it.
 #
@@ -268,9 +275,7 @@ Image(filename=str(data.repo_file("figures/04_predicted_memory.png")))  # the co
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 1 — your protein
-need = fit.predicted_nvidia_smi("int8", 384, None)  # on the committed grid: instant
-print(f"int8, 384 aa, unchunked: {need:.2f} GiB as nvidia-smi would show it → "
-      f"{'fits' if need <= memory.T4_BUDGET_GIB else 'does not fit'} a T4")
+print(fit.verdict("int8", 384, None, gpu.T4)[1])  # from the committed grid: instant
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — what chunking saves
@@ -283,7 +288,8 @@ import numpy as np
 
 ok = sweep[(sweep["status"] == "ok") & (sweep["variant"] == RECIPES[0]) & (sweep["chunk size"] == "none")]
 k, _ = np.polyfit(np.log(ok["length"]), np.log(ok["seconds"]), 1)
-print(f"seconds ∝ L^{k:.2f} for {RECIPES[0]} (unchunked) over L = {ok['length'].min()}–{ok['length'].max()}")
+print(f"seconds ∝ L^{k:.2f} for {RECIPES[0]} (unchunked) over L = {ok['length'].min()}–{ok['length'].max()}"
+      if len(ok) > 1 else f"{RECIPES[0]} unchunked fitted fewer than two lengths: try another recipe")
 
 # %% [markdown]
 # ## Next

@@ -32,9 +32,9 @@
 #   experiment), with confidence intervals;
 # - whether pLDDT can be trusted as an estimate of accuracy.
 #
-# **Estimated run time on a free Colab T4:** about 30 minutes for the default run (20 targets × 4 recipes, each
-# recipe loaded once; scoring runs on the CPU); the 183-target CAMEO option takes several hours (*estimates: no T4
-# was available to measure them*).
+# **Estimated run time on a free Colab T4:** about 27 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 4 checkpoint reads, 79 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
+# measurement: no T4 was available*.
 
 # %% [markdown]
 # ## Setup
@@ -60,19 +60,23 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import accuracy, data, metrics, models, notebook, plots
+from helpers import accuracy, data, fit, gpu, metrics, models, notebook, plots
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
-# The one cell that differs between a real run and the tests' tiny stand-in (seconds): which benchmark, how many of
-# its targets (shortest first), which recipes.
+# Which benchmark, how many of its targets (shortest first), which recipes, and the reference recipe of tier 1.
 
 # %%
 DEVICE = notebook.start()  # "cuda"
-TINY = models.weights_source() == "tiny"
 BENCHMARK = "local"  # "local": the 20 shared experimental structures; "cameo": 183 CAMEO 2022 targets
-MAX_TARGETS = 3 if TINY else None  # None: every target
-VARIANTS = ["fp32", "fp16", "int8"] if TINY else ["fp32", "fp16", "int8", "int4"]
+MAX_TARGETS = None  # None: every target
+VARIANTS = ["fp32", "fp16", "int8", "int4"]
+REFERENCE = "fp32"
+CHUNK = 64
 
 # %% [markdown]
 # ## 1 · Accuracy metrics, on real structures first
@@ -185,34 +189,51 @@ pd.DataFrame(targets)[["target", "file", "chain"]].assign(length=[len(t["sequenc
 # %% [markdown]
 # ## 3 · Fold every target with every recipe, and score
 #
-# Each recipe is loaded once. Tier 1 compares each prediction with the fp32 prediction of the same sequence (no
-# experiment needed); tier 2 compares it with the experimental structure. The table is tidy — one row per target ×
+# Each recipe is loaded once. Tier 1 compares each prediction with the reference prediction of the same sequence
+# (no experiment needed); tier 2 compares it with the experimental structure. The table is tidy — one row per target ×
 # recipe — and carries its provenance (device, versions, date, weights), so it can be saved and compared across runs.
+#
+# Before folding, ask the predictor which folds fit a T4. fp32's weights leave little room, and the longest target
+# does not fit: `accuracy.evaluate` skips a fold predicted not to fit (its row says why), tries a borderline one
+# (an out-of-memory is caught), and for a target without a reference prediction compares with the next recipe that
+# folded it — fp16, whose language model is the checkpoint's own precision (notebook 02). The `reference` column
+# says which.
+
+# %% tags=["show-output"]
+for target in targets:
+    for variant in VARIANTS:
+        said, why = fit.verdict(variant, len(target["sequence"]), CHUNK, gpu.T4)
+        if said != "fits":
+            print(f"{target['target']}: {why}")
 
 # %%
 from pathlib import Path
 
 predictions = {}
-results = accuracy.evaluate(VARIANTS, targets, DEVICE, keep=predictions)
+results = accuracy.evaluate(VARIANTS, targets, DEVICE, reference=REFERENCE, chunk_size=CHUNK, keep=predictions)
 Path("outputs").mkdir(exist_ok=True)
 results.to_csv("outputs/05_accuracy.csv", index=False)
 print(notebook.label("every target × recipe"))
-results[["target", "variant", "status", "TM-score vs fp32", "TM-score", "lDDT-Cα", "GDT-TS", "mean pLDDT (Cα)"]].round(3)
+results.filter(["target", "variant", "status", "reference", "TM-score vs reference", "TM-score", "lDDT-Cα", "GDT-TS",
+                "mean pLDDT (Cα)"]).round(3)
 
 # %% [markdown]
 # ## 4 · Tier 1 — how much does each recipe change the prediction?
 
 # %%
-tier1 = ["TM-score vs fp32", "Cα-RMSD vs fp32 (Å)", "lDDT-Cα vs fp32", "ΔpLDDT mean (Cα)", "ΔpTM"]
-print(notebook.label("tier 1: each recipe against fp32"))
-results.groupby("variant", sort=False)[tier1].agg(["mean", "min", "max"]).round(4)
+tier1 = ["TM-score vs reference", "Cα-RMSD vs reference (Å)", "lDDT-Cα vs reference", "ΔpLDDT mean (Cα)", "ΔpTM"]
+compared = results[results["variant"] != results["reference"]]
+print(notebook.label(f"tier 1: each recipe against {REFERENCE} (or, where {REFERENCE} did not fold, the reference "
+                     "column's recipe)"))
+compared.groupby("variant", sort=False)[tier1].agg(["mean", "min", "max"]).round(4).assign(
+    targets=compared.groupby("variant", sort=False).size())
 
 # %% [markdown]
 # Per residue, for one protein (1CA2, the seed's, when it is in the set): where does each recipe move the confidence?
 
 # %%
 shown = "1CA2_A" if any(t["target"] == "1CA2_A" for t in targets) else targets[0]["target"]
-plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS}, reference="fp32",
+plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS}, reference=REFERENCE,
                              provenance=notebook.provenance_line(DEVICE));
 
 # %% [markdown]
@@ -220,6 +241,8 @@ plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS},
 #
 # Means per recipe, then the **paired** difference to fp32 (same targets, so target difficulty cancels) with a 95 %
 # bootstrap confidence interval: an interval that contains 0 means this benchmark cannot tell the recipe from fp32.
+# A pair needs both predictions, so the intervals cover only the targets fp32 folded — the `targets` column says how
+# many.
 
 # %%
 tier2 = ["TM-score", "lDDT-Cα", "GDT-TS", "Cα-RMSD (Å)", "contact precision (L/5, |i−j|≥24)", "mean pLDDT (Cα)"]
@@ -227,9 +250,10 @@ print(notebook.label("tier 2: against the experimental structures"))
 results.groupby("variant", sort=False)[tier2].mean().round(3)
 
 # %%
-print(notebook.label("paired differences to fp32, 95 % bootstrap intervals"))
-pd.DataFrame([accuracy.paired_bootstrap(results, metric, variant)
-              for metric in ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"] for variant in VARIANTS if variant != "fp32"]).round(4)
+print(notebook.label(f"paired differences to {REFERENCE}, 95 % bootstrap intervals, of {len(targets)} targets"))
+pd.DataFrame([accuracy.paired_bootstrap(results, metric, variant, reference=REFERENCE)
+              for metric in ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"] for variant in VARIANTS
+              if variant != REFERENCE]).round(4)
 
 # %%
 provenance = notebook.provenance_line(DEVICE)  # names the weights: a stand-in says "random weights" in every footer
@@ -270,7 +294,8 @@ plots.plot_metric_histograms(results, ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)
 # 1. Which metric is most sensitive to a floppy tail: RMSD or TM-score? Move the last 10 residues of ubiquitin by
 #    10 Å and compare.
 # 2. Compute the paired bootstrap interval for GDT-TS of `int8` against fp32.
-# 3. Add `int8-lm` to `VARIANTS` and re-run section 3. Where does it fall between fp32 and int8?
+# 3. Which target does `int4` change most against the reference (lowest TM-score vs reference)? Plot its per-residue
+#    pLDDT change.
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
@@ -286,9 +311,12 @@ print(f"RMSD {metrics.ca_rmsd(ubiquitin, tail_moved):.2f} Å — TM-score {metri
 accuracy.paired_bootstrap(results, "GDT-TS", "int8")
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 3 — int8 in the language model only
-extra = accuracy.evaluate(["fp32", "int8-lm"], targets, DEVICE)
-extra.groupby("variant", sort=False)[["TM-score vs fp32", "TM-score", "lDDT-Cα"]].mean().round(4)
+# @title Solution 3 — where int4 moves most
+int4 = results[(results["variant"] == "int4") & (results["status"] == "ok")]
+worst = int4.loc[int4["TM-score vs reference"].idxmin()]
+print(f"{worst['target']}: TM-score {worst['TM-score vs reference']:.3f} against {worst['reference']}")
+plots.plot_plddt_differences({v: predictions.get((v, worst["target"])) for v in [worst["reference"], "int4"]},
+                             reference=worst["reference"], provenance=notebook.provenance_line(DEVICE));
 
 # %% [markdown]
 # ## Next

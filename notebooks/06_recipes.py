@@ -31,8 +31,9 @@
 #   interruptions, with a correct pTM for every sequence of a padded batch;
 # - how ESMFold folds a complex: chains joined by a glycine linker, a gap in the residue index, the linker removed.
 #
-# **Estimated run time on a free Colab T4:** about 25 minutes (the model loads four times; the 1,024-residue fold
-# takes a few minutes) — *an estimate: no T4 was available to measure it*.
+# **Estimated run time on a free Colab T4:** about 20 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 3 checkpoint reads, 39 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
+# measurement: no T4 was available*.
 
 # %% [markdown]
 # ## Setup
@@ -62,26 +63,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import accuracy, batch, benchmark, complexes, data, fit, folding, memory, models, notebook, structure
+from helpers import accuracy, batch, benchmark, complexes, data, fit, folding, gpu, memory, models, notebook, structure
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
-# The one cell that differs between a GPU run and the tests' tiny stand-in on a CPU (seconds): the lengths folded,
-# the memory caps (none without a GPU), where offloading puts the language model, how many FASTA records and how long
-# a chain the batch and complex sections take.
+# The lengths folded, the memory caps (a T4's own on a larger GPU; a 4 GB and a 6 GB card for offloading), where
+# offloading puts the language model, how many FASTA records and how long a chain the batch and complex sections take.
 
 # %%
 MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
 DEVICE = notebook.start()  # "cuda"
-TINY = models.weights_source() == "tiny"
-ARCHITECTURE = "tiny" if TINY else None  # what the predictor traces: the model that actually runs
-LONG = 48 if TINY else 1024  # section 1's long protein
-T4 = None if TINY else memory.T4_BUDGET_GIB  # GPU memory cap for the measured folds (None: no cap, no GPU)
-OFFLOAD_RUNS = ([("fp16", None, 24), ("fp16-offload", None, 24)] if TINY else
-                [("fp16", T4, 256), ("fp16-offload", 4.0, 256), ("fp16", T4, 512), ("fp16-offload", 6.0, 512)])
+LONG = 1024  # section 1's long protein
+LONG_RECYCLES = 0  # section 1 times one trunk pass (the default 4 would take four times as long)
+T4 = gpu.T4.usable_gib  # a T4's memory for PyTorch: the cap of the measured folds on a larger GPU
+OFFLOAD_RUNS = [(4.0, 256), (6.0, 512)]  # (GPU memory cap in GiB, length) of the offloaded folds
 OFFLOAD_TO = "disk" if DEVICE == "cpu" else "cpu"  # no GPU: the offload hooks stream the LM from disk (a smoke test)
-MAX_RECORDS = 4 if TINY else None  # FASTA records folded in section 3 (shortest first; None: all)
-DIMER_CHAIN = 30 if TINY else None  # residues of each chain in section 4 (None: the whole chain)
+MAX_RECORDS = None  # FASTA records folded in section 3 (shortest first; None: all)
+DIMER_CHAIN = None  # residues of each chain in section 4 (None: the whole chain)
 WORK = Path("outputs") / "06"
 WORK.mkdir(parents=True, exist_ok=True)
 
@@ -98,10 +100,12 @@ for variant in ["fp16", "fp16-offload", "int8", "int4"]:
     for chunk in [None, 64, 32]:
         row = {"recipe": variant, "chunk size": chunk or "none"}
         for length in [1024, 1280, 1536]:
-            gib = fit.predicted_nvidia_smi(variant, length, chunk)
-            row[f"L = {length}"] = f"{gib:.1f} GiB" + (" ✓" if gib <= memory.T4_BUDGET_GIB else "")
+            need = fit.grid_estimate(variant, length, chunk)["reserved (GiB)"]
+            said = gpu.verdict(need, gpu.T4.usable_gib)
+            row[f"L = {length}"] = f"{need + gpu.T4.context_gib:.1f} GiB" + {"fits": " ✓", "borderline": " ?"}.get(said, "")
         rows.append(row)
-print(f"PREDICTED GPU memory of the esmfold_v1 architecture; ✓ = fits a T4 ({memory.T4_BUDGET_GIB} GiB)")
+print(f"PREDICTED GPU memory of the esmfold_v1 architecture as nvidia-smi would show it; ✓ = fits a free T4 "
+      f"({gpu.T4.total_gib:.2f} GiB), ? = borderline")
 pd.DataFrame(rows)
 
 # %% [markdown]
@@ -113,20 +117,30 @@ pd.DataFrame(rows)
 #   L² pair tensors are alive across the recycling loop. That floor grows with L², and at ≈ 1,300 residues it meets
 #   the T4 whatever the weights. Notebook 07 removes it.
 # - Within that floor, smaller weights buy length: int4 + chunk 64 is predicted to fold **1,024 residues** within a
-#   T4 (12.0 GiB); the whole SARS-CoV-2 spike protein (1,273 aa) is predicted at 16.8 GiB — it needs notebook 07.
+#   T4 (the table); the whole SARS-CoV-2 spike protein (1,273 aa) is not — it needs notebook 07.
 #   (Measured on an H100 under a T4 cap: `int8` + chunk 64 folded 1,024 residues and ran out of memory at 1,280.)
 #
 # The next cell folds the first `LONG` residues of the spike with `int4`, trunk chunk 64, under a T4 cap
-# (`memory.gpu_budget`), and puts the measurement next to the prediction for the model that ran.
+# (`memory.gpu_budget`; on a T4 itself it changes nothing), and puts the measurement next to the prediction. It times
+# **one trunk pass** (`num_recycles=0`): at this length each pass takes minutes on a T4, and the peak memory is the
+# same with the default 4 passes. `benchmark.stage_times` splits the time, so the cell can say what the default would
+# take.
 
 # %%
 sequence, origin = data.sequence_of_length(LONG)
+print(fit.verdict("int4", LONG, 64, gpu.T4)[1])
 with memory.gpu_budget(T4):
-    row, long_result = benchmark.load_and_fold("int4", sequence, DEVICE, chunk_size=64)
-predicted = fit.lookup_or_predict("int4", LONG, 64, ARCHITECTURE)
-print(notebook.label(f"{origin}: status {row.get('fold status')}, {row.get('fold seconds', float('nan')):.1f} s"))
-print(f"measured peak allocated {row.get('fold peak allocated (GiB)', float('nan')):.3f} GiB (NaN without a GPU) · "
-      f"predicted {predicted:.3f} GiB")
+    model, tokenizer = models.load_model("int4", device=DEVICE, chunk_size=64)
+    with memory.measure(f"int4, {LONG} aa, one pass", device=DEVICE, may_run_out=True) as long_fold:
+        stages = benchmark.stage_times(model, tokenizer, sequence, num_recycles=LONG_RECYCLES)
+del model
+memory.free_memory()
+print(notebook.label(f"{origin}: status {long_fold['status']}, {long_fold['seconds']:.1f} s for one trunk pass"))
+if long_fold["status"] == "ok":
+    print(f"with the default 4 passes: ≈ {benchmark.seconds_with_passes(stages, 4):.0f} s "
+          "(the language model once, the trunk and structure module 4 times)")
+print(f"measured peak allocated {long_fold.get('peak allocated (GiB)', float('nan')):.3f} GiB (NaN without a GPU) · "
+      f"predicted {fit.grid_estimate('int4', LONG, 64)['allocated (GiB)']:.3f} GiB for the full-size model")
 
 # %% [markdown]
 # ## 2 · Keep the language model off the GPU (offload)
@@ -145,43 +159,47 @@ device_map = {"esm": OFFLOAD_TO, "esm_s_combine": DEVICE, "esm_s_mlp": DEVICE, "
               "lm_head": DEVICE, "lddt_head": DEVICE}
 config = AutoConfig.from_pretrained(MODEL_ID)
 config.esmfold_config.fp16_esm = True  # notebook 02: the LM stays in the checkpoint's fp16
-model = EsmForProteinFolding.from_pretrained(MODEL_ID, config=config, dtype=torch.float32, device_map=device_map,
-                                             offload_folder=str(WORK / "offload"))
+offloaded = EsmForProteinFolding.from_pretrained(MODEL_ID, config=config, dtype=torch.float32, device_map=device_map,
+                                                 offload_folder=str(WORK / "offload"))
+offloaded.eval().trunk.set_chunk_size(64)
 tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
-print("language model weights on:", {str(p.device) for p in model.esm.parameters()},
-      "| trunk on:", {str(p.device) for p in model.trunk.parameters()})
-print(folding.fold(model, tokenizer, "MKTAYIAKQRQISFVKSHFSRQ").summary())
-del model
-memory.free_memory()
+print("language model weights on:", {str(p.device) for p in offloaded.esm.parameters()},
+      "| trunk on:", {str(p.device) for p in offloaded.trunk.parameters()})
 
 # %% [markdown]
 # The recipe is `fp16-offload`: the fp16 LM in RAM (5.6 GB — fits Colab's 12.7 GB), the fp32 trunk (2.6 GiB) on the
 # GPU. Its numbers are exactly `fp16`'s; its cost is copying 5.6 GB over PCIe once per fold. (transformers refuses CPU
-# offload for Quanto-quantized models, so there is no int8 + offload recipe.)
+# offload for Quanto-quantized models, so there is no int8 + offload recipe.) `models.load_model("fp16-offload")` is
+# the load above in one call (`models.offload_device_map` is its map).
 #
-# We measure it under a 4 GB and a 6 GB budget (`memory.gpu_budget` caps this process's GPU memory, as on a smaller
-# card), against `fp16` with everything on the GPU at the T4 budget. The lengths are the ones the predictor says fit.
-# `models.load_model("fp16-offload")` is the load above in one call (`models.offload_device_map` is its map).
+# We fold with it under a 4 GB and a 6 GB cap (`memory.gpu_budget` caps this process's GPU memory, as on a smaller
+# card), at lengths the predictor says fit those cards; then load plain `fp16` once, fold the same sequences on the
+# T4, and check that the predictions are the same. That `fp16` model stays loaded for the rest of the notebook.
 
 # %%
 offload_rows, offload_results = [], {}
-for variant, budget, length in OFFLOAD_RUNS:
+for budget, length in OFFLOAD_RUNS:
     sequence, origin = data.sequence_of_length(length)
-    with memory.gpu_budget(budget):
-        row, offload_results[(variant, length)] = benchmark.load_and_fold(variant, sequence, DEVICE, chunk_size=64)
-    row["GPU budget (GiB)"] = budget
-    row["predicted (GiB)"] = fit.lookup_or_predict(variant, length, 64, ARCHITECTURE)
-    offload_rows.append(row)
-columns = ["variant", "GPU budget (GiB)", "length", "weights (GiB)", "fold status", "fold seconds",
-           "fold peak allocated (GiB)", "predicted (GiB)", "mean pLDDT (Cα)"]
-offload_table = pd.DataFrame(offload_rows).reindex(columns=columns)
+    print(fit.verdict("fp16-offload", length, 64, budget)[1])
+    with memory.gpu_budget(budget), memory.measure(f"fp16-offload, {length} aa", device=DEVICE,
+                                                   may_run_out=True) as record:
+        offload_results[("fp16-offload", length)] = folding.fold(offloaded, tokenizer, sequence)
+    offload_rows.append({"recipe": "fp16-offload", "GPU cap (GiB)": budget, "length": length, **record})
+del offloaded
+memory.free_memory()
+model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
+for _, length in OFFLOAD_RUNS:
+    sequence, origin = data.sequence_of_length(length)
+    with memory.gpu_budget(T4), memory.measure(f"fp16, {length} aa", device=DEVICE) as record:
+        offload_results[("fp16", length)] = folding.fold(model, tokenizer, sequence)
+    offload_rows.append({"recipe": "fp16", "GPU cap (GiB)": T4, "length": length, **record})
 print(notebook.label("fp16 with and without the language model offloaded"))
-offload_table
+pd.DataFrame(offload_rows).filter(["recipe", "GPU cap (GiB)", "length", "status", "seconds", "peak allocated (GiB)",
+                                   "device used, nvidia-smi (GiB)"])
 
 # %%
-same = [(v, n) for v, _, n in OFFLOAD_RUNS if v == "fp16-offload"]
-for _, length in same:
-    a, b = offload_results[("fp16", length)], offload_results[("fp16-offload", length)]
+for _, length in OFFLOAD_RUNS:
+    a, b = offload_results.get(("fp16", length)), offload_results.get(("fp16-offload", length))
     if a is not None and b is not None:
         diff = abs(a.positions - b.positions).max()
         print(f"L = {length}: largest coordinate difference fp16 vs fp16-offload {diff:.2e} Å")
@@ -215,8 +233,7 @@ fasta.write_text("".join(f">{header}\n{seq}\n" for header, seq in records))
 out_dir = WORK / "batch"
 for old in out_dir.glob("*"):  # start clean, so that the resume below is visible
     old.unlink()
-model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
-RECIPE = "fp16, chunk 64"
+RECIPE = "fp16, chunk 64"  # section 2's model
 
 # %% [markdown]
 # First run, **interrupted** after two folds (`stop_after=2` stands in for a disconnect):
@@ -302,10 +319,6 @@ fit.recommend(6.0, 400)
 # cell is a **prediction** (fake-tensor trace of the esmfold_v1 architecture, default recycles, + the allocator's
 # cache and the CUDA context as measured on an H100); a GPU run of this notebook measures two of them (sections 1 and 2).
 
-# %%
-del model
-memory.free_memory()
-
 # %% [markdown]
 # ## Recap
 # - On a T4, smaller weights + trunk chunking reach ≈ 1,024 residues (int4, chunk 64); below chunk 64 nothing more is
@@ -329,7 +342,6 @@ print(fit.recommend(8.0, 700))  # (recipe, chunk size, predicted GiB as nvidia-s
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — a smaller token budget
-model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
 small = WORK / "batch_small"
 for old in small.glob("*"):
     old.unlink()

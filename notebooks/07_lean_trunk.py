@@ -32,8 +32,9 @@
 # - how to fold a ~2,000-residue protein within a free T4's memory — about twice the longest protein the original
 #   model folds there with trunk chunking (≈ 1,024 aa, notebook 06).
 #
-# **Estimated run time on a free Colab T4:** about 40 minutes (the 1,935-residue fold alone takes several minutes;
-# the change-by-change measurement at L = 1,000 runs eight folds) — *an estimate: no T4 was available to measure it*.
+# **Estimated run time on a free Colab T4:** about 27 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 1 checkpoint read, 15 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
+# measurement: no T4 was available*.
 
 # %% [markdown]
 # ## Setup
@@ -64,26 +65,26 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from helpers import benchmark, data, fit, folding, lean, memory, metrics, models, notebook
+from helpers import benchmark, data, fit, folding, gpu, lean, memory, metrics, models, notebook
+
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
 
 # %% [markdown]
 # ## Parameters
-# The one cell that differs between a GPU run and the tests' tiny stand-in on a CPU (seconds): the recipe, the
-# lengths, the T4 cap, and the long protein of section 6 (the real MYH7 with real weights; a real composition of the
-# same length with the full-size random-weight stand-in; 64 residues with the tiny one).
+# The recipe, the lengths, the T4 cap, how many trunk passes the long demonstrations run, and the long protein of
+# section 6 (the real MYH7 with real weights, fetched from UniProt; a stand-in folds a real sequence of the same
+# length instead, with nothing to download).
 
 # %%
 DEVICE = notebook.start()  # "cuda"
-TINY = models.weights_source() == "tiny"
-ARCHITECTURE = "tiny" if TINY else None  # what the predictor traces: the model that actually runs
-RECIPE = "fp32" if TINY else "int8"  # the tiny stand-in is not quantized: seconds on a CPU
-T4 = memory.T4_BUDGET_GIB
-CAP = None if TINY else T4  # GPU memory cap for the measured folds (None: no cap, no GPU)
-L_STEPS, L_TIME, L_TRACE = (48, 48, 64) if TINY else (1000, 800, 512)
-EQUIVALENCE = data.seed_sequence()[:90 if TINY else None]  # section 4's protein: 1CA2, 259 aa
-if TINY:
-    LONG_SEQUENCE, LONG_ORIGIN = data.sequence_of_length(64)
-elif models.is_stand_in():
+RECIPE = "int8"
+T4 = gpu.T4.usable_gib  # a T4's memory for PyTorch: the cap of the measured folds on a larger GPU
+L_STEPS, L_TIME, L_TRACE = 1000, 800, 1000  # sections 5 and 7; solution 2's traced length
+ONE_PASS = 0  # num_recycles of the long demonstrations (sections 5–7): one trunk pass each, minutes on a T4
+EQUIVALENCE = data.seed_sequence()  # section 4's protein: 1CA2, 259 aa
+if models.is_stand_in():
     LONG_SEQUENCE, LONG_ORIGIN = data.sequence_of_length(1935)
 else:
     LONG_SEQUENCE, LONG_ORIGIN = data.read_fasta(data.fetch("sequences/P12883_MYH7.fasta"))[0][1], "human MYH7, UniProt P12883"
@@ -98,8 +99,8 @@ else:
 pair = pd.DataFrame({"L": [512, 1000, 1500, 2000]})
 pair["one pair tensor, fp32 (GiB)"] = (pair["L"] ** 2 * 128 * 4 / 2**30).round(2)
 pair["int8 weights (GiB)"] = round(fit.variant_weight_bytes("int8") / 2**30, 2)
-pair[f"T4 budget − {fit.CUDA_CONTEXT_GIB} GiB context − weights, in pair tensors"] = (
-    (T4 - fit.CUDA_CONTEXT_GIB - pair["int8 weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
+pair["a T4's room after the CUDA context and weights, in pair tensors"] = (
+    (gpu.T4.usable_gib - pair["int8 weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
 pair
 
 # %% [markdown]
@@ -122,8 +123,7 @@ pair
 
 # %% tags=["show-output"]
 for length in (1024, 1536):
-    print(f"L = {length}: predicted {fit.predicted_nvidia_smi('int8', length, 32):.1f} GiB as nvidia-smi would show it "
-          f"(int8, chunk 32) against a T4's {T4} GiB")
+    print(fit.verdict("int8", length, 32, gpu.T4)[1])
 
 # %% [markdown]
 # ## 2 · Two of the changes, in code
@@ -219,10 +219,10 @@ if RECOMPUTE:
     steps = fit.lean_steps("int8", (1000, 2000))
 else:
     steps = pd.read_csv(data.repo_file("figures/07_lean_steps.csv"))
-steps["nvidia-smi estimate (GiB)"] = fit.nvidia_smi_estimate(
+steps["on a T4, as nvidia-smi would show it (GiB)"] = fit.nvidia_smi_estimate(
     "int8", steps["predicted peak allocated (GiB)"],
-    steps["predicted peak allocated (GiB)"] - steps["activations peak (GiB)"]).round(2)
-steps.pivot(index="step", columns="length", values="nvidia-smi estimate (GiB)").reindex(
+    steps["predicted peak allocated (GiB)"] - steps["activations peak (GiB)"], context_gib=gpu.T4.context_gib).round(2)
+steps.pivot(index="step", columns="length", values="on a T4, as nvidia-smi would show it (GiB)").reindex(
     list(dict.fromkeys(steps["step"])))
 
 # %% tags=["show-output"]
@@ -270,74 +270,82 @@ assert worst < 0.01, "the lean model must give the original's coordinates"
 # ## 5 · Measured, change by change
 #
 # The next cell folds one `L_STEPS`-residue sequence with the original model (chunk 32) and then with each change
-# switched on in turn, under the T4 cap, and puts the measured peak next to the prediction. A step that does not fit
-# runs out of memory — caught, reported, and the next step runs. (Without a GPU, memory is counted on the CPU.)
+# switched on in turn, under the T4 cap, and puts the measured peak next to the prediction. Each fold runs **one trunk
+# pass** (`num_recycles=0`): the peak is the same as with four, and eight folds of 1,000 residues with four passes
+# would take most of an hour on a T4. A step that does not fit runs out of memory — caught, reported, and the next
+# step runs. (Without a GPU, memory is counted on the CPU.)
 
 # %%
 sequence, origin = data.sequence_of_length(L_STEPS)
 options = [None] + [lean.LeanOptions.only(*lean.CHANGES[:i + 1]) for i in range(len(lean.CHANGES))]
 labels = ["original model, chunk 32"] + [f"+ {c}" for c in lean.CHANGES]
 measured = []
-with memory.gpu_budget(CAP):
+with memory.gpu_budget(T4):
     for label, opts in zip(labels, options):
         lean.undo_lean(model)
         if opts is not None:
             lean.make_lean(model, opts)
         model.trunk.set_chunk_size(32)
-        record = benchmark.measure_fold(model, tokenizer, sequence, DEVICE, label)
+        record = benchmark.measure_fold(model, tokenizer, sequence, DEVICE, label, num_recycles=ONE_PASS,
+                                        may_run_out=True)
         predicted = steps[(steps["length"] == L_STEPS) & (steps["step"] == label)]["predicted peak allocated (GiB)"]
         measured.append({"step": label, "status": record["status"], "seconds": round(record["seconds"], 1),
                          "measured peak (GiB)": record["peak allocated (GiB)"],
                          "predicted (GiB)": float(predicted.iloc[0]) if len(predicted) else None})
-print(notebook.label(f"{RECIPE}, {origin}"))
+print(notebook.label(f"{RECIPE}, {origin}, one trunk pass"))
 pd.DataFrame(measured)
 
 # %% [markdown]
 # ## 6 · 2,000 residues on a T4
 #
-# The final recipe: **int8 weights + the lean trunk** (`models.load_model("int8", chunk_size="lean")`). Our protein is
-# human β-myosin heavy chain (MYH7, UniProt P12883, 1,935 aa), fetched from UniProt at run time. First ask the
-# predictor, then fold under the T4 cap:
+# The final recipe: **int8 weights + the lean trunk** — the model we have, with every change on
+# (`lean.make_lean(model)`; `models.load_model("int8", chunk_size="lean")` loads it in one call). Our protein is human
+# β-myosin heavy chain (MYH7, UniProt P12883, 1,935 aa), fetched from UniProt at run time. First ask the predictor,
+# then fold under the T4 cap — with **one trunk pass**: on a T4 a pass at this length takes minutes, and the peak is the
+# same with four. `benchmark.stage_times` splits the fold, so the cell can say what the default 4 passes would take.
 
 # %%
 print(f"{LONG_ORIGIN}: {len(LONG_SEQUENCE)} residues")
-grid_length = min(n for n in (*fit.LEAN_GRID_LENGTHS, len(LONG_SEQUENCE)) if n >= len(LONG_SEQUENCE)
-                  and (TINY or n in fit.LEAN_GRID_LENGTHS))  # the committed grid point at or above: no trace
-predicted_long = fit.lookup_or_predict(RECIPE, grid_length, "lean", ARCHITECTURE)
-print(f"predicted peak at {grid_length} residues: {predicted_long:.2f} GiB allocated (T4: {T4} GiB; on an H100, int8 + "
-      "the lean trunk folded 2,000 residues under a T4 cap at 10.3 GiB allocated)")
+print(fit.verdict(RECIPE, len(LONG_SEQUENCE), fit.LEAN, gpu.T4)[1])
+print("on an H100, int8 + the lean trunk folded 2,000 residues under a T4 cap at 10.3 GiB allocated")
 
 # %%
-del model
-memory.free_memory()
-with memory.gpu_budget(CAP):
-    row, long_result = benchmark.load_and_fold(RECIPE, LONG_SEQUENCE, DEVICE, chunk_size="lean")
-print(notebook.label(f"status {row.get('fold status')} · {row.get('fold seconds', float('nan')):.0f} s · measured peak "
-                     f"{row.get('fold peak allocated (GiB)', float('nan')):.2f} GiB (GPU only)"))
-if long_result is not None:
-    print(f"mean pLDDT {long_result.mean_plddt_ca:.1f}, pTM {long_result.ptm:.3f}")
-    Path("outputs").mkdir(exist_ok=True)
-    long_result.save_pdb(Path("outputs") / "07_long.pdb")
+lean.make_lean(model)
+model.trunk.set_chunk_size(None)
+with memory.gpu_budget(T4), memory.measure("the long protein, one pass", device=DEVICE, may_run_out=True) as long_fold:
+    long_stages = benchmark.stage_times(model, tokenizer, LONG_SEQUENCE, num_recycles=ONE_PASS)
+print(notebook.label(f"status {long_fold['status']} · {long_fold['seconds']:.0f} s for one trunk pass · measured peak "
+                     f"{long_fold.get('peak allocated (GiB)', float('nan')):.2f} GiB (GPU only)"))
+if long_fold["status"] == "ok":
+    print(f"with the default 4 passes: ≈ {benchmark.seconds_with_passes(long_stages, 4):.0f} s")
 
 # %% [markdown]
-# A 1,935-residue structure is too big to look at usefully in a notebook viewer: open `outputs/07_long.pdb` in
-# PyMOL or ChimeraX, coloured by B-factor (pLDDT). Myosin's long coiled-coil tail should come out as one long helix;
-# expect a low pTM for a molecule this elongated.
+# A 1,935-residue structure is too big to look at usefully in a notebook viewer: fold it with `folding.fold(model,
+# tokenizer, LONG_SEQUENCE)` (default recycles: the time above) and open the saved PDB in PyMOL or ChimeraX, coloured
+# by B-factor (pLDDT). Myosin's long coiled-coil tail should come out as one long helix; expect a low pTM for a molecule
+# this elongated.
 
 # %% [markdown]
 # ## 7 · Is the lean trunk slower?
 #
 # Chunking trades time for memory; so could the lean trunk. At L = 800 — where the original model still fits a T4
-# with chunk 32 — time both:
+# with chunk 32 — time both, one trunk pass each, on the same model:
 
 # %%
 sequence, origin = data.sequence_of_length(L_TIME)
 timing = []
-with memory.gpu_budget(CAP):
-    for chunk in (32, "lean"):
-        row, _ = benchmark.load_and_fold(RECIPE, sequence, DEVICE, chunk_size=chunk)
-        timing.append({"trunk": f"chunk {chunk}" if chunk != "lean" else "lean", "length": L_TIME,
-                       "seconds": row.get("fold seconds"), "peak allocated (GiB)": row.get("fold peak allocated (GiB)")})
+with memory.gpu_budget(T4):
+    for trunk in ("chunk 32", "lean"):
+        lean.undo_lean(model)
+        if trunk == "lean":
+            lean.make_lean(model)
+        model.trunk.set_chunk_size(32 if trunk == "chunk 32" else None)
+        record = benchmark.measure_fold(model, tokenizer, sequence, DEVICE, trunk, num_recycles=ONE_PASS,
+                                        may_run_out=True)
+        timing.append({"trunk": trunk, "length": L_TIME, "status": record["status"],
+                       "seconds, one pass": record["seconds"], "peak allocated (GiB)": record["peak allocated (GiB)"]})
+del model
+memory.free_memory()
 print(notebook.label(f"{RECIPE}, chunk 32 against the lean trunk"))
 pd.DataFrame(timing)
 
@@ -365,8 +373,9 @@ fit.recipe_table()
 #
 # ## Exercises
 # 1. Which single change saves the most at L = 2,000? Read it off the table of section 3.
-# 2. `LeanOptions(rows=...)` sets the chunk of rows. Predict the peak at a long length with `rows=16` and with the
-#    default: what does a smaller chunk buy, and what does it cost?
+# 2. `LeanOptions(rows=...)` sets the chunk of rows. Trace one lean trunk block at `L_TRACE` residues with `rows=16`
+#    and with the default (`fit.block_peak`: a block on fake tensors, seconds): what does a smaller chunk buy, and what
+#    does it cost?
 # 3. With the lean trunk, which recipe does a 6 GB card need for 1,500 residues? (`fit.recommend`)
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
@@ -380,10 +389,11 @@ print(f"{at_2000.loc[best, 'step']} saves {saving[best]:.1f} GiB at L = 2,000 (c
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — the row chunk
-for rows in (16, None):  # a full-size trace at L = 512: about 10–20 s each on a laptop CPU
-    r = fit.predict_peak("int8", L_TRACE, source=ARCHITECTURE, lean=lean.LeanOptions(rows=rows))
-    print(f"rows={rows}: predicted {r['predicted peak allocated (GiB)']:.2f} GiB ({r['seconds to predict']:.0f} s to trace)")
-print("A smaller chunk trims the temporaries a little; many more, smaller kernels cost time on a GPU.")
+for rows in (16, None):  # one full-size block on fake tensors: seconds
+    r = fit.block_peak(L_TRACE, lean=lean.LeanOptions(rows=rows))
+    print(f"rows={rows or lean.LeanOptions().chunk_rows(L_TRACE)}: one block's activations peak at "
+          f"{r['activations peak (GiB)']:.2f} GiB")
+print("A smaller chunk trims the temporaries; many more, smaller kernels cost time on a GPU.")
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — a 6 GB card, 1,500 residues

@@ -32,10 +32,9 @@
 # - why a CPU wants *small* chunks (they stay in its caches) and how to measure the best size on yours;
 # - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
 #
-# **Estimated run time on a free Colab T4:** not needed — choose a *CPU* runtime. On Colab's 2 vCPUs expect about
-# 30–60 minutes for the whole notebook (up to seven model loads, two folds of 259 residues, up to six of 64) — an
-# *estimate*: Colab's CPUs were not available to measure it. Section 7 tabulates three CPU classes measured on one
-# machine.
+# **Estimated run time on a free Colab CPU runtime (choose *CPU* as the runtime type):** about 8 minutes, a fresh
+# runtime's setup and 8.4 GB download included (2.4 min); 1 checkpoint read, 3 folds — *an estimate from the series'
+# T4 plan (figures/t4_plan.csv), not a measurement: planned as the slowest CPU class measured, AVX2 only*.
 
 # %% [markdown]
 # ## Setup
@@ -69,22 +68,23 @@ import torch
 
 from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models, notebook
 
+DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
+if DRIVE_CACHE:
+    notebook.use_drive_cache()
+
 # %% [markdown]
 # ## Parameters
-# The one cell that differs between a real run and the tests' tiny stand-in (seconds): the lengths folded and swept.
-# This notebook folds on the CPU even when a GPU is present.
+# The proteins folded and the lengths of the chunk measurements. This notebook folds on the CPU even when a GPU is
+# present.
 
 # %%
 notebook.start(needs_gpu=False)
-SOURCE = models.weights_source()  # "facebook/esmfold_v1", "random-full" or the tests' "tiny"
-MODEL_ID = models.checkpoint_path(SOURCE)  # what `from_pretrained` opens: "facebook/esmfold_v1" (or a stand-in's folder)
-TINY = SOURCE == "tiny"
-SEED = data.seed_sequence()[:60] if TINY else data.seed_sequence()  # section 5's protein: 1CA2, 259 aa
-SHORT = data.seed_sequence()[:30 if TINY else 64]  # section 6's agreement protein
-SWEEP_LENGTHS = (16, 40) if TINY else (128, 512)  # exercise 2's chunk sweeps
-CHUNK_LENGTH = 30 if TINY else len(SEED)  # section 3's chunk-size measurement
-ROOM_FOR_FP32 = TINY or cpu.available_ram_gb() > 17  # fp32 needs ≈ 17 GB of RAM to load
-ROOM_FOR_QUANTO = TINY or cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_ram_gb
+MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
+SEED = data.seed_sequence()  # section 4's protein: 1CA2, 259 aa
+SHORT = data.seed_sequence()[:64]  # section 6's agreement protein
+CHUNK_LENGTH, SWEEP_LENGTH = len(SEED), 128  # section 3's chunk-size measurement; exercise 4's second length
+ROOM_FOR_FP32 = cpu.available_ram_gb() > cpu.CPU_RECIPES["fp32"].load_ram_gb
+ROOM_FOR_QUANTO = cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_ram_gb
 
 # %% [markdown]
 # ## 1 · Why a CPU can fold, and what this one can do
@@ -107,7 +107,7 @@ pd.DataFrame([cpu.cpu_features()], index=["present"])
 threads = cpu.set_threads()  # one thread per CPU this process may use (Colab: 2); more threads than cores only slows down
 gflops = {str(dtype).replace("torch.", ""): round(cpu.matmul_gflops(dtype), 1)
           for dtype in (torch.float32, torch.bfloat16)}
-speedup = gflops["bfloat16"] / gflops["float32"]
+speedup = cpu.bf16_speedup()  # the same two products, measured once for the whole notebook (`cpu.fast_here` reuses it)
 print(f"{threads} threads · a 256 × 1024 by 1024 × 1024 matrix product: {gflops} GFLOPS — bf16 is {speedup:.2f}× fp32 "
       f"· CPU class: {cpu.cpu_class()}")
 
@@ -118,7 +118,8 @@ print(f"{threads} threads · a 256 × 1024 by 1024 × 1024 matrix product: {gflo
 # AVX2, bf16 ran at 0.3× fp32, and an Intel Xeon capped the same way measured 0.3 GFLOPS in bf16 against 68 in fp32
 # (a fold would take hours). So the rule is a measurement, not a guess: bf16 only where it is at least
 # `cpu.BF16_SPEEDUP_NEEDED` (1.5) times faster than fp32 here; otherwise keep fp32 arithmetic. The probe is small
-# (under a second, even where bf16 is emulated) and ranks CPUs as an ESM-2-sized product does:
+# (a fraction of a second where bf16 is fast; seconds where it is emulated) and ranks CPUs as an ESM-2-sized product
+# does:
 
 # %%
 RECIPE, why = cpu.choose_recipe(speedup)
@@ -201,15 +202,16 @@ print(chunks["provenance"].iloc[0])
 chunks.pivot_table(index="pair positions per chunk", columns="length", values="seconds per trunk pass (× blocks)")
 
 # %% [markdown]
-# The CPU recipes use `lean.CPU_POSITIONS` (8,192). Your CPU's caches may prefer another size — measure it (under a
-# minute on two cores; the block has random weights, only its speed matters), and if another size wins, pass it with
-# `lean.make_lean(model, lean.LeanOptions(positions=N))`:
+# The CPU recipes use `lean.CPU_POSITIONS` (8,192). Your CPU's caches may prefer another size — measure three sizes
+# on one full-size trunk block, in the precision of this CPU's recipe (seconds; the block has random weights, only its
+# speed matters), and if another size wins, pass it with `lean.make_lean(model, lean.LeanOptions(positions=N))`:
 
 # %%
-mine = cpu.chunk_sweep(CHUNK_LENGTH, source=SOURCE)
+CPU_DTYPE = torch.bfloat16 if RECIPE == "bf16-lean" else torch.float32
+mine_chunks = cpu.chunk_sweep(CHUNK_LENGTH, positions=(2**11, 2**13, 2**15), dtype=CPU_DTYPE, repeats=2)
 print("CPU recipes use", lean.CPU_POSITIONS, "positions per chunk; fastest here:",
-      int(mine.loc[mine["seconds per block"].idxmin(), "pair positions per chunk"]))
-mine
+      int(mine_chunks.loc[mine_chunks["seconds per block"].idxmin(), "pair positions per chunk"]))
+mine_chunks
 
 # %% [markdown]
 # ## 4 · Fold the seed's protein with the recipe chosen for this CPU
@@ -241,20 +243,20 @@ tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
 print(f"loaded '{RECIPE}': language model {model.esm.dtype}, trunk {next(model.trunk.parameters()).dtype}; peak "
       f"anonymous RAM {ram['peak anonymous RAM (GB)']:.2f} GB, peak RSS {ram['peak RSS (GB)']:.2f} GB")
 
+# %% [markdown]
+# One fold of 1CA2 with default recycles, its RAM sampled, split with forward hooks into the language model (once),
+# the 48-block trunk (four times) and the structure module after each pass (`benchmark.stage_times`):
+
 # %%
 with cpu.ram_sampler() as ram, memory.measure("1CA2", device="cpu") as record:
-    result = folding.fold(model, tokenizer, sequence)
+    stages = benchmark.stage_times(model, tokenizer, sequence)
 print(notebook.label(f"1CA2 ({len(sequence)} aa): {record['seconds']:.0f} s, peak anonymous RAM "
-                     f"{ram['peak anonymous RAM (GB)']:.2f} GB, mean pLDDT {result.mean_plddt_ca:.1f}"))
+                     f"{ram['peak anonymous RAM (GB)']:.2f} GB"))
 
 # %% [markdown]
 # ## 5 · Where the time goes, and what fewer recycles would save
-#
-# One fold = the language model once, the 48-block trunk four times (default recycles), the structure module after
-# each pass:
 
 # %%
-stages = benchmark.stage_times(model, tokenizer, sequence)
 times = pd.Series({k: v for k, v in stages.items() if k.endswith("(s)")}).round(1)
 times
 
@@ -281,22 +283,28 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 #
 # The reference is the fp32 prediction when this machine has the RAM for it (≈ 17 GB); on a 12.7 GB Colab runtime it
 # does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in the checkpoint, the trunk
-# in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same 64 residues (on the stand-in: 30) and
+# in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same 64 residues and
 # is compared with the reference. Recipes that compute in bf16 are skipped where this CPU emulates bf16
 # (`cpu.fast_here`): `bf16-lean`'s folds would take many times longer than its table says; the recipes with bf16 only
 # in the language model were measured about as fast as `fp16-lm-lean` on such CPUs (section 7), but are skipped too.
 
 # %%
 short = SHORT
-del model
-memory.free_memory()
 REFERENCE = "fp32" if ROOM_FOR_FP32 else "fp16-lm"
 print(f"reference: {REFERENCE}")
-predictions = {}
+predictions = {RECIPE: folding.fold(model, tokenizer, short)}  # the model of section 4
+if RECIPE == "fp16-lm-lean":  # the same weights with the original trunk are `fp16-lm`: no second load
+    lean.undo_lean(model)
+    model.trunk.set_chunk_size(64)
+    predictions["fp16-lm"] = folding.fold(model, tokenizer, short)
+del model
+memory.free_memory()
 candidates = ["fp16-lm", "fp16-lm-lean", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"] + (
     ["quanto-int8"] if ROOM_FOR_QUANTO else [])
 print("skipped (bf16 emulated on this CPU):", [r for r in candidates if not cpu.fast_here(r)] or "none")
 for name in [REFERENCE] + [r for r in candidates if r != REFERENCE and cpu.fast_here(r)]:
+    if name in predictions:
+        continue
     model, tokenizer = cpu.load_cpu(name)
     predictions[name] = folding.fold(model, tokenizer, short)
     del model
@@ -363,9 +371,9 @@ pd.DataFrame({f"measured, {mine} (s)": row["fold seconds"], "estimated here (s)"
 # 1. How many threads are best? Time `cpu.matmul_gflops()` with `cpu.set_threads(1)` and with the default.
 # 2. Estimate `fp16-lm` (the original fp32 trunk) on your CPU from the committed benchmark of section 2 (measured on
 #    the AVX-512 BF16 machine; fp32 scaling), and compare it with the lean trunk's `fp16-lm-lean` of section 7.
-# 3. Fold 1CA2 with `num_recycles=0` using the model of section 4 (reload it) and compare the time with section 4.
-# 4. Does the best chunk depend on the length? Run `cpu.chunk_sweep` at 128 and at 512 residues and compare the
-#    fastest number of pair positions per chunk.
+# 3. From section 5's split, how long would 1CA2 take with `num_recycles=1` (two trunk passes) on this CPU?
+# 4. Does the best chunk depend on the length? Run `cpu.chunk_sweep` at `SWEEP_LENGTH` residues and compare the
+#    fastest number of pair positions per chunk with section 3's.
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
 
@@ -382,19 +390,14 @@ fp16_lm = bench[bench["recipe"] == "fp16-lm"].set_index("length")["fold seconds"
 print((fp16_lm * probe[("AVX-512 BF16", "float32")] / gflops["float32"]).round(0))
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 3 — one trunk pass
-model, tokenizer = cpu.load_cpu(RECIPE, source=SOURCE)
-with memory.measure("no recycles", device="cpu") as quick:
-    folding.fold(model, tokenizer, sequence, num_recycles=0)
-print(f"num_recycles=0: {quick['seconds']:.0f} s (default: {record['seconds']:.0f} s)")
-del model
-memory.free_memory()
+# @title Solution 3 — two trunk passes
+print(f"num_recycles=1: ≈ {benchmark.seconds_with_passes(stages, 2):.0f} s (default, 4 passes: {record['seconds']:.0f} s)")
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 4 — the best chunk per length
-for n in SWEEP_LENGTHS:
-    sweep = cpu.chunk_sweep(n, source=SOURCE)
-    print(f"{n} aa: fastest with {int(sweep.loc[sweep['seconds per block'].idxmin(), 'pair positions per chunk'])} "
+sweep = cpu.chunk_sweep(SWEEP_LENGTH, positions=(2**11, 2**13, 2**15), dtype=CPU_DTYPE, repeats=2)
+for n, table in [(SWEEP_LENGTH, sweep), (CHUNK_LENGTH, mine_chunks)]:
+    print(f"{n} aa: fastest with {int(table.loc[table['seconds per block'].idxmin(), 'pair positions per chunk'])} "
           "pair positions per chunk")
 
 # %% [markdown]

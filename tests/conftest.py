@@ -8,8 +8,18 @@ import pytest
 
 def pytest_configure(config):
     """Every test and every notebook kernel that nbmake starts (they inherit the environment) builds its stand-ins
-    and downloads into one temporary folder, not the user's ~/.cache — unless ESMFOLD_CACHE is set already."""
+    and downloads into one temporary folder, not the user's ~/.cache — unless ESMFOLD_CACHE is set already — and the
+    notebooks' rehearsal (the tiny stand-in) logs its loads and folds into another, for the plan test."""
+    from helpers import rehearsal
+
     os.environ.setdefault("ESMFOLD_CACHE", tempfile.mkdtemp(prefix="esmfold-tests-"))
+    config.rehearsal_log = os.environ.setdefault(rehearsal.LOG_ENV, tempfile.mkdtemp(prefix="esmfold-rehearsal-"))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests marked `after_notebooks` read what the notebooks' rehearsal logged: they run after nbmake's items."""
+    late = [item for item in items if item.get_closest_marker("after_notebooks")]
+    items[:] = [item for item in items if item not in late] + late
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,25 @@ def test_evaluate_rows_have_both_tiers_and_provenance():
     table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny", keep=kept)
     assert set(kept) == {(v, t["target"]) for v in ("fp32", "fp16") for t in targets}
     assert len(table) == 4 and (table["status"] == "ok").all()
-    assert (table[table["variant"] == "fp32"]["TM-score vs fp32"] == 1.0).all()
+    assert (table[table["variant"] == "fp32"]["TM-score vs reference"] == 1.0).all()
+    assert (table["reference"] == "fp32").all()
     assert {"TM-score", "lDDT-Cα", "GDT-TS", "weights", "device", "date", "torch", "transformers"} <= set(table.columns)
     assert (table["weights"] == "tiny").all()
+
+
+def test_on_a_t4_a_fold_that_does_not_fit_is_skipped_and_the_next_recipe_is_the_reference(tmp_path, monkeypatch):
+    from helpers import rehearsal
+
+    monkeypatch.setenv(rehearsal.LOG_ENV, str(tmp_path))
+    targets = accuracy.local_targets()
+    short, long = targets[0], targets[-1]  # 35 residues; 5H73, 390 residues: fp32 does not fit a T4 (chunk 64)
+    rehearsal.install(on_gpu=True)
+    try:
+        table = accuracy.evaluate(["fp32", "fp16"], [short, long], "cpu", source="tiny").set_index(["variant", "target"])
+    finally:
+        rehearsal.uninstall()
+    assert table.loc[("fp32", long["target"]), "status"] == "skipped"
+    assert "does not fit" in table.loc[("fp32", long["target"]), "reason"]
+    assert table.loc[("fp16", long["target"]), "reference"] == "fp16"
+    assert table.loc[("fp16", short["target"]), "reference"] == "fp32"
+    assert accuracy.paired_bootstrap(table.reset_index(), "TM-score", "fp16")["targets"] == 1

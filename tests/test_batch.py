@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import batch, complexes, data, fit, folding, memory, models
+from helpers import batch, complexes, data, fit, folding, gpu, memory, models
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV", "ACDEFGHIKLMNPQRSTVWYACDEFGHIK"]
 
@@ -132,13 +132,13 @@ def test_offload_prediction_removes_the_lm_weights_and_adds_one_layer():
 
 
 def test_recommend_returns_a_recipe_that_fits_or_none():
-    for budget in fit.BUDGETS_GIB.values():
+    for card in gpu.CARDS.values():
         for length in (200, 700, 1300):
-            pick = fit.recommend(budget, length)
+            pick = fit.recommend(card, length)
             if pick is not None:
                 variant, chunk, need = pick
-                assert need <= budget and variant in fit.RECOMMEND_LADDER
-    assert fit.recommend(14.56, 300)[0] == "fp16"  # a T4 folds 300 aa with the plain fp16 recipe
+                assert need <= card.total_gib and variant in fit.RECOMMEND_LADDER
+    assert fit.recommend(gpu.T4, 300)[0] == "fp16"  # a T4 folds 300 aa with the plain fp16 recipe
     assert fit.recommend(2.0, 100) is None  # nothing fits 2 GiB (the trunk alone is 2.6 GiB in fp32)
     assert fit.recommend(1000.0, 5000) is None  # beyond the grid: no guess
 
@@ -156,7 +156,7 @@ def test_gpu_budget_caps_the_process_and_lifts_the_cap_afterwards(monkeypatch):
 
     fractions = []
     monkeypatch.delenv("ESMFOLD_MEMORY_CAP_GIB", raising=False)
-    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f: fractions.append(round(f, 6)))
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, *_: fractions.append(round(f, 6)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with memory.gpu_budget(4.0):
         pass

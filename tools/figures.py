@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
-from helpers import data, memory, models, notebook, plots, structure
+from helpers import data, fit, gpu, memory, models, notebook, plots, structure
 
 
 def _save(fig, path: Path) -> Path:
@@ -29,19 +30,17 @@ def figures_dir() -> Path:
 
 
 def _estimate_rule() -> str:
-    from helpers import fit
-
-    return (f"nvidia-smi estimate (peak allocated + {fit.CACHE_SHARE} × activations for the allocator's cache + "
-            f"{fit.CUDA_CONTEXT_GIB} GiB CUDA context, + {fit.QUANTO_ALLOWANCE_GIB} GiB for Quanto recipes; constants "
-            "measured on an H100, figures/09_gpu_check.csv)")
+    return (f"predicted need (peak allocated + {fit.CACHE_SHARE} × activations for the allocator's cache, + "
+            f"{fit.QUANTO_ALLOWANCE_GIB} GiB for Quanto recipes; measured on an H100, figures/09_gpu_check.csv) ≤ the "
+            f"card's memory less its CUDA context ({gpu.ASSUMED_CONTEXT_GIB} GiB, assumed: pytorch/pytorch#109888); a "
+            f"free T4: {gpu.T4.total_gib:.2f} GiB offered by CUDA; 'borderline' within {gpu.BORDERLINE_GIB} GiB")
 
 
 def _lean_estimate(part: pd.DataFrame) -> pd.Series:
-    """The nvidia-smi estimate of rows of 07_lean_steps.csv (int8 weights: allocated − activations)."""
-    from helpers import fit
-
+    """What nvidia-smi would show on a T4 for rows of 07_lean_steps.csv (int8 weights: allocated − activations)."""
     allocated = part["predicted peak allocated (GiB)"]
-    return fit.nvidia_smi_estimate(part["variant"].iloc[0], allocated, allocated - part["activations peak (GiB)"])
+    return fit.nvidia_smi_estimate(part["variant"].iloc[0], allocated, allocated - part["activations peak (GiB)"],
+                                   context_gib=gpu.T4.context_gib)
 
 
 def weights_per_stage(out_dir: Path) -> Path:
@@ -64,8 +63,9 @@ def weights_per_stage(out_dir: Path) -> Path:
         ax.barh(["fp32 weights"], [row["fp32 GiB"]], left=left, color=colour,
                 label=f"{row['stage']}: {row['parameters'] / 1e9:.3f} B params, {row['fp32 GiB']:.2f} GiB")
         left += row["fp32 GiB"]
-    ax.axvline(memory.T4_BUDGET_GIB, color="red", ls="--", lw=1.5)
-    ax.text(memory.T4_BUDGET_GIB + 0.1, 0, f"free Colab T4\n{memory.T4_BUDGET_GIB} GiB", color="red", va="center", fontsize=9)
+    ax.axvline(gpu.T4.usable_gib, color="red", ls="--", lw=1.5)
+    ax.text(gpu.T4.usable_gib + 0.1, 0, f"free Colab T4\n{gpu.T4.usable_gib:.2f} GiB\nfor PyTorch", color="red",
+            va="center", fontsize=9)
     ax.set_xlim(0, 16.5)
     ax.set_yticks([])
     ax.set_xlabel("GiB")
@@ -154,9 +154,9 @@ def variant_weights_figure(out_dir: Path) -> Path:
         bottom += gib
     for x, total in enumerate(bottom):
         ax.text(x, total + 0.15, f"{total:.2f}", ha="center", fontsize=8)
-    ax.axhline(memory.T4_BUDGET_GIB, color="red", ls="--", lw=1.2)
-    ax.text(len(table) - 0.5, memory.T4_BUDGET_GIB + 0.2, f"free Colab T4: {memory.T4_BUDGET_GIB} GiB", color="red",
-            ha="right", fontsize=9)
+    ax.axhline(gpu.T4.usable_gib, color="red", ls="--", lw=1.2)
+    ax.text(len(table) - 0.5, gpu.T4.usable_gib + 0.2, f"free Colab T4: {gpu.T4.usable_gib:.2f} GiB for PyTorch",
+            color="red", ha="right", fontsize=9)
     ax.set_ylabel("weights (GiB)")
     ax.set_ylim(0, 16.5)
     ax.set_title("ESMFold weights per loader variant (before any activation)")
@@ -171,13 +171,14 @@ def variant_weights_figure(out_dir: Path) -> Path:
 def variant_table_markdown() -> str:
     """The README's per-variant weights table, rendered from figures/03_variant_weights.csv."""
     table = pd.read_csv(figures_dir() / "03_variant_weights.csv")
-    lines = ["| variant | recipe | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4 |",
+    lines = ["| variant | recipe | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4's "
+             f"{gpu.T4.usable_gib:.2f} GiB for PyTorch |",
              "|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
         lines.append(
             f"| `{row['variant']}` | {models.RECIPES[row['variant']].description} | {row['total'] / 1e9:.2f} | "
             f"{row['total'] / memory.GIB:.2f} | {row['language model (ESM-2)'] / memory.GIB:.2f} | "
-            f"{row['total'] / memory.GIB / memory.T4_BUDGET_GIB:.0%} |"
+            f"{row['total'] / memory.GIB / gpu.T4.usable_gib:.0%} |"
         )
     lines.append("")
     lines.append(f"*Provenance: {table['provenance'].iloc[0]}. Regenerate with `python -m tools.figures weights`.*")
@@ -186,14 +187,12 @@ def variant_table_markdown() -> str:
 
 def max_length_table(out_dir: Path) -> Path:
     """The "Which recipe fits my hardware?" table, predicted from the committed grid, as figures/04_max_length.csv."""
-    from helpers import fit
-
     grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
     table = fit.hardware_table()
     table["provenance"] = (
         f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
         f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles, grid lengths "
-        f"{', '.join(map(str, sorted(grid['length'].unique())))}; {_estimate_rule()} ≤ GPU size"
+        f"{', '.join(map(str, sorted(grid['length'].unique())))}; {_estimate_rule()}"
     )
     path = out_dir / "04_max_length.csv"
     table.to_csv(path, index=False)
@@ -204,10 +203,8 @@ def max_length_figure(out_dir: Path) -> Path:
     """Grouped bars: the longest predicted length per recipe for each GPU size (from figures/04_max_length.csv)."""
     import matplotlib.pyplot as plt
 
-    from helpers import fit
-
     table = pd.read_csv(out_dir / "04_max_length.csv")
-    budgets = list(fit.BUDGETS_GIB)
+    budgets = list(gpu.CARDS)
     fig, ax = plt.subplots(figsize=(10, 4.6))
     width = 0.8 / len(table)
     for i, (_, row) in enumerate(table.iterrows()):
@@ -227,10 +224,8 @@ def max_length_figure(out_dir: Path) -> Path:
 
 def max_length_markdown() -> str:
     """The README's hardware table, rendered from figures/04_max_length.csv."""
-    from helpers import fit
-
     table = pd.read_csv(figures_dir() / "04_max_length.csv")
-    budgets = list(fit.BUDGETS_GIB)
+    budgets = list(gpu.CARDS)
     lines = ["| recipe | weights (GiB) | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
     for _, row in table.iterrows():
         lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
@@ -305,14 +300,13 @@ def cpu_classes_markdown() -> str:
 
 def recipe_table(out_dir: Path) -> Path:
     """"I have X GB and L residues → use recipe Y", predicted from the committed grid, as figures/06_recipes.csv."""
-    from helpers import fit
-
     grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
     table = fit.recipe_table()
     table["provenance"] = (
         f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
         f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles; first recipe of "
-        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk whose {_estimate_rule()} fits"
+        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk that fits: {_estimate_rule()}; "
+        "cells show the need as nvidia-smi would (with the card's CUDA context)"
     )
     path = out_dir / "06_recipes.csv"
     table.to_csv(path, index=False)
@@ -329,8 +323,6 @@ def lean_steps_table(out_dir: Path) -> Path:
     import transformers
     import torch
 
-    from helpers import fit
-
     table = fit.lean_steps("int8", (1000, 2000))
     table["provenance"] = (f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch "
                            f"{torch.__version__}, transformers {transformers.__version__}, {_dt.date.today().isoformat()}), "
@@ -344,8 +336,6 @@ def lean_steps_figure(out_dir: Path) -> Path:
     """Bars: predicted peak per lean step at L = 1,000 and 2,000 against the T4 budget (from 07_lean_steps.csv)."""
     import matplotlib.pyplot as plt
 
-    from helpers import fit
-
     table = pd.read_csv(out_dir / "07_lean_steps.csv")
     steps = list(dict.fromkeys(table["step"]))
     fig, ax = plt.subplots(figsize=(10, 4.8))
@@ -357,17 +347,19 @@ def lean_steps_figure(out_dir: Path) -> Path:
         bars = ax.bar(xs, _lean_estimate(part), width=width,
                       label=f"L = {length:,}", color=["#4C72B0", "#DD8452"][i % 2])
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.axhline(memory.T4_BUDGET_GIB, color="red", ls="--", lw=1.2)
-    ax.text(len(steps) - 0.6, memory.T4_BUDGET_GIB + 0.5, f"free Colab T4 ({memory.T4_BUDGET_GIB} GiB)", color="red",
+    ax.axhline(gpu.T4.total_gib, color="red", ls="--", lw=1.2)
+    ax.text(len(steps) - 0.6, gpu.T4.total_gib + 0.5, f"free Colab T4 ({gpu.T4.total_gib:.2f} GiB)", color="red",
             ha="right", fontsize=8)
     ax.set_xticks(range(len(steps)), [s.replace("original model, ", "original\n") for s in steps], fontsize=8)
-    ax.set_ylabel("predicted peak GPU memory (GiB)")
+    ax.set_ylabel("predicted GPU memory on a T4,\nas nvidia-smi would show it (GiB)")
     ax.set_yscale("log")
     ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
     ax.legend(fontsize=8)
-    fig.text(0.01, 0.01, "PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1]
-             + f"; bars: {_estimate_rule()}.", fontsize=6.5, color="0.35")
-    fig.subplots_adjust(bottom=0.2)
+    footer = ("PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1]
+              + f"; bars: peak allocated + the allocator's cache ({fit.CACHE_SHARE} × activations, measured on an H100) "
+              f"+ Quanto's {fit.QUANTO_ALLOWANCE_GIB} GiB + a T4's CUDA context ({gpu.T4.context_gib} GiB, assumed).")
+    fig.text(0.01, 0.01, "\n".join(textwrap.wrap(footer, 190)), fontsize=6.5, color="0.35")
+    fig.subplots_adjust(bottom=0.24)
     return _save(fig, out_dir / "07_lean_steps.png")
 
 
@@ -381,8 +373,11 @@ def lean_markdown() -> str:
     for step in steps:
         part = _lean_estimate(table[table["step"] == step].set_index("length"))
         lines.append(f"| {step} | " + " | ".join(f"{part[n]:.1f}" for n in lengths) + " |")
-    lines += ["", f"*{table['provenance'].iloc[0]}; the table shows the {_estimate_rule()}. "
-              "Regenerate with `python -m tools.figures lean` (CPU, ≈ 20 min).*"]
+    lines += ["", f"*{table['provenance'].iloc[0]}; the table shows what nvidia-smi would show on a T4: peak "
+              f"allocated + the allocator's cache ({fit.CACHE_SHARE} × activations, measured on an H100) + Quanto's "
+              f"{fit.QUANTO_ALLOWANCE_GIB} GiB + a T4's CUDA context ({gpu.T4.context_gib} GiB, assumed), against "
+              f"the {gpu.T4.total_gib:.2f} GiB CUDA offers on a free T4. Regenerate with `python -m tools.figures "
+              "lean` (CPU, ≈ 20 min).*"]
     return "\n".join(lines)
 
 
@@ -457,13 +452,11 @@ def predicted_memory_figure(out_dir: Path) -> Path:
     """Predicted peak memory against length per recipe (unchunked and chunk 32), with the seed's cited numbers."""
     import matplotlib.pyplot as plt
 
-    from helpers import fit
-
     grid = fit.predicted_grid()
     grid = grid[grid["variant"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
     seed = dict(data.SEED_MEMORY_GB)
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
-    plots.plot_memory_vs_length(grid, value="predicted nvidia-smi (GiB)", budget_gib=memory.T4_BUDGET_GIB,
+    plots.plot_memory_vs_length(grid, value="predicted nvidia-smi (GiB)", budget_gib=gpu.T4.total_gib,
                                 seed=seed, ax=ax,
                                 title="Predicted GPU memory (nvidia-smi estimate) against length — solid: unchunked, "
                                       "dotted: chunk 32")
@@ -490,7 +483,7 @@ def measured_sweep(out_dir: Path) -> list[Path]:
     source = models.weights_source()
     if not torch.cuda.is_available() or source == "tiny":
         raise SystemExit("measured figures need a CUDA GPU and the real weights or the random-full stand-in")
-    cap = notebook.apply_memory_cap()
+    cap = gpu.cap(gpu.session_cap())
     variants = [v for v in models.RECIPES if v not in ("fp16-seed", "bf16")]
     lengths = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
     table = benchmark.sweep(variants, lengths, [None, 128, 64, 32], "cuda", source=source)
@@ -500,7 +493,7 @@ def measured_sweep(out_dir: Path) -> list[Path]:
     table.to_csv(csv, index=False)
     paths = [csv]
     for name, draw in [("04_measured_memory", lambda: plots.plot_memory_vs_length(
-            table, seed=data.SEED_MEMORY_GB, budget_gib=memory.T4_BUDGET_GIB, provenance=line)),
+            table, seed=data.SEED_MEMORY_GB, budget_gib=gpu.budget_gib(), provenance=line)),
             ("04_measured_time", lambda: plots.plot_time_vs_length(table, seed=data.SEED_SECONDS, provenance=line)),
             ("04_prediction_vs_measurement", lambda: plots.plot_prediction_vs_measurement(table, provenance=line))]:
         table.to_csv(out_dir / f"{name}.csv", index=False)
@@ -518,8 +511,6 @@ GPU_RECHECK_CSV = "09_gpu_recheck.csv"
 def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
     """Every measured fold of the GPU check (both plans), with the prediction for the same point beside it: peak
     allocated (fake-tensor trace) and the nvidia-smi estimate, and measured / predicted ratios."""
-    from helpers import fit
-
     out_dir = out_dir or figures_dir()
     frames = [pd.read_csv(out_dir / name).assign(check=name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV, GPU_RECHECK_CSV)
               if (out_dir / name).exists()]
@@ -540,8 +531,6 @@ def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
 def seed_comparison(out_dir: Path) -> Path:
     """The nvidia-smi estimate against the seed article's readings and the H100 measurements, at the seed's lengths
     and between them (figures/04_seed_comparison.csv)."""
-    from helpers import fit
-
     measured = gpu_measurements(out_dir)
     measured = measured[(measured["check"] == GPU_CHECK_CSV) & (measured["recycles"] == "default")]
     rows = []
@@ -587,11 +576,12 @@ def gpu_check_figure(out_dir: Path) -> Path:
         for recipe, part in ok.groupby("recipe"):
             ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots.recipe_colour(recipe))
         oom = table[table["status"] == "OOM"]
-        ax.scatter(oom[predicted], [memory.T4_BUDGET_GIB] * len(oom), marker="x", color="red", s=40,
+        cap = float(pd.to_numeric(table["cap (GiB)"], errors="coerce").max())  # the T4 cap the GPU check ran under
+        ax.scatter(oom[predicted], [cap] * len(oom), marker="x", color="red", s=40,
                    label="out of memory under the T4 cap (drawn at the cap)")
-        top = max(ok[what].max(), ok[predicted].max(), memory.T4_BUDGET_GIB) * 1.05
+        top = max(ok[what].max(), ok[predicted].max(), cap) * 1.05
         ax.plot([0, top], [0, top], color="0.5", lw=0.8, ls="--")
-        ax.axhline(memory.T4_BUDGET_GIB, color="red", lw=0.8, ls=":")
+        ax.axhline(cap, color="red", lw=0.8, ls=":")
         ax.set_xlabel(predicted.replace(" (GiB)", " (GiB), predicted on a CPU"))
         ax.set_ylabel(what.replace(" (GiB)", " (GiB), measured"))
         ax.set_title("allocated by PyTorch" if what.startswith("peak") else "device memory in use (nvidia-smi)")

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import torch
 
-from helpers import data, fit, folding, lean, memory, models
+from helpers import data, fit, folding, gpu, lean, memory, models
 
 GIB = 1024**3
 #: The seed article's lengths (30, 256 and 480 residues) and two between them.
 SEED_LENGTHS = (30, 128, 256, 384, 480)
-#: A free Colab T4's usable memory (GiB), as everywhere in the series.
-T4_CAP_GIB = memory.T4_BUDGET_GIB
+#: What a free Colab T4 leaves PyTorch (GiB), as everywhere in the series (`gpu.T4`).
+T4_CAP_GIB = round(gpu.T4.usable_gib, 2)
 FIELDS = [
     "step", "recipe", "length", "chunk size", "lean trunk", "recycles", "trunk passes", "cap (GiB)", "status",
     "seconds", "peak allocated (GiB)", "peak reserved (GiB)", "nvidia-smi peak (GiB)", "nvidia-smi after (GiB)",
@@ -72,7 +72,7 @@ def t4_limit(recipe: str) -> tuple[tuple[int, int | None], tuple[int, int | None
     """((length, chunk), (next grid length, same chunk)) of the hardware table's T4 limit for `recipe`."""
     grid = fit.predicted_grid()
     part = grid[(grid["variant"] == recipe) & (grid["chunk size"].astype(str) != fit.LEAN)]
-    length, chunk = fit.longest_fitting(part, T4_CAP_GIB)
+    length, chunk, _ = fit.longest_fitting(part, gpu.T4)
     chunk = None if chunk == "none" else int(chunk)
     longer = sorted(n for n in part["length"].unique() if n > length)
     return (length, chunk), ((int(longer[0]), chunk) if longer else None)
@@ -249,8 +249,7 @@ class Check:
         if not self.cuda:
             return
         memory.free_memory()
-        total = torch.cuda.get_device_properties(0).total_memory / GIB
-        torch.cuda.set_per_process_memory_fraction(1.0 if gib is None else min(1.0, gib / total))
+        gpu.cap(gib)
 
     def readings(self, record: dict) -> None:
         """Fill the CUDA readings of a row (peaks since the last reset, and the state now)."""

@@ -1,7 +1,7 @@
 """Execute the notebook series top to bottom and report pass/fail, time and peak memory per notebook.
 
 `python -m tools.runner [NOTEBOOK ...]` — the tutorial's main job (`make tutorial`) and the instructors'
-day-before check (with ESMFOLD_WEIGHTS=random-full and ESMFOLD_MEMORY_CAP_GIB=14.56 on a GPU machine).
+day-before check (with ESMFOLD_WEIGHTS=random-full and ESMFOLD_MEMORY_CAP_GIB=T4 on a GPU machine).
 """
 
 from __future__ import annotations

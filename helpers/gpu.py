@@ -1,0 +1,182 @@
+"""What the series asks of a GPU, answered in one place: how much memory a fold may use, and the decisions that follow
+from the GPU's generation (bf16, TF32, the attention kernel, quantized matrix kernels).
+
+A free Colab T4 is described here with its sources (`T4`). `emulate(T4)` makes every answer a T4's — the tiny
+stand-in's rehearsal of the series (`helpers.rehearsal`) and the tests use it — and `cap(gib)` is the one way the
+series limits a process's GPU memory (to emulate a smaller card on a larger one).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+GIB = 1024**3
+#: Set to a number of GiB to cap this process's GPU memory for PyTorch (`cap`), or to "T4": what a free T4 leaves
+#: PyTorch (`T4.usable_gib`), to rehearse on a larger GPU.
+MEMORY_CAP_ENV = "ESMFOLD_MEMORY_CAP_GIB"
+#: A fold predicted to need less than this below the budget is called "borderline (estimate)": the estimate's terms
+#: (the allocator's cache, the CUDA context) are measured on another GPU or assumed.
+BORDERLINE_GIB = 0.5
+
+
+@dataclass(frozen=True)
+class GPU:
+    """A GPU as the series plans for it: its compute capability and the memory CUDA offers one process."""
+
+    name: str
+    capability: tuple[int, int] | None  # (major, minor); None for a memory-size class ("a 6 GB card")
+    total_gib: float  # memory CUDA offers a process (`torch.cuda.get_device_properties(0).total_memory`)
+    context_gib: float  # what the CUDA context and cuBLAS take of it before any tensor exists
+    source: str = ""
+
+    @property
+    def usable_gib(self) -> float:
+        """What PyTorch's tensors and its allocator's cache can hold: the total less the CUDA context."""
+        return self.total_gib - self.context_gib
+
+
+#: The CUDA context and cuBLAS: "around 400MB if CUDA >= 11.7 is used and lazy module loading enabled"
+#: (https://github.com/pytorch/pytorch/issues/109888). Assumed for a T4 and for the memory-size classes; not measured
+#: on a T4 (on an H100 it measured 1.17 GiB, figures/09_gpu_check.csv).
+ASSUMED_CONTEXT_GIB = 0.4
+
+#: A free Colab T4: nvidia-smi shows 15,360 MiB, of which CUDA offers a process 15,835,660,288 bytes (14.75 GiB;
+#: deviceQuery on Colab: https://github.com/enriicola/high-performance-clowns/blob/main/mandelbrot/report/report.md,
+#: and PyTorch's own out-of-memory message there, "total capacity of 14.74 GiB":
+#: https://github.com/zai-org/CogVideo/issues/741); compute capability 7.5 (https://developer.nvidia.com/cuda-gpus).
+T4 = GPU("Tesla T4 (free Colab)", (7, 5), total_gib=15_835_660_288 / GIB, context_gib=ASSUMED_CONTEXT_GIB,
+         source="15,835,660,288 bytes offered by CUDA (deviceQuery on Colab; nvidia-smi shows 15,360 MiB), compute "
+                "capability 7.5; CUDA context ≈ 0.4 GiB assumed (pytorch/pytorch#109888)")
+
+#: The GPU memory sizes of the hardware table, then the free T4: what each column plans against.
+CARDS = {f"{n} GB": GPU(f"a {n} GB card", None, float(n), ASSUMED_CONTEXT_GIB) for n in (4, 6, 8, 12)}
+CARDS[f"free T4 ({T4.total_gib:.2f} GiB)"] = T4
+
+_emulated: GPU | None = None
+_cap_gib: float | None = None
+
+
+def emulated() -> GPU | None:
+    """The GPU every answer is a rehearsal of (`emulate`), or None."""
+    return _emulated
+
+
+@contextmanager
+def emulate(gpu: GPU | None):
+    """Inside the block, answer every question as `gpu` would (None: the real device)."""
+    global _emulated
+    before, _emulated = _emulated, gpu
+    try:
+        yield gpu
+    finally:
+        _emulated = before
+
+
+def start_emulating(gpu: GPU) -> None:
+    """Answer as `gpu` from now on (a notebook's whole run: `helpers.rehearsal.install`)."""
+    global _emulated
+    _emulated = gpu
+
+
+def current() -> GPU | None:
+    """This process's GPU (the emulated one if any), or None without a CUDA GPU. The context is measured: the memory in
+    use on the device that PyTorch's allocator does not hold."""
+    if _emulated is not None:
+        return _emulated
+    if not torch.cuda.is_available():
+        return None
+    properties = torch.cuda.get_device_properties(0)
+    free, total = torch.cuda.mem_get_info(0)
+    context = max(0.0, (total - free - torch.cuda.memory_reserved(0)) / GIB)
+    return GPU(properties.name, (properties.major, properties.minor), properties.total_memory / GIB, context)
+
+
+def _capability(gpu: GPU | None) -> tuple[int, int]:
+    gpu = current() if gpu is None else gpu
+    return (gpu.capability or (0, 0)) if gpu is not None else (0, 0)
+
+
+def bf16_arithmetic(gpu: GPU | None = None) -> bool:
+    """Whether the GPU computes in bf16 (compute capability ≥ 8.0: Ampere and newer). Not
+    `torch.cuda.is_bf16_supported()`: by default it only checks that a bf16 tensor can be made, and a T4 says True
+    (https://github.com/pytorch/pytorch/pull/148322)."""
+    return _capability(gpu) >= (8, 0)
+
+
+def tf32(gpu: GPU | None = None) -> bool:
+    """Whether the GPU has TF32 tensor cores (compute capability ≥ 8.0), which fp32 products may use when allowed."""
+    return _capability(gpu) >= (8, 0)
+
+
+def attention_kernel(gpu: GPU | None = None) -> str:
+    """Which kernel `scaled_dot_product_attention` can use for the lean trunk's triangle attention: FlashAttention needs
+    compute capability 8.0–12.1, the memory-efficient kernel 5.0–12.1 (PyTorch's sdp_utils.cpp); neither stores the
+    L × L logits. Without a GPU: PyTorch's CPU kernels."""
+    capability = _capability(gpu)
+    if capability >= (8, 0):
+        return "flash"
+    return "memory-efficient" if capability >= (5, 0) else "cpu"
+
+
+def quantized_matmul(recipe: str, gpu: GPU | None = None) -> str:
+    """How a recipe's quantized weights are multiplied on this GPU. Quanto multiplies int8 weights by float
+    activations by dequantizing them first, on every GPU (optimum/quanto/library/qbytes_mm.py); its fast float8
+    (Marlin) and int4 (AWQ) kernels need compute capability ≥ 8.0 and fp16/bf16 activations — the trunk's are fp32.
+    torchao's dynamic recipe quantizes the activations too and multiplies int8 × int8 (`torch._int_mm`)."""
+    from helpers import models
+
+    spec = models.RECIPES[recipe]
+    if not spec.quantized:
+        return "floating point (no quantized weights)"
+    if spec.torchao == "int8-dynamic":
+        return "int8 × int8 (torch._int_mm), activations quantized on the fly"
+    if spec.torchao:
+        return "int8 weights dequantized in the product (torchao weight-only)"
+    fast = spec.quanto in ("int4", "float8") and _capability(gpu) >= (8, 0) and spec.lm_only
+    return ("Quanto's fast kernel (fp16 activations in the language model)" if fast
+            else "dequantize, then a floating-point product (every layer, every call)")
+
+
+def session_cap() -> float | None:
+    """The cap asked for in `$ESMFOLD_MEMORY_CAP_GIB` (a number of GiB, or "T4" for `T4.usable_gib`), or None."""
+    setting = os.environ.get(MEMORY_CAP_ENV, "").strip()
+    if not setting:
+        return None
+    return T4.usable_gib if setting.upper() == "T4" else float(setting)
+
+
+def cap(gib: float | None) -> float | None:
+    """Cap this process's GPU memory for PyTorch at `gib` GiB (None: no cap); return it. Without a GPU the cap is only
+    remembered, and planned against (`budget_gib`)."""
+    global _cap_gib
+    _cap_gib = gib
+    if torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory / GIB
+        torch.cuda.set_per_process_memory_fraction(1.0 if gib is None else min(1.0, gib / total))
+    return gib
+
+
+def cap_gib() -> float | None:
+    """The cap set by `cap`, or None."""
+    return _cap_gib
+
+
+def budget_gib(gpu: GPU | None = None) -> float | None:
+    """What a fold's tensors and PyTorch's cache may use on this GPU now: its usable memory, or the cap if lower;
+    None without a GPU."""
+    gpu = current() if gpu is None else gpu
+    if gpu is None:
+        return None
+    return min(gpu.usable_gib, _cap_gib) if _cap_gib is not None else gpu.usable_gib
+
+
+def verdict(need_gib: float, budget: float) -> str:
+    """'fits', 'borderline' (within BORDERLINE_GIB below the budget) or 'over' — for a predicted need against a
+    budget, both in GiB of PyTorch memory (context excluded)."""
+    if need_gib > budget:
+        return "over"
+    return "borderline" if need_gib > budget - BORDERLINE_GIB else "fits"

@@ -1,0 +1,128 @@
+"""The series' T4 plan (figures/t4_plan.csv): what every notebook's Run all does, made from the notebooks' own
+rehearsal — and the promises it lets us check."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import gpu, rehearsal
+from tools import plan
+
+COMMITTED = pd.read_csv(plan.PLAN_CSV)
+TOTALS = plan.totals(COMMITTED)
+#: The longest a notebook's Run all may take on a free Colab runtime, download included (minutes).
+BUDGET_MINUTES = {"07": 45}
+DEFAULT_BUDGET_MINUTES = 30
+MAX_CHECKPOINT_READS = 6
+SOLUTION_LIMIT_SECONDS = 60
+
+
+def test_the_plan_covers_every_notebook_and_states_its_provenance():
+    assert set(COMMITTED["notebook"]) == {path.stem for path in plan.series()}
+    assert COMMITTED["provenance"].str.contains("ESTIMATES").all()
+    assert COMMITTED["provenance"].str.contains("no T4 was measured").all()
+
+
+@pytest.mark.after_notebooks
+def test_the_committed_plan_is_what_the_notebooks_do_now(request):
+    """The rehearsal that just ran the notebooks (under nbmake, or here if they did not run in this session) must give
+    the committed plan's loads, reads and folds: change a notebook, and `python -m tools.plan` must follow."""
+    log_dir = Path(request.config.rehearsal_log)
+    fresh = []
+    for path in plan.series():
+        events = plan.events_of(path, log_dir)
+        if not events:  # the notebook did not run in this session: rehearse it now
+            plan.rehearse(path, log_dir)
+            events = plan.events_of(path, log_dir)
+        fresh += plan.plan_rows(path, events)
+    fresh = plan.what_it_does(pd.DataFrame(fresh))
+    committed = plan.what_it_does(COMMITTED)
+    for notebook in committed["notebook"].unique():
+        now, then = fresh[fresh["notebook"] == notebook], committed[committed["notebook"] == notebook]
+        assert now.reset_index(drop=True).equals(then.reset_index(drop=True)), (
+            f"{notebook}'s loads and folds changed: run `python -m tools.plan {notebook[:2]}`\n"
+            f"now:\n{now.to_string()}\ncommitted:\n{then.to_string()}")
+
+
+def test_committed_plan_data_every_fold_that_may_not_fit_is_shown_on_purpose():
+    folds = COMMITTED[COMMITTED["event"] == "fold"]
+    at_risk = folds[folds["verdict"].isin(["over", "borderline"])]
+    assert len(at_risk) >= 1  # out-of-memory is a path the series shows, not one it hides
+    unprepared = at_risk[at_risk["prepared for out-of-memory"].astype(str) != "True"]
+    assert unprepared.empty, unprepared[["notebook", "cell", "recipe", "length", "verdict"]]
+    assert (at_risk["out of memory"].astype(str) == "True").all()  # the rehearsal made each of them run out
+
+
+def test_committed_plan_data_no_solution_starts_a_load_or_a_fold_of_more_than_a_t4_minute():
+    solutions = COMMITTED[(COMMITTED["solution"].astype(str) == "True")
+                          & COMMITTED["event"].isin(["load", "fold", "read saved checkpoint"])]
+    slow = solutions[solutions["estimated seconds"] > SOLUTION_LIMIT_SECONDS]
+    assert slow.empty, slow[["notebook", "cell", "event", "recipe", "length", "estimated seconds"]]
+
+
+def test_committed_plan_data_every_notebook_fits_its_budget():
+    for _, row in TOTALS.iterrows():
+        budget = BUDGET_MINUTES.get(row["notebook"][:2], DEFAULT_BUDGET_MINUTES)
+        assert row["minutes"] <= budget, (row["notebook"], row["minutes"])
+        assert row["checkpoint reads"] <= MAX_CHECKPOINT_READS, (row["notebook"], row["checkpoint reads"])
+
+
+def test_committed_plan_data_long_folds_run_one_trunk_pass():
+    """A fold estimated at more than two T4 minutes with the default 4 passes runs one pass instead."""
+    folds = COMMITTED[(COMMITTED["event"] == "fold") & (COMMITTED["runtime"] == "gpu")]
+    model = plan._per_pass_curves()
+    for _, row in folds.iterrows():
+        default = plan.gpu_fold_seconds({**row.to_dict(), "trunk passes": 4}, model)[1]
+        if default > 120:
+            assert row["trunk passes"] == 1, (row["notebook"], row["cell"], row["length"], default)
+
+
+def test_the_headers_the_readme_and_the_guide_show_the_plan():
+    for path, text in plan.renderings(TOTALS).items():
+        assert path.read_text() == text, f"{path.name} does not show the plan: run `python -m tools.plan --render`"
+    for _, row in TOTALS.iterrows():
+        script = (plan.ROOT / "notebooks" / f"{row['notebook']}.py").read_text()
+        assert f"about {math.ceil(row['minutes'])} minutes" in script
+
+
+def test_the_time_model_scales_h100_measurements_by_the_cited_factors():
+    model = plan._per_pass_curves()
+    h100, t4 = plan.gpu_fold_seconds({"length": 480, "lean": False, "recipe": "fp16", "trunk passes": 4}, model)
+    measured = plan._h100_rows()
+    fp16_480 = measured[(measured["recipe"] == "fp16") & (measured["length"] == 480)
+                        & (measured["trunk passes"].astype(float) == 4)]["seconds"].median()
+    assert h100 == pytest.approx(fp16_480, rel=0.1)
+    per_pass = (h100 - model["base"]) / 4
+    assert t4 == pytest.approx(model["base"] * plan.MEMORY_FACTOR + 4 * per_pass * plan.COMPUTE_FACTOR)
+    one_pass = plan.gpu_fold_seconds({"length": 480, "lean": False, "recipe": "fp16", "trunk passes": 1}, model)[1]
+    assert one_pass < t4 / 3
+
+
+def test_interpolation_passes_through_the_points_and_grows_as_a_power_law_between_them():
+    points = [(100, 1.0), (200, 8.0)]
+    assert plan._interpolate(points, 100) == 1.0 and plan._interpolate(points, 200) == 8.0
+    assert plan._interpolate(points, 150) == pytest.approx(1.5**3)
+    assert plan._interpolate(points, 50) == 1.0  # below the shortest: the launch-bound floor
+    assert plan._interpolate(points, 400) == pytest.approx(64.0)  # beyond: L³
+
+
+def test_a_rehearsed_fold_becomes_a_plan_row_with_its_verdict_and_seconds(tmp_path, monkeypatch):
+    from helpers import folding, models
+
+    monkeypatch.setenv(rehearsal.LOG_ENV, str(tmp_path))
+    rehearsal.install(on_gpu=True)
+    try:
+        model, tokenizer = models.load_model("fp16", device="cpu", source="tiny", chunk_size=64)
+        folding.fold(model, tokenizer, "MKTAYIAKQR" * 26)
+    finally:
+        rehearsal.uninstall()
+    events = [e for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()
+              if (e := __import__("json").loads(line))["event"] in ("load", "fold")]
+    rows = plan.plan_rows(Path("01_x.ipynb"), [{**e, "cell": 1, "section": "s", "solution": False} for e in events])
+    fold = next(r for r in rows if r["event"] == "fold")
+    assert (fold["recipe"], fold["length"], fold["verdict"]) == ("fp16", 260, "fits")
+    assert fold["estimated seconds"] > 0 and fold["budget (GiB)"] == pytest.approx(gpu.T4.usable_gib)
+    load = next(r for r in rows if r["event"] == "load")
+    assert load["checkpoint reads"] == 1 and load["estimated seconds"] >= plan.CHECKPOINT_BYTES / (plan.DISK_MB_S * 1e6)
