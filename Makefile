@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # nbmake runs every notebook with the tiny stand-in on CPU; stand-in checkpoints are built once into the cache.
 TEST_ENV := ESMFOLD_WEIGHTS=tiny
 
-.PHONY: tutorial test test-slow test-colab outputs setup sync figures gpu gpu-figures day-before gpu-check gpu-check-prepare clean
+.PHONY: tutorial test test-slow test-colab outputs setup sync figures gpu gpu-figures day-before gpu-rehearsal gpu-check gpu-check-prepare clean
 
 tutorial: $(VENV)/.installed  ## execute every notebook (real weights on a CUDA GPU; ESMFOLD_WEIGHTS=tiny without one)
 	$(BIN)/python -m tools.runner
@@ -58,6 +58,10 @@ test-colab:  ## the notebooks under Colab's versions (tiny stand-in) + each setu
 
 outputs: $(VENV)/.installed  ## refresh the outputs the committed notebooks show on GitHub (cells tagged show-output)
 	ESMFOLD_WEIGHTS=tiny $(BIN)/python -m tools.outputs
+
+gpu-rehearsal: $(VENV)/.installed  ## on a CUDA GPU: part PART of the series (random-full, T4 cap), as the T4 plan splits it
+	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=T4 $(BIN)/python -m tools.runner --part $${PART:?usage: make gpu-rehearsal PART=1} \
+		--csv $${OUT:-figures}/10_series_on_gpu.csv
 
 gpu-check-prepare:  ## here, before a GPU is lent: wheels and data the GPU machine lacks, into .gpu/ (carried there)
 	bash tools/gpu_prepare.sh

@@ -135,6 +135,17 @@ def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "", 
     return record
 
 
+def _predicted(variant: str, length: int, chunk, source: str | None) -> float:
+    """The predictor's peak allocated (GiB) for a sweep point, for the model that computes it: the tiny stand-in's own
+    trace (on a CPU the measurement must match it), else the full-size esmfold_v1 from the committed grid (instant) —
+    also in a rehearsal, where the tiny model stands in for the full-size one."""
+    from helpers import fit, rehearsal
+
+    if models.weights_source(source) == "tiny" and not rehearsal.active():
+        return fit.lookup_or_predict(variant, length, chunk, "tiny")
+    return fit.grid_estimate(variant, length, chunk)["allocated (GiB)"]
+
+
 def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True,
           num_recycles: int | None = None) -> pd.DataFrame:
     """Measure peak memory and time of one fold per (variant, chunk size, length): one load per variant, peaks reset
@@ -173,9 +184,8 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
                     row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
                     row["sequence"] = origin
                     stopped = record["status"] == "OOM"
-                    if predict and not stopped:  # for the full-size architecture, from the committed grid
-                        row["predicted peak allocated (GiB)"] = fit.grid_estimate(variant, length, chunk)[
-                            "allocated (GiB)"]
+                    if predict and not stopped:
+                        row["predicted peak allocated (GiB)"] = _predicted(variant, length, chunk, source)
                 rows.append(row)
                 bar.update()
         del model

@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 
+from helpers import tmalign
+
 #: Seed fragments tried per fragment length in the TM-score superposition search.
 STARTS = 20
 
@@ -60,36 +62,35 @@ def ca_rmsd(reference, model) -> float:
 
 
 def _superposition_search(reference: np.ndarray, model: np.ndarray, radius: float, score) -> float:
-    """Best `score(moved_model)` over superpositions on seed fragments (lengths N, N/2, … 4) refined iteratively on
-    the residues closer than `radius` — the search of the TM-score program, also used for GDT."""
-    import biotite.structure as struc
-
+    """Best `score(moved)` over superpositions seeded on fragments (lengths N, N/2, … 4, `STARTS` starts each) and
+    refined iteratively on the residues closer than `radius` — the search of the TM-score program, also used for GDT.
+    Every seed advances at once (`tmalign.kabsch_many`); `score` takes a batch of moved models (B × N × 3)."""
     n = len(reference)
-    indices = np.arange(n)
-    best = 0.0
+    index = np.arange(n)
     lengths, fragment = [], n
     while fragment >= 4 or not lengths:
         lengths.append(min(fragment, n))
         fragment //= 2
+    seeds = []
     for frag in lengths:
         step = max(1, (n - frag) // STARTS) if frag < n else 1
-        for start in range(0, n - frag + 1, step):
-            subset = indices[start : start + frag]
-            for _ in range(20):
-                if len(subset) < 3:
-                    break
-                _, transform = struc.superimpose(reference[subset], model[subset])
-                moved = transform.apply(model)
-                best = max(best, float(score(moved)))
-                distances = np.linalg.norm(moved - reference, axis=1)
-                grow = radius
-                new = indices[distances < grow]
-                while len(new) < 3 and grow < 20:
-                    grow += 0.5
-                    new = indices[distances < grow]
-                if np.array_equal(new, subset):
-                    break
-                subset = new
+        seeds += [(index >= start) & (index < start + frag) for start in range(0, n - frag + 1, step)]
+    masks, best = np.stack(seeds), 0.0
+    for _ in range(20):
+        masks = masks[masks.sum(axis=1) >= 3]  # three points fix a superposition
+        if not len(masks):
+            break
+        r, t = tmalign.kabsch_many(reference, model, masks)
+        moved = model[None] @ np.swapaxes(r, 1, 2) + t[:, None, :]
+        best = max(best, float(np.max(score(moved))))
+        distances = np.linalg.norm(moved - reference[None], axis=2)
+        grown = distances < radius
+        for row in np.flatnonzero(grown.sum(axis=1) < 3):  # too few close: widen by 0.5 Å, up to 20 Å
+            cut = radius
+            while grown[row].sum() < 3 and cut < 20:
+                cut += 0.5
+                grown[row] = distances[row] < cut
+        masks = grown[~(grown == masks).all(axis=1)]  # seeds whose residue set still changes
     return best
 
 
@@ -106,9 +107,9 @@ def tm_score(reference, model, reference_length: int | None = None) -> float:
         raise ValueError("TM-score needs at least 3 paired residues")
     d0 = max(0.5, 1.24 * (length - 15) ** (1 / 3) - 1.8) if length > 21 else 0.5
 
-    def score(moved):  # biotite's `tm_score` formula, without its per-call checks of the atoms (it runs ~1,000 times)
-        distances = np.linalg.norm(moved - reference, axis=1)
-        return float(np.sum(1.0 / (1.0 + (distances / d0) ** 2)) / length)
+    def score(moved):  # biotite's `tm_score` formula, for a batch of moved models
+        distances = np.linalg.norm(moved - reference, axis=-1)
+        return np.sum(1.0 / (1.0 + (distances / d0) ** 2), axis=-1) / length
 
     return _superposition_search(reference, model, min(max(d0, 4.5), 8.0), score)
 
@@ -120,7 +121,8 @@ def gdt_ts(reference, model) -> float:
     fractions = []
     for cutoff in (1.0, 2.0, 4.0, 8.0):
         fractions.append(_superposition_search(
-            reference, model, cutoff, lambda moved, c=cutoff: np.mean(np.linalg.norm(moved - reference, axis=1) < c)))
+            reference, model, cutoff, lambda moved, c=cutoff: np.mean(np.linalg.norm(moved - reference, axis=-1) < c,
+                                                                      axis=-1)))
     return float(np.mean(fractions))
 
 
@@ -225,8 +227,6 @@ def pair_by_sequence(query: str, observed: str) -> tuple[np.ndarray, np.ndarray]
 def structural_tm_score(reference, model, normalise_by: str = "reference") -> float:
     """TM-align's TM-score for *different* proteins (no residue pairing given): the best structural alignment and
     superposition (`helpers.tmalign`), normalised by the reference's length (or the model's, normalise_by="model")."""
-    from helpers import tmalign
-
     if normalise_by not in ("reference", "model"):
         raise ValueError(f"normalise_by must be 'reference' or 'model', not {normalise_by!r}")
     result = tmalign.tm_align(reference, model)

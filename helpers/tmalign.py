@@ -61,7 +61,7 @@ def _kabsch(fixed: np.ndarray, mobile: np.ndarray):
     return r, fc - mc @ r.T
 
 
-def _kabsch_many(fixed: np.ndarray, mobile: np.ndarray, masks: np.ndarray):
+def kabsch_many(fixed: np.ndarray, mobile: np.ndarray, masks: np.ndarray):
     """`_kabsch` for B subsets at once (masks: B × n booleans); returns r (B, 3, 3) and t (B, 3)."""
     w = masks.astype(float)
     count = w.sum(axis=1)[:, None]
@@ -108,7 +108,7 @@ def superpose_for_tm(xa: np.ndarray, ya: np.ndarray, p: Params, step: int = 1, c
     best = [-1.0, np.eye(3), np.zeros(3)]
 
     def score(masks):
-        r, t = _kabsch_many(xa, ya, masks)
+        r, t = kabsch_many(xa, ya, masks)
         diff = ya[None] @ np.swapaxes(r, 1, 2) + (t[:, None, :] - xa[None])
         dist = np.sqrt((diff * diff).sum(axis=2))
         tm = np.where(dist <= limit, 1.0 / (1.0 + (dist / p.d0) ** 2), 0.0).sum(axis=1) / p.norm

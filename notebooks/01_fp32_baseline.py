@@ -77,12 +77,12 @@ if DRIVE_CACHE:
 
 # %% [markdown]
 # ## Parameters
-# The one cell that differs between a real run and the tests. `MODEL_ID` is what `from_pretrained` opens: the real
-# `facebook/esmfold_v1` on the Hugging Face hub — or, when `ESMFOLD_WEIGHTS=tiny` is set (the tests do), a tiny
-# random-weight stand-in of the same classes in a local folder. Every call below is the same either way.
-# `notebook.start()` checks your torch/transformers versions (a warning, never an error), prints a large banner if a
-# **stand-in** is in use, and stops with a clear message if no GPU is visible — the real fp32 model on a Colab CPU
-# runtime would fill its 12.7 GB of RAM and kill the kernel.
+# `MODEL_ID` is what `from_pretrained` opens: the real `facebook/esmfold_v1` on the Hugging Face hub — or, when
+# `ESMFOLD_WEIGHTS=tiny` is set (the tests do), a tiny random-weight stand-in of the same classes in a local folder,
+# which *rehearses* the notebook as a free T4 would run it (every fold planned against a T4's memory). Every call
+# below is the same either way. `notebook.start()` checks your torch/transformers versions (a warning, never an
+# error), prints a large banner if a **stand-in** is in use, and stops with a clear message if no GPU is visible — the
+# real fp32 model on a Colab CPU runtime would fill its 12.7 GB of RAM and kill the kernel.
 
 # %%
 MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)

@@ -70,8 +70,8 @@ if DRIVE_CACHE:
 # ## Parameters
 # `MODEL_ID`: the real `facebook/esmfold_v1`, or the tests' tiny stand-in (`ESMFOLD_WEIGHTS=tiny`); everything
 # below is the same either way. `COMPARE` is the protein every recipe folds for the agreement check — short enough
-# for the fp32 reference to fit a T4 (notebook 01) — and `SEED` is the seed article's 1CA2, which fp32 cannot fold on
-# a T4 but fp16 can.
+# for the fp32 reference to fit a T4 with room to spare (notebook 01) — and `SEED` is the seed article's 1CA2, which
+# fp32 folds on a T4 only with chunking and little to spare (notebook 01), and fp16 folds easily.
 
 # %%
 MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's folder)
@@ -277,8 +277,8 @@ plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"fp32 vs fp16 
 
 # %% [markdown]
 # ## Recap
-# - Halving the 2.83 B-parameter language model saves ≈ 5.3 GiB — the cheapest step of the series — and makes the
-#   seed's 1CA2 fit a T4.
+# - Halving the 2.83 B-parameter language model saves ≈ 5.3 GiB — the cheapest step of the series — and gives the
+#   seed's 1CA2 room to spare on a T4.
 # - Load it in fp16 *directly*: `config.esmfold_config.fp16_esm = True`, then
 #   `from_pretrained(..., config=config, dtype=torch.float32)`. `model.esm = model.esm.half()` after an fp32 load pays
 #   the fp32 peak first and leaves the fp32 blocks cached until `torch.cuda.empty_cache()`.

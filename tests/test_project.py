@@ -321,3 +321,32 @@ def test_the_colab_setup_cell_explains_itself_before_the_repository_is_stamped(p
     with pytest.raises(SystemExit) as stop:
         exec(compile(code, path.name, "exec"), {})
     assert "open the notebook from the Colab badge" in str(stop.value) and str(stop.value).count(".") <= 2
+
+
+def test_the_gpu_rehearsal_parts_cover_the_series_in_order_within_the_limit():
+    from tools import plan, runner
+
+    split = runner.parts()
+    assert [n for part in split for n in part] == [path.stem for path in plan.series()]
+    totals = plan.totals(plan.load_plan()).set_index("notebook")
+    for part in split:
+        seconds = runner.PART_OVERHEAD_SECONDS + sum(runner.h100_seconds(totals.loc[n].to_dict() | {"notebook": n})
+                                                      for n in part)
+        assert len(part) == 1 or seconds <= runner.PART_SECONDS, (part, seconds)
+    smaller = runner.parts(limit=runner.PART_OVERHEAD_SECONDS + 1)
+    assert all(len(part) == 1 for part in smaller)  # every notebook alone when nothing else fits
+
+
+def test_the_runner_writes_a_row_per_notebook_with_its_provenance(monkeypatch, tmp_path):
+    import nbformat
+
+    from tools import runner
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('fine')")]), tmp_path / "01_x.ipynb")
+    monkeypatch.setenv("ESMFOLD_WEIGHTS", "tiny")
+    assert runner.main([str(tmp_path / "01_x.ipynb"), "--csv", str(tmp_path / "rows.csv")]) == 0
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert rows["notebook"].tolist() == ["01_x.ipynb"] and rows["status"].tolist() == ["passed"]
+    assert {"device", "torch", "transformers", "weights", "date", "nvidia-smi peak (GiB)"} <= set(rows.columns)

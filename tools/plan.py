@@ -309,6 +309,11 @@ def provenance() -> str:
 
 # --- what the plan says --------------------------------------------------------------------------------------------
 
+def load_plan() -> pd.DataFrame:
+    """The committed plan."""
+    return pd.read_csv(PLAN_CSV)
+
+
 def totals(plan: pd.DataFrame) -> pd.DataFrame:
     """Per notebook: checkpoint reads, loads, folds (and how many are predicted not to fit), estimated minutes."""
     out = []

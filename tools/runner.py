@@ -2,13 +2,21 @@
 
 `python -m tools.runner [NOTEBOOK ...]` — the tutorial's main job (`make tutorial`) and the instructors'
 day-before check (with ESMFOLD_WEIGHTS=random-full and ESMFOLD_MEMORY_CAP_GIB=T4 on a GPU machine).
+
+`python -m tools.runner --part K [--csv FILE]` runs part K of the series as the T4 plan splits it for a lent GPU
+(`parts`: each part's notebooks estimated to take at most PART_SECONDS on an H100) and appends one row per notebook —
+pass/fail, seconds, the GPU's peak as PyTorch and as nvidia-smi see it — to FILE (`make gpu-rehearsal PART=K`).
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,11 +65,84 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> dict:
     return row
 
 
+#: The most a part of the GPU rehearsal may take on one H100 (seconds): a lent GPU's call runs at most 10 minutes.
+PART_SECONDS = 420
+#: One-off costs of a part on the GPU machine: building the random-full stand-in (35–56 s in figures/09_*.csv).
+PART_OVERHEAD_SECONDS = 60
+
+
+def h100_seconds(totals_row) -> float:
+    """A notebook's estimated seconds on an H100 from its T4 plan: its GPU work without the T4 factor, its loads from
+    the page cache (the H100 loaded in 3–7 s), its CPU work as measured; no download."""
+    from tools import plan
+
+    rows = plan.load_plan()
+    part = rows[rows["notebook"] == totals_row["notebook"]]
+    folds = part.loc[part["event"] == "fold", "H100 seconds (model)"].fillna(0).sum()
+    if totals_row["runtime"] == "cpu":  # notebook 08 folds on the CPU whatever the machine
+        folds = part.loc[part["event"] == "fold", "estimated seconds"].sum()
+    loads = 7.0 * int((part["event"] == "load").sum())
+    work = part.loc[part["event"] == "CPU work", "estimated seconds"].sum()
+    return float(folds + loads + work)
+
+
+def parts(limit: float = PART_SECONDS) -> list[list[str]]:
+    """The series in parts for a lent GPU, in order: consecutive notebooks whose H100 estimates add up to at most
+    `limit` seconds with the part's overhead (a notebook longer than that is a part of its own)."""
+    from tools import plan
+
+    out, current, spent = [], [], PART_OVERHEAD_SECONDS
+    for _, row in plan.totals(plan.load_plan()).iterrows():
+        seconds = h100_seconds(row)
+        if current and spent + seconds > limit:
+            out.append(current)
+            current, spent = [], PART_OVERHEAD_SECONDS
+        current.append(row["notebook"])
+        spent += seconds
+    return out + ([current] if current else [])
+
+
+class NvidiaSmiPeak:
+    """The highest memory.used nvidia-smi reports while the block runs (GiB), sampled every half second; None where
+    there is no nvidia-smi."""
+
+    def __init__(self):
+        self.peak, self._stop = None, threading.Event()
+
+    def _sample(self):
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout
+                used = max(float(v) for v in out.split()) / 1024
+                self.peak = used if self.peak is None else max(self.peak, used)
+            except (OSError, ValueError, subprocess.SubprocessError):
+                return
+            self._stop.wait(0.5)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def main(argv: list[str]) -> int:
-    """Run the given notebooks (default: the whole series); exit non-zero if any fails."""
+    """Run the given notebooks (default: the whole series, or `--part K` of it); exit non-zero if any fails."""
     import torch
 
     source = models.weights_source()
+    csv_path = None
+    if "--csv" in argv:
+        i = argv.index("--csv")
+        csv_path, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
+    if "--part" in argv:
+        i = argv.index("--part")
+        names = parts()[int(argv[i + 1]) - 1]
+        argv = argv[:i] + argv[i + 2:] + [str(data.repo_root() / "notebooks" / f"{n}.ipynb") for n in names]
     paths = [Path(a).resolve() for a in argv] or series()
     if not torch.cuda.is_available() and source not in models.STAND_INS:
         cpu_ready = [p for p in paths if runs_on_a_cpu(p)]
@@ -83,8 +164,12 @@ def main(argv: list[str]) -> int:
           f"memory cap: {os.environ.get('ESMFOLD_MEMORY_CAP_GIB', 'none')} GiB; executed copies in {out_dir}")
     rows = []
     for path in paths:
-        row = run_notebook(path, out_dir)
+        with NvidiaSmiPeak() as smi:
+            row = run_notebook(path, out_dir)
+        row["nvidia-smi peak (GiB)"] = None if smi.peak is None else round(smi.peak, 2)
         rows.append(row)
+        if csv_path is not None:
+            _append(csv_path, row, source)
         peak = row.get("GPU peak reserved (GiB)")
         print(f"{row['status']:>7}  {row['notebook']:<34} {row['seconds']:>7.1f} s"
               + (f"  GPU peak {peak:.2f} GiB" if peak is not None else "")
@@ -92,6 +177,25 @@ def main(argv: list[str]) -> int:
     failed = sum(row["status"] != "passed" for row in rows)
     print(f"{len(rows) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def _append(path: Path, row: dict, source: str) -> None:
+    """One notebook's row, with its provenance, appended to a CSV (written header first when new)."""
+    import torch
+    import transformers
+
+    row = {**row, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU",
+           "memory cap (GiB)": os.environ.get("ESMFOLD_MEMORY_CAP_GIB", "none"), "torch": torch.__version__,
+           "transformers": transformers.__version__, "weights": source, "date": dt.date.today().isoformat()}
+    fields = ["notebook", "status", "seconds", "GPU peak reserved (GiB)", "nvidia-smi peak (GiB)", "error", "device",
+              "memory cap (GiB)", "torch", "transformers", "weights", "date"]
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 if __name__ == "__main__":
