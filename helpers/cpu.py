@@ -181,7 +181,7 @@ class CpuRecipe:
     lean: bool = False  # the lean trunk of notebook 07
     judged: bool = True  # False: its accuracy cannot be judged without the real weights
     load_ram_gb: float = 0.0  # RAM the load needs with the real weights (0: fits 12.7 GB); more → refused, not killed
-    prequantized: bool = False  # reload a saved Quanto checkpoint (notebook 03 § 7) instead of from_pretrained
+    prequantized: bool = False  # reload a saved Quanto checkpoint (notebook 03 § 4) instead of from_pretrained
 
 
 #: CPU recipes, each loadable without ever holding the LM in fp32 except `fp32` (the reference) and `quanto-int8` (the
@@ -280,7 +280,7 @@ def prequantized_folder(source: str | None = None) -> Path:
 
 def prequantize(source: str | None = None) -> Path:
     """Quantize on load (Quanto int8, fp32 activations) once and save it for `quanto-int8-reload`. Needs ≈ 24 GB of
-    RAM on a CPU — or run it on a GPU runtime (notebook 03, section 7) and copy the folder (3.5 GB) here."""
+    RAM on a CPU — or run it on a GPU runtime (notebook 03, section 4) and copy the folder (3.5 GB) here."""
     from helpers import memory, quantization
 
     model, _ = load_cpu("quanto-int8", source=source)
@@ -316,7 +316,7 @@ def load_cpu(recipe: str, source: str | None = None):
         if not (folder / "quantization_map.json").is_file():
             raise FileNotFoundError(f"No pre-quantized checkpoint in {folder}. Make it once with "
                                     "`helpers.cpu.prequantize()` on a machine with ≈ 24 GB of RAM, or on a GPU runtime "
-                                    "with notebook 03 (section 7), and copy the folder here.")
+                                    "with notebook 03 (section 4), and copy the folder here.")
         model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
         return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
     model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,

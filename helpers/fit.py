@@ -327,7 +327,11 @@ def grid_estimate(variant: str, length: int, chunk_size=None, batch: int = 1) ->
 
     from helpers import models
 
-    lengths, activations, traced = _grid_curve(activation_profile(variant), _grid_chunk_label(chunk_size))
+    profile = activation_profile(variant)
+    if profile not in GRID_PROFILES:
+        raise ValueError(f"The committed grid has no '{profile}' activations (recipe {variant!r}): it covers "
+                         f"{', '.join(GRID_PROFILES)}; trace it with `predict_peak` instead.")
+    lengths, activations, traced = _grid_curve(profile, _grid_chunk_label(chunk_size))
     if length in lengths:
         act, how = activations[lengths.index(length)], "grid point"
     elif length < lengths[0]:
@@ -423,15 +427,19 @@ def longest_fitting(part, card) -> tuple[int, str, float] | None:
     """(longest length, chunk label, its predicted need in GiB of PyTorch memory) of the rows of one variant's
     predicted grid that fit `card` (a `gpu.GPU` or GiB), taking the fastest chunk size at that length; None if none
     fits."""
+    from helpers import gpu
+
     card = _card(card)
     fits = part[part["predicted reserved (GiB)"] <= card.usable_gib]
     if fits.empty:
         return None
     longest = int(fits["length"].max())
-    at = fits[fits["length"] == longest]
-    best = min(at["chunk size"].astype(str), key=lambda c: _CHUNK_ORDER[c])
-    need = float(at[at["chunk size"].astype(str) == best]["predicted reserved (GiB)"].iloc[0])
-    return longest, best, need
+    at = fits[fits["length"] == longest].copy()
+    at["label"] = at["chunk size"].astype(str)
+    at["borderline"] = at["predicted reserved (GiB)"] > card.usable_gib - gpu.BORDERLINE_GIB
+    # the fastest chunk size that fits with a margin; only if none does, the fastest borderline one
+    best = min(at.itertuples(), key=lambda r: (r.borderline, _CHUNK_ORDER[r.label]))
+    return longest, best.label, float(at.loc[best.Index, "predicted reserved (GiB)"])
 
 
 #: The order in which `recommend` tries recipes: most accurate and fastest first. Offloading keeps fp16's numbers
@@ -449,15 +457,17 @@ def recommend(card, length: int) -> tuple[str, int | str | None, float] | None:
     """(recipe, chunk size, predicted GiB on the card as nvidia-smi would show it) of the first recipe in
     RECOMMEND_LADDER × CHUNK_LADDER predicted to fold `length` residues on `card` (a `gpu.GPU`, or its memory in GiB);
     None if none fits or the length is beyond the grid."""
+    from helpers import gpu
+
     card = _card(card)
     if length > _LONGEST_PLANNED:
         return None
-    for variant in RECOMMEND_LADDER:
-        for chunk in CHUNK_LADDER:
-            if chunk != LEAN and length > max(GRID_LENGTHS):
-                continue
-            need = grid_estimate(variant, length, chunk)["reserved (GiB)"]
-            if need <= card.usable_gib:
+    candidates = [(variant, chunk) for variant in RECOMMEND_LADDER for chunk in CHUNK_LADDER
+                  if chunk == LEAN or length <= max(GRID_LENGTHS)]
+    needs = [grid_estimate(variant, length, chunk)["reserved (GiB)"] for variant, chunk in candidates]
+    for margin in (gpu.BORDERLINE_GIB, 0.0):  # a recipe that fits with a margin first; a borderline one only if none
+        for (variant, chunk), need in zip(candidates, needs):
+            if need <= card.usable_gib - margin:
                 return variant, chunk, need + card.context_gib
     return None
 
@@ -475,7 +485,9 @@ def recipe_table(source: str | None = None):
         for length in RECIPE_LENGTHS:
             pick = recommend(card, length)
             trunk = "lean trunk" if pick and pick[1] == LEAN else f"chunk {pick[1] or 'none'}" if pick else ""
-            row[f"≤ {length} aa"] = f"{pick[0]} · {trunk} ({pick[2]:.1f} GiB)" if pick else "no recipe fits"
+            edge = pick and gpu.verdict(pick[2] - card.context_gib, card.usable_gib) == "borderline"
+            row[f"≤ {length} aa"] = (f"{pick[0]} · {trunk} ({pick[2]:.1f} GiB{', borderline' if edge else ''})"
+                                     if pick else "no recipe fits")
         rows.append(row)
     return pd.DataFrame(rows)
 

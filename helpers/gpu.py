@@ -122,11 +122,12 @@ def attention_kernel(gpu: GPU | None = None) -> str:
     return "memory-efficient" if capability >= (5, 0) else "cpu"
 
 
-def quantized_matmul(recipe: str, gpu: GPU | None = None) -> str:
-    """How a recipe's quantized weights are multiplied on this GPU. Quanto multiplies int8 weights by float
-    activations by dequantizing them first, on every GPU (optimum/quanto/library/qbytes_mm.py); its fast float8
-    (Marlin) and int4 (AWQ) kernels need compute capability ≥ 8.0 and fp16/bf16 activations — the trunk's are fp32.
-    torchao's dynamic recipe quantizes the activations too and multiplies int8 × int8 (`torch._int_mm`)."""
+def quantized_matmul(recipe: str) -> str:
+    """How a recipe's quantized weights are multiplied. Quanto multiplies int8 weights by float activations by
+    dequantizing them first, on every GPU (optimum/quanto/library/qbytes_mm.py); its fast float8 (Marlin) and int4
+    (AWQ) kernels need compute capability ≥ 8.0 *and* fp16/bf16 activations, which no recipe here has (the trunk's and
+    Quanto's language model's activations are fp32), so on any GPU the path is the same. torchao's dynamic recipe
+    quantizes the activations too and multiplies int8 × int8 (`torch._int_mm`)."""
     from helpers import models
 
     spec = models.RECIPES[recipe]
@@ -136,9 +137,7 @@ def quantized_matmul(recipe: str, gpu: GPU | None = None) -> str:
         return "int8 × int8 (torch._int_mm), activations quantized on the fly"
     if spec.torchao:
         return "int8 weights dequantized in the product (torchao weight-only)"
-    fast = spec.quanto in ("int4", "float8") and _capability(gpu) >= (8, 0) and spec.lm_only
-    return ("Quanto's fast kernel (fp16 activations in the language model)" if fast
-            else "dequantize, then a floating-point product (every layer, every call)")
+    return "dequantize, then a floating-point product (every layer, every call)"
 
 
 def session_cap() -> float | None:

@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -105,10 +106,24 @@ def _plan_fold(model, batch: int, length: int, num_recycles) -> dict:
     if runtime() == "gpu" and next(model.trunk.parameters()).device.type != "meta":
         planned = recipe or "fp16"  # the whole model cast to fp16: planned as the fp16 recipe (more memory, not less)
         estimate = fit.grid_estimate(planned, length, chunk, batch)
+        others = _other_models_gib(model)
+        need = estimate["reserved (GiB)"] + others
         budget = gpu.budget_gib()
-        row.update({"planned as": planned, "need (GiB)": estimate["reserved (GiB)"], "estimate": estimate["how"],
-                    "budget (GiB)": budget, "verdict": gpu.verdict(estimate["reserved (GiB)"], budget)})
+        row.update({"planned as": planned, "need (GiB)": need, "other models loaded (GiB)": others,
+                    "estimate": estimate["how"], "budget (GiB)": budget, "verdict": gpu.verdict(need, budget)})
     return row
+
+
+def _other_models_gib(model) -> float:
+    """Full-size weights (GiB) of the other models still loaded (on a T4 they would share its memory with this fold)."""
+    import gc
+
+    _state.setdefault("models", []).append(weakref.ref(model))
+    gc.collect()  # a model dropped with `del` but held by a reference cycle is not loaded any more
+    alive = {id(m): m for m in (ref() for ref in _state["models"]) if m is not None}
+    _state["models"] = [weakref.ref(m) for m in alive.values()]
+    return sum(fit.grid_estimate(models.recipe_of(m) or "fp16", 64)["weights (GiB)"] for m in alive.values()
+               if m is not model and next(m.trunk.parameters()).device.type != "meta")
 
 
 _FORWARD_ARGS = None
@@ -178,6 +193,7 @@ def _from_pretrained(original):
     def load(cls, path, *args, **kwargs):
         start = time.perf_counter()
         model = original(cls, path, *args, **kwargs)
+        _state.setdefault("models", []).append(weakref.ref(model))
         _log({"event": "load", "recipe": models.recipe_of(model), "language model": models.precision_of(model.esm),
               "trunk": models.precision_of(model.trunk), "dtype": str(kwargs.get("dtype")),
               "quantization": type(kwargs.get("quantization_config")).__name__

@@ -34,7 +34,7 @@
 #
 # **Estimated run time on a free Colab T4:** about 7 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 3 checkpoint reads, 5 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
-# measurement: no T4 was available*.
+# measurement: not yet measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -85,9 +85,12 @@ CHUNK = 64  # trunk chunk size for every fold here (notebook 01)
 #
 # Every saving is judged against the fp32 prediction of the same protein, folded as in notebook 01. Each recipe
 # here is loaded, folded and then **deleted**, and PyTorch's cache emptied, so that the next one starts from an empty
-# GPU: `del model` drops the tensors, `torch.cuda.empty_cache()` hands the freed blocks back to the driver.
+# GPU: `del model` drops our name for the model, `gc.collect()` frees whatever still held on to it (a reference cycle,
+# a stored error), and `torch.cuda.empty_cache()` hands the freed blocks back to the driver.
 
 # %%
+import gc
+
 import pandas as pd
 import torch
 from transformers import AutoConfig, AutoTokenizer, EsmForProteinFolding
@@ -103,6 +106,7 @@ with memory.measure("fold fp32", device=DEVICE) as fold:
 records["fp32"] = {"weights (GiB)": models.weights_bytes(model)["total"] / memory.GIB,
                    **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
 del model
+gc.collect()
 torch.cuda.empty_cache()
 pd.Series(records["fp32"])
 
@@ -127,6 +131,7 @@ records["fp16-seed"] = {"weights (GiB)": models.weights_bytes(model)["total"] / 
                         **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
 print("language model:", model.esm.dtype, "| trunk:", model.trunk.structure_module.ipa.linear_q.weight.dtype)
 del model
+gc.collect()
 torch.cuda.empty_cache()
 
 # %% [markdown]
@@ -189,7 +194,8 @@ pd.Series({**seed_fold, **seed_result.summary()}).to_frame(notebook.label("1CA2,
 #   ([transformers issue #47470](https://github.com/huggingface/transformers/issues/47470)). The Hugging Face code
 #   only protects its sensitive operations when it runs under fp16 *autocast*.
 # - **bf16** has fp32's range and would be the natural choice, but the T4 (Turing, 2018) has no bf16 arithmetic.
-# - **TF32**, the other cheap trick of newer GPUs, does not exist on a T4 either.
+# - **TF32** (tensor-float 32: fp32 numbers multiplied with a 10-bit mantissa on tensor cores), the other cheap trick
+#   of newer GPUs, does not exist on a T4 either.
 #
 # So on a T4 the trunk keeps its 0.69 B parameters in fp32 (2.6 GiB). Exercise 2 tries the trunk in fp16 anyway:
 # whether its accuracy survives can only be judged with the real weights.
@@ -200,14 +206,16 @@ pd.Series({**seed_fold, **seed_result.summary()}).to_frame(notebook.label("1CA2,
 # capability** — NVIDIA's version number for a GPU generation: 7.5 for a T4 (Turing), 8.0 and up from Ampere on.
 # Do not ask `torch.cuda.is_bf16_supported()`: by default it only checks that a bf16 tensor can be created, and a T4
 # answers True ([pytorch#148322](https://github.com/pytorch/pytorch/pull/148322)). `gpu.bf16_arithmetic()` asks for
-# compute capability ≥ 8.0; on a T4 the cell below skips.
-# T4 says False and the cell skips). Its accuracy, too, can only be judged with the real weights.
+# compute capability ≥ 8.0; on a T4 the cell below skips. (On a GPU that has it, the cell parks section 3's fp16 model
+# in CPU RAM while bf16 has the GPU.) Its accuracy, too, can only be judged with the real weights.
 
 # %%
 print("compute capability:", gpu.current().capability if gpu.current() else "no GPU",
       "| torch.cuda.is_bf16_supported():", torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
       "| bf16 arithmetic:", gpu.bf16_arithmetic())
 if gpu.bf16_arithmetic():
+    model.to("cpu")  # the fp16 model waits in CPU RAM, so that bf16 is measured alone on the GPU
+    memory.free_memory()
     with memory.measure("load bf16", device=DEVICE) as load:
         bf16_model = EsmForProteinFolding.from_pretrained(MODEL_ID, dtype=torch.bfloat16, device_map=DEVICE)
     bf16_model.eval().trunk.set_chunk_size(CHUNK)
@@ -217,6 +225,7 @@ if gpu.bf16_arithmetic():
                        **{f"load {k}": v for k, v in load.items()}, **{f"fold {k}": v for k, v in fold.items()}}
     del bf16_model
     memory.free_memory()
+    model.to(DEVICE)
 else:
     print("no bf16 arithmetic on this GPU: the bf16 recipe is skipped (it needs compute capability 8.0 or newer)")
 

@@ -34,7 +34,7 @@
 #
 # **Estimated run time on a free Colab T4:** about 13 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 6 checkpoint reads, 10 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
-# measurement: no T4 was available*.
+# measurement: not yet measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -176,13 +176,13 @@ stages
 # this too (≈ 1.7 s vs ≈ 1.0 s at short lengths; an H100 here: 1.5 s vs 0.8 s at 30 aa). Fast paths exist only on
 # newer GPUs: Quanto's int4 ([AWQ](https://arxiv.org/abs/2306.00978), a 4-bit format with its own GPU kernel) and
 # float8 ([Marlin](https://github.com/IST-DASLab/marlin), a fast mixed-precision kernel) paths need compute
-# capability ≥ 8.0 (Ampere or newer; notebook 02) *and* fp16/bf16 activations, and the trunk's are fp32. On a free T4,
-# each recipe multiplies like this (`gpu.quantized_matmul(recipe)` answers for your GPU):
+# capability ≥ 8.0 (Ampere or newer; notebook 02) *and* fp16/bf16 activations, and these recipes' are fp32. So on a
+# T4 — and on any GPU — each recipe multiplies like this (`gpu.quantized_matmul`):
 
 # %% tags=["show-output"]
 with pd.option_context("display.max_colwidth", None):
-    display(pd.Series({name: gpu.quantized_matmul(name, gpu.T4) for name in [
-        "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq"]}, name="on a free T4").to_frame())
+    display(pd.Series({name: gpu.quantized_matmul(name) for name in [
+        "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq"]}, name="how the product runs").to_frame())
 
 # %% [markdown]
 # At long lengths the difference shrinks: the trunk's work on the L × L pair representation (triangle updates and
@@ -223,6 +223,8 @@ with memory.measure("reload pre-quantized", device=DEVICE) as reload:
     model = model.to(DEVICE).eval()
 model.trunk.set_chunk_size(CHUNK)
 after = folding.fold(model, tokenizer, COMPARE)
+del model  # the next sections measure other recipes: give them the whole GPU
+memory.free_memory()
 print("identical prediction after reload:", (results["int8"].positions == after.positions).all())
 size_gib = sum(f.stat().st_size for f in saved.iterdir()) / memory.GIB
 pd.DataFrame([rows["int8"] | {"label": "quantize on load", "seconds": rows["int8"]["load seconds"]}, reload]).set_index(
@@ -230,7 +232,7 @@ pd.DataFrame([rows["int8"] | {"label": "quantize on load", "seconds": rows["int8
 
 # %% [markdown]
 # `quantization.save_quantized(model, folder)` and `quantization.load_quantized(folder, device=...)` are these two
-# cells as functions (notebooks 06 and 08 use them). We keep this reloaded int8 model for the exercises.
+# cells as functions (notebook 08 uses them); the exercises reload the saved model with the second.
 
 # %% [markdown]
 # ## 5 · More recipes: the language model only, int4
@@ -240,8 +242,9 @@ pd.DataFrame([rows["int8"] | {"label": "quantize on load", "seconds": rows["int8
 #   `esm`, the language model.
 # - **int4** is a one-word change: `QuantoConfig(weights="int4")`, 4 bits in groups of 128.
 # - **float8** would be one word too (`weights="float8"`, e4m3: 4 exponent bits, 3 mantissa bits). Its weights take
-#   exactly int8's bytes (the README's weights table), and only Ada and Hopper GPUs (L4, RTX 40, H100) compute in
-#   float8 — on a T4 it is storage only, so this notebook does not spend a load on it.
+#   exactly int8's bytes (the README's weights table). Only Ada and Hopper GPUs (L4, RTX 40, H100) *compute* in
+#   float8; Quanto's Marlin kernel multiplies float8 weights from Ampere on, and only with fp16/bf16 activations. On a
+#   T4 float8 is storage only, so this notebook does not spend a load on it.
 
 # %%
 not_the_language_model = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
@@ -299,6 +302,13 @@ plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"Quantization 
 # %% tags=["show-output"]
 with pd.option_context("display.max_colwidth", None):
     display(pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T)
+
+# %% [markdown]
+# The exercises use the int8 model of section 4 again: reloaded from the saved file (3.5 GB, no quantizing, no second
+# read of the checkpoint) with the function version of section 4's reload.
+
+# %%
+model = quantization.load_quantized(saved, device=DEVICE, chunk_size=CHUNK)
 
 # %% [markdown]
 # ## Recap

@@ -32,8 +32,9 @@
 #   *fake* tensors, and the “Which recipe fits my hardware?” table computed that way.
 #
 # **Estimated run time on a free Colab T4:** about 15 minutes, a fresh runtime's setup and 8.4 GB download included
-# (2.4 min); 4 checkpoint reads, 36 folds, 5 of them out of memory on purpose — *an estimate from the series' T4 plan
-# (figures/t4_plan.csv), not a measurement: no T4 was available*.
+# (2.4 min); 4 checkpoint reads, 36 folds, 5 of them at the edge of memory on purpose (they may run out; the notebook
+# catches it) — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a measurement: not yet measured on a
+# T4*.
 
 # %% [markdown]
 # ## Setup

@@ -32,9 +32,9 @@
 #   experiment), with confidence intervals;
 # - whether pLDDT can be trusted as an estimate of accuracy.
 #
-# **Estimated run time on a free Colab T4:** about 26 minutes, a fresh runtime's setup and 8.4 GB download included
+# **Estimated run time on a free Colab T4:** about 27 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 4 checkpoint reads, 79 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
-# measurement: no T4 was available*.
+# measurement: not yet measured on a T4*.
 
 # %% [markdown]
 # ## Setup

@@ -33,7 +33,7 @@
 #
 # **Estimated run time on a free Colab T4:** about 20 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 3 checkpoint reads, 39 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
-# measurement: no T4 was available*.
+# measurement: not yet measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -80,7 +80,7 @@ DEVICE = notebook.start()  # "cuda"
 LONG = 1024  # section 1's long protein
 LONG_RECYCLES = 0  # section 1 times one trunk pass (the default 4 would take four times as long)
 T4 = gpu.T4.usable_gib  # a T4's memory for PyTorch: the cap of the measured folds on a larger GPU
-OFFLOAD_RUNS = [(4.0, 256), (6.0, 512)]  # (GPU memory cap in GiB, length) of the offloaded folds
+OFFLOAD_RUNS = [("4 GB", 192), ("6 GB", 512)]  # (card of gpu.CARDS, length) of the offloaded folds
 OFFLOAD_TO = "disk" if DEVICE == "cpu" else "cpu"  # no GPU: the offload hooks stream the LM from disk (a smoke test)
 MAX_RECORDS = None  # FASTA records folded in section 3 (shortest first; None: all)
 DIMER_CHAIN = None  # residues of each chain in section 4 (None: the whole chain)
@@ -92,7 +92,8 @@ WORK.mkdir(parents=True, exist_ok=True)
 #
 # Notebook 04 showed that past ≈ 500 residues the **activations**, not the weights, fill the GPU. Two levers remain:
 # smaller weights (int8, int4) and trunk chunking. The predictor of notebook 04 tells us, without loading anything,
-# how far each combination goes on a T4 (what nvidia-smi would show, `fit.predicted_nvidia_smi`; default recycles):
+# how far each combination goes on a T4 (its need as nvidia-smi would show it, read from the committed grid with
+# `fit.grid_estimate`; default recycles):
 
 # %% tags=["show-output"]
 rows = []
@@ -139,8 +140,8 @@ print(notebook.label(f"{origin}: status {long_fold['status']}, {long_fold['secon
 if long_fold["status"] == "ok":
     print(f"with the default 4 passes: ≈ {benchmark.seconds_with_passes(stages, 4):.0f} s "
           "(the language model once, the trunk and structure module 4 times)")
-print(f"measured peak allocated {long_fold.get('peak allocated (GiB)', float('nan')):.3f} GiB (NaN without a GPU) · "
-      f"predicted {fit.grid_estimate('int4', LONG, 64)['allocated (GiB)']:.3f} GiB for the full-size model")
+    print(f"measured peak allocated {stages['fold peak (GiB)']:.3f} GiB (on a CPU: the live tensors counted) · "
+          f"predicted {fit.grid_estimate('int4', LONG, 64)['allocated (GiB)']:.3f} GiB for the full-size model")
 
 # %% [markdown]
 # ## 2 · Keep the language model off the GPU (offload)
@@ -172,19 +173,21 @@ print("language model weights on:", {str(p.device) for p in offloaded.esm.parame
 # offload for Quanto-quantized models, so there is no int8 + offload recipe.) `models.load_model("fp16-offload")` is
 # the load above in one call (`models.offload_device_map` is its map).
 #
-# We fold with it under a 4 GB and a 6 GB cap (`memory.gpu_budget` caps this process's GPU memory, as on a smaller
-# card), at lengths the predictor says fit those cards; then load plain `fp16` once, fold the same sequences on the
-# T4, and check that the predictions are the same. That `fp16` model stays loaded for the rest of the notebook.
+# We fold with it as on a 4 GB and a 6 GB card: `memory.gpu_budget` caps this process's GPU memory at what such a
+# card leaves PyTorch after its CUDA context (`gpu.CARDS`), at lengths the predictor says fit them. Then we load
+# plain `fp16` once, fold the same sequences on the T4, and check that the predictions are the same. That `fp16` model
+# stays loaded for the rest of the notebook.
 
 # %%
 offload_rows, offload_results = [], {}
-for budget, length in OFFLOAD_RUNS:
+for card, length in OFFLOAD_RUNS:
     sequence, origin = data.sequence_of_length(length)
-    print(fit.verdict("fp16-offload", length, 64, budget)[1])
-    with memory.gpu_budget(budget), memory.measure(f"fp16-offload, {length} aa", device=DEVICE,
-                                                   may_run_out=True) as record:
+    print(fit.verdict("fp16-offload", length, 64, gpu.CARDS[card])[1])
+    with memory.gpu_budget(gpu.CARDS[card].usable_gib), memory.measure(f"fp16-offload, {length} aa", device=DEVICE,
+                                                                       may_run_out=True) as record:
         offload_results[("fp16-offload", length)] = folding.fold(offloaded, tokenizer, sequence)
-    offload_rows.append({"recipe": "fp16-offload", "GPU cap (GiB)": budget, "length": length, **record})
+    offload_rows.append({"recipe": "fp16-offload", "GPU cap (GiB)": gpu.CARDS[card].usable_gib, "length": length,
+                         **record})
 del offloaded
 memory.free_memory()
 model, tokenizer = models.load_model("fp16", device=DEVICE, chunk_size=64)
@@ -207,8 +210,8 @@ for _, length in OFFLOAD_RUNS:
 
 # %% [markdown]
 # What to look for on a GPU: the offloaded fold's peak is the trunk's weights plus the activations — about 5.3 GiB
-# less than `fp16`'s — and its time is `fp16`'s plus the copy of the LM (seconds; PCIe on a T4 moves a few GB/s from
-# pageable memory). When the notebook runs on the tiny stand-in, the numbers above are meaningless; only the equality
+# less than `fp16`'s — and its time is `fp16`'s plus the copy of the LM (seconds: PCIe, the bus between CPU RAM and
+# the GPU, moves a few GB/s when the source is ordinary, "pageable" memory rather than memory pinned for transfers). When the notebook runs on the tiny stand-in, the numbers above are meaningless; only the equality
 # of the two predictions is checked.
 
 # %% [markdown]
@@ -308,7 +311,7 @@ structure.show_structure(dimer.pdb)
 # Notebook 04's hardware table gave the longest protein per recipe. Turned around — *I have X GB of GPU memory and a
 # protein of L residues: what do I use?* — with this notebook's recipes in the ladder (`fit.recommend`):
 
-# %%
+# %% tags=["show-output"]
 fit.recipe_table()
 
 # %% tags=["show-output"]
@@ -317,14 +320,15 @@ fit.recommend(6.0, 400)
 # %% [markdown]
 # The same table is in the README, generated by `python -m tools.figures` into `figures/06_recipes.csv`. Every
 # cell is a **prediction** (fake-tensor trace of the esmfold_v1 architecture, default recycles, + the allocator's
-# cache and the CUDA context as measured on an H100); a GPU run of this notebook measures two of them (sections 1 and 2).
+# cache as measured on an H100 + each card's CUDA context, 0.4 GiB assumed), a fold that fits with a margin preferred
+# over a borderline one; a GPU run of this notebook measures two of them (sections 1 and 2).
 
 # %% [markdown]
 # ## Recap
 # - On a T4, smaller weights + trunk chunking reach ≈ 1,024 residues (int4, chunk 64); below chunk 64 nothing more is
 #   gained, because the triangle multiplication, the pair MLP and the recycling loop's pair tensors are not chunked.
 # - Offloading the language model to CPU RAM (`fp16-offload`) takes 5.3 GiB off the GPU without changing a number;
-#   it brings a 6 GB card to ≈ 640 residues.
+#   it brings a 6 GB card to several hundred residues (the recipe table above).
 # - `batch.fold_fasta` turns a FASTA file into PDBs and a summary CSV; bad records and OOM are rows, not crashes, and
 #   a rerun resumes. pTM must be computed per sequence from masked `ptm_logits`.
 # - Complexes: poly-G linker + residue-index gap, then remove the linker everywhere.

@@ -34,7 +34,7 @@
 #
 # **Estimated run time on a free Colab T4:** about 27 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 1 checkpoint read, 15 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
-# measurement: no T4 was available*.
+# measurement: not yet measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -74,8 +74,8 @@ if DRIVE_CACHE:
 # %% [markdown]
 # ## Parameters
 # The recipe, the lengths, the T4 cap, how many trunk passes the long demonstrations run, and the long protein of
-# section 6 (the real MYH7 with real weights, fetched from UniProt; a stand-in folds a real sequence of the same
-# length instead, with nothing to download).
+# section 6 (the real MYH7 with real weights, fetched from UniProt; a stand-in folds the SARS-CoV-2 spike's sequence
+# repeated to the same length instead, with nothing to download).
 
 # %%
 DEVICE = notebook.start()  # "cuda"
@@ -104,7 +104,7 @@ pair["a T4's room after the CUDA context and weights, in pair tensors"] = (
 pair
 
 # %% [markdown]
-# With int8 weights a T4 has room for about **5 pair tensors** at L = 2,000 — everything else has to be small (and
+# With int8 weights a T4 has room for fewer than **6 pair tensors** at L = 2,000 — everything else has to be small (and
 # PyTorch's allocator keeps some cache beyond the live tensors).
 # Reading transformers' `modeling_esmfold.py` line by line, these are the L × L consumers of one fold:
 #
@@ -262,9 +262,10 @@ assert worst < 0.01, "the lean model must give the original's coordinates"
 
 # %% [markdown]
 # The differences are floating-point rounding (a matrix product summed in another order), orders of magnitude below
-# anything structural. CI checks every change alone and together on the tiny model, alone and in padded batches
+# anything structural. The tests (run on every change to the repository) check every change alone and together on the
+# tiny model, alone and in padded batches
 # (`tests/test_lean.py`); `python -m tools.lean_check check` runs the same comparison on the full-size architecture
-# (≈ 15 GB of RAM, not in CI; the README reports its result).
+# (≈ 15 GB of RAM, too much for the tests; the README reports its result).
 
 # %% [markdown]
 # ## 5 · Measured, change by change
@@ -315,15 +316,15 @@ lean.make_lean(model)
 model.trunk.set_chunk_size(None)
 with memory.gpu_budget(T4), memory.measure("the long protein, one pass", device=DEVICE, may_run_out=True) as long_fold:
     long_stages = benchmark.stage_times(model, tokenizer, LONG_SEQUENCE, num_recycles=ONE_PASS)
-print(notebook.label(f"status {long_fold['status']} · {long_fold['seconds']:.0f} s for one trunk pass · measured peak "
-                     f"{long_fold.get('peak allocated (GiB)', float('nan')):.2f} GiB (GPU only)"))
+print(notebook.label(f"status {long_fold['status']} · {long_fold['seconds']:.0f} s for one trunk pass"))
 if long_fold["status"] == "ok":
-    print(f"with the default 4 passes: ≈ {benchmark.seconds_with_passes(long_stages, 4):.0f} s")
+    print(f"measured peak {long_stages['fold peak (GiB)']:.2f} GiB (on a CPU: the live tensors counted) · with the "
+          f"default 4 passes: ≈ {benchmark.seconds_with_passes(long_stages, 4):.0f} s")
 
 # %% [markdown]
-# A 1,935-residue structure is too big to look at usefully in a notebook viewer: fold it with `folding.fold(model,
-# tokenizer, LONG_SEQUENCE)` (default recycles: the time above) and open the saved PDB in PyMOL or ChimeraX, coloured
-# by B-factor (pLDDT). Myosin's long coiled-coil tail should come out as one long helix; expect a low pTM for a molecule
+# A 1,935-residue structure is too big to look at usefully in a notebook viewer: fold it with default recycles (the
+# time above), `folding.fold(model, tokenizer, LONG_SEQUENCE).save_pdb("MYH7.pdb")`, and open the file in PyMOL or
+# ChimeraX, coloured by B-factor (pLDDT). Myosin's long coiled-coil tail should come out as one long helix; expect a low pTM for a molecule
 # this elongated.
 
 # %% [markdown]
@@ -399,7 +400,9 @@ print("A smaller chunk trims the temporaries; many more, smaller kernels cost ti
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — a 6 GB card, 1,500 residues
-print(fit.recommend(6.0, 1500))
+pick = fit.recommend(6.0, 1500)
+print(pick or "no recipe: even fp16-offload + the lean trunk needs more than a 6 GB card leaves PyTorch at 1,500 "
+      f"residues; at 1,024: {fit.recommend(6.0, 1024)}")
 
 # %% [markdown]
 # ## Next

@@ -141,10 +141,10 @@ pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if 
 # model ever exists in fp32 (torchao's int8 quantization makes an fp32 temporary for one layer at a time).
 #
 # **Quanto int8.** Quantize-on-load (`quanto-int8`) holds the full-precision weights before quantizing them: it
-# needs ≈ 24 GB of RAM once. `quanto-int8-reload` is the same model saved once and reloaded (notebook 03, section 7):
+# needs ≈ 24 GB of RAM once. `quanto-int8-reload` is the same model saved once and reloaded (notebook 03, section 4):
 # the reload builds the model on the `meta` device and fills it with the saved int8 tensors — full-precision weights
 # never exist. Making that checkpoint still needs the quantize-on-load peak *once*: run `cpu.prequantize()` on a
-# machine with ≈ 24 GB of RAM, or notebook 03's section 7 on a Colab **GPU** runtime (where the quantization happens
+# machine with ≈ 24 GB of RAM, or notebook 03's section 4 on a Colab **GPU** runtime (where the quantization happens
 # on the GPU), and copy the 3.5 GB folder to `cpu.prequantized_folder()` (through Google Drive on Colab). Quanto has
 # no fast int8 matrix kernels for CPUs: expect these two to be the slowest. Not offered: a Quanto checkpoint made from
 # the fp16 load (to skip the 24 GB step) — on the full-size stand-in it produced NaN with fp16 activations and

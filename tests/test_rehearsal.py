@@ -102,3 +102,16 @@ def test_a_cpu_runtime_is_planned_as_colab_s(monkeypatch, tmp_path):
         assert cpu.matmul_gflops(torch.bfloat16) / cpu.matmul_gflops(torch.float32) < cpu.BF16_SPEEDUP_NEEDED
     finally:
         rehearsal.uninstall()
+
+
+def test_a_model_left_loaded_counts_against_the_next_fold(rehearsing):
+    kept, tokenizer = models.load_model("int8", device="cpu", source="tiny")
+    model, _ = models.load_model("fp16", device="cpu", source="tiny", chunk_size=64)
+    folding.fold(model, tokenizer, "MKTAYIAKQR")
+    del kept
+    folding.fold(model, tokenizer, "MKTAYIAKQR")
+    first, second = [e for e in events(rehearsing) if e["event"] == "fold"]
+    int8_weights = 3.29  # GiB, the full-size int8 recipe's
+    assert first["other models loaded (GiB)"] == pytest.approx(int8_weights, abs=0.01)
+    assert second["other models loaded (GiB)"] == 0.0
+    assert first["need (GiB)"] == pytest.approx(second["need (GiB)"] + first["other models loaded (GiB)"])

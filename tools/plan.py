@@ -68,28 +68,30 @@ def _h100_rows() -> pd.DataFrame:
 
 def _per_pass_curves() -> dict:
     """Seconds per trunk pass on the H100 against length, for the original trunk (chunked or not: the measured points
-    lie on one curve) and for the lean trunk, and the seconds outside the passes; from the measured folds."""
+    lie on one curve) and for the lean trunk, as an fp32 trunk takes them; each quantized trunk's extra seconds per
+    pass; and the seconds outside the passes — all from the measured folds."""
     rows = _h100_rows()
     folds = rows[rows["step"] == "fold"].copy()
     folds["passes"] = folds["trunk passes"].astype(float)
+    folds["length"] = folds["length"].astype(int)
+    folds["lean"] = folds["lean trunk"].astype(str) == "True"
     # Outside the passes (language model, structure module, heads, launch): where the same fold ran with 1 and 4
     # passes, the difference is 3 passes.
     outside = []
-    for (recipe, length, lean), part in folds.groupby(["recipe", "length", "lean trunk"]):
+    for _, part in folds.groupby(["recipe", "length", "lean"]):
         by = part.groupby("passes")["seconds"].median()
         if len(by) > 1:
             per_pass = (by.iloc[-1] - by.iloc[0]) / (by.index[-1] - by.index[0])
             outside.append(max(0.0, by.iloc[0] - by.index[0] * per_pass))
     base = float(pd.Series(outside).median()) if outside else 0.1
-    curves = {}
-    plain = folds[folds["recipe"].isin(["fp16", "fp32", "fp16-seed"]) | (folds["passes"] == 1)]
-    for lean, part in plain.groupby(plain["lean trunk"].astype(str) == "True"):
-        per = ((part["seconds"] - base) / part["passes"]).groupby(part["length"].astype(int)).median()
-        curves["lean" if lean else "original"] = sorted(per.items())
-    # Quantized trunks dequantize every weight in every block: their short folds show the extra time per pass.
-    short = folds[(folds["length"].astype(int) <= 128) & (folds["passes"] == 4)]
-    floor = ((short["seconds"] - base) / 4).groupby(short["recipe"]).median()
-    extra = {recipe: max(0.0, float(floor.get(recipe, 0)) - float(floor.get("fp16", 0))) for recipe in floor.index}
+    folds["per pass"] = (folds["seconds"] - base) / folds["passes"]
+    # A quantized trunk dequantizes every weight in every block: its extra seconds per pass, over fp16's, at short
+    # lengths (where the pair work is negligible).
+    short = folds[(folds["length"] <= 128) & ~folds["lean"]].groupby("recipe")["per pass"].median()
+    extra = {recipe: max(0.0, float(short[recipe]) - float(short["fp16"])) for recipe in short.index}
+    folds["fp32 trunk"] = folds["per pass"] - folds["recipe"].map(lambda r: extra.get(_quantized_like(r), 0.0))
+    curves = {name: sorted(part.groupby("length")["fp32 trunk"].median().items())
+              for name, part in folds.groupby(folds["lean"].map({True: "lean", False: "original"}))}
     return {"base": base, "curves": curves, "extra": extra}
 
 
@@ -261,9 +263,10 @@ def plan_rows(path: Path, events: list[dict], h100_model: dict | None = None) ->
                             "verdict": e.get("verdict"), "estimate": e.get("estimate"),
                             "prepared for out-of-memory": e.get("prepared"), "out of memory": e.get("out of memory"),
                             "H100 seconds (model)": h100,
-                            "estimated seconds": 0.0 if e.get("out of memory") else t4,
+                            # a fold predicted over the budget fails at once; a borderline one may well run: counted
+                            "estimated seconds": 0.0 if e.get("verdict") == "over" else t4,
                             "basis": "H100 per-pass seconds × T4 factors" + (
-                                "; fails early (out of memory)" if e.get("out of memory") else "")})
+                                "; fails at once (out of memory)" if e.get("verdict") == "over" else "")})
             else:
                 row.update({"verdict": "fits", "recipe": cpu_recipe_name(row),
                             "estimated seconds": cpu_fold_seconds(row),
@@ -322,7 +325,7 @@ def totals(plan: pd.DataFrame) -> pd.DataFrame:
         out.append({"notebook": notebook, "runtime": part["runtime"].iloc[0],
                     "checkpoint reads": int(part["checkpoint reads"].sum()),
                     "loads": int((part["event"] == "load").sum()), "folds": len(folds),
-                    "folds out of memory": int(folds["out of memory"].fillna(False).astype(bool).sum()),
+                    "folds at the edge": int(folds["verdict"].isin(["over", "borderline"]).sum()),
                     "minutes": part["estimated seconds"].sum() / 60,
                     "download minutes": part.loc[part["event"] == "setup and download", "estimated seconds"].sum() / 60})
     return pd.DataFrame(out)
@@ -332,8 +335,10 @@ def header_line(row: dict) -> str:
     """A notebook's header sentence on its run time, from its plan totals."""
     gpu_runtime = row["runtime"] == "gpu"
     where = "a free Colab T4" if gpu_runtime else "a free Colab CPU runtime (choose *CPU* as the runtime type)"
-    oom = f", {row['folds out of memory']} of them out of memory on purpose" if row["folds out of memory"] else ""
-    basis = ("no T4 was available" if gpu_runtime else
+    edge = row["folds at the edge"]
+    oom = (f", {edge} of them at the edge of memory on purpose (they may run out; the notebook catches it)"
+           if edge else "")
+    basis = ("not yet measured on a T4" if gpu_runtime else
              f"planned as the slowest CPU class measured, {cpu.COLAB_CPU_CLASS}")
     return (f"**Estimated run time on {where}:** about {math.ceil(row['minutes'])} minutes, a fresh runtime's setup "
             f"and 8.4 GB download included ({row['download minutes']:.1f} min); {row['checkpoint reads']} checkpoint "
@@ -362,8 +367,8 @@ def wrapped(text: str, width: int = 118, prefix: str = "# ") -> str:
 def schedule_rows(summary: pd.DataFrame) -> str:
     """The instructor guide's schedule table: each block's teaching and exercise minutes and the plan's run time."""
     minutes = {row["notebook"][:2]: math.ceil(row["minutes"]) for _, row in summary.iterrows()}
-    blocks = [("0:00–0:10", "welcome, open Colab, select *T4 GPU*, run notebook 01's setup cell (it starts the download)",
-               10, 0, None),
+    blocks = [("0:00–0:10", "welcome, open Colab, select *T4 GPU*, *Run all* on notebook 01 (its section 4 starts the "
+               "8.4 GB download)", 10, 0, None),
               ("0:10–0:45", "**01** fp32 baseline", 20, 15, "01"),
               ("0:45–1:15", "**02** fp16", 15, 15, "02"),
               ("1:15–1:25", "break (let notebook 03 run its loads)", 0, 0, None),
