@@ -53,12 +53,18 @@ def plot_variant_bars(table, columns: list[str], title: str = "", provenance: st
 
 
 def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: str = ""):
-    """Per-residue pLDDT difference of each variant from the reference variant; returns the Axes."""
+    """Per-residue pLDDT difference of each recipe from the reference recipe; returns the Axes. Where the reference
+    has no prediction (it ran out of memory or was skipped), the first recipe in `results` that has one is the
+    reference, and the title says so."""
     import matplotlib.pyplot as plt
 
-    _, ax = plt.subplots(figsize=(9, 3.2))
+    folded = [name for name, result in results.items() if result is not None]
+    if not folded:
+        raise ValueError(f"no prediction to compare: none of {', '.join(results)} folded this protein")
     if results.get(reference) is None:  # e.g. the reference ran out of memory: compare with the first that folded
-        reference = next(name for name, result in results.items() if result is not None)
+        print(f"{reference} has no prediction for this protein: the differences are against {folded[0]}")
+        reference = folded[0]
+    _, ax = plt.subplots(figsize=(9, 3.2))
     base = np.asarray(results[reference].plddt)
     for name, result in results.items():
         if name != reference and result is not None:
@@ -82,7 +88,7 @@ def recipe_colour(name: str) -> str | None:
     return recipe.colour if recipe else None
 
 
-def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = 14.56,
+def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = None,
                           seed: dict | None = None, title: str = "", provenance: str = "", ax=None):
     """Peak memory against sequence length, one line per (variant, chunk size); weights floors dotted; the seed's
     published numbers (if given, in GB as `data.SEED_MEMORY_GB` holds them) as hollow markers; a GPU budget line.
@@ -103,7 +109,7 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
                 color=recipe_colour(variant) or "black", label=f"seed article, {variant} (cited nvidia-smi, in GiB)")
     if budget_gib:
         ax.axhline(budget_gib, color="red", lw=1.5)
-        ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib} GiB", color="red", va="bottom", fontsize=8)
+        ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib:.2f} GiB", color="red", va="bottom", fontsize=8)
     ax.set_xlabel("sequence length L (residues)")
     ax.set_ylabel(value)
     ax.set_title(title or f"{value} against sequence length (dotted: weights only)")

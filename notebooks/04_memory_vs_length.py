@@ -33,8 +33,10 @@
 #
 # **Estimated run time on a free Colab T4:** about 15 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 4 checkpoint reads, 36 folds, 5 of them at the edge of memory on purpose (they may run out; the notebook
-# catches it) — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a measurement: not yet measured on a
-# T4*.
+# catches it) — *an estimate from the series' run plan (figures/t4_plan.csv), not a measurement: fold times measured
+# on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the ratios of the two GPUs' published
+# fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the download at 100 MB/s (as reported
+# on Colab); not measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -274,8 +276,9 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);  # under a s
 #
 # The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
 # recipe (`python -m tools.grid grid`, then `python -m tools.figures`): the longest grid length whose predicted need
-# fits each GPU size after its CUDA context, with the largest (fastest) chunk size that gets there; "borderline" where
-# the need comes within 0.5 GiB of the limit. It is a **prediction**, committed with its provenance in
+# fits each GPU size after its CUDA context, with the largest (fastest) chunk size that gets there; "borderline" — an
+# estimate, not a verdict — where the need comes within 0.5 GiB of the limit, closer than the assumed CUDA context
+# and the allocator cache measured on an H100 can promise. It is a **prediction**, committed with its provenance in
 # `figures/04_max_length.csv`; the README shows the same table.
 
 # %% tags=["show-output"]

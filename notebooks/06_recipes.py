@@ -31,9 +31,11 @@
 #   interruptions, with a correct pTM for every sequence of a padded batch;
 # - how ESMFold folds a complex: chains joined by a glycine linker, a gap in the residue index, the linker removed.
 #
-# **Estimated run time on a free Colab T4:** about 20 minutes, a fresh runtime's setup and 8.4 GB download included
-# (2.4 min); 3 checkpoint reads, 39 folds — *an estimate from the series' T4 plan (figures/t4_plan.csv), not a
-# measurement: not yet measured on a T4*.
+# **Estimated run time on a free Colab T4:** about 17 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 3 checkpoint reads, 25 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
+# measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
+# ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
+# download at 100 MB/s (as reported on Colab); not measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -106,7 +108,8 @@ for variant in ["fp16", "fp16-offload", "int8", "int4"]:
             row[f"L = {length}"] = f"{need + gpu.T4.context_gib:.1f} GiB" + {"fits": " ✓", "borderline": " ?"}.get(said, "")
         rows.append(row)
 print(f"PREDICTED GPU memory of the esmfold_v1 architecture as nvidia-smi would show it; ✓ = fits a free T4 "
-      f"({gpu.T4.total_gib:.2f} GiB), ? = borderline")
+      f"({gpu.T4.total_gib:.2f} GiB), ? = borderline (estimate): within {gpu.BORDERLINE_GIB} GiB of the limit, "
+      "closer than the assumed CUDA context can promise")
 pd.DataFrame(rows)
 
 # %% [markdown]
@@ -123,8 +126,8 @@ pd.DataFrame(rows)
 #
 # The next cell folds the first `LONG` residues of the spike with `int4`, trunk chunk 64, under a T4 cap
 # (`memory.gpu_budget`; on a T4 itself it changes nothing), and puts the measurement next to the prediction. It times
-# **one trunk pass** (`num_recycles=0`): at this length each pass takes minutes on a T4, and the peak memory is the
-# same with the default 4 passes. `benchmark.stage_times` splits the time, so the cell can say what the default would
+# **one trunk pass** (`num_recycles=0`): the default 4 passes would take about four times as long, and the peak
+# memory is the same. `benchmark.stage_times` splits the time, so the cell can say what the default would
 # take.
 
 # %%
@@ -335,7 +338,7 @@ fit.recommend(6.0, 400)
 #
 # ## Exercises
 # 1. `fit.recommend` for your own GPU: what does a 8 GB card get for a 700-residue protein?
-# 2. Re-run section 3 with `token_budget=100`: how do the batch sizes in the summary change?
+# 2. Re-run section 3 on its six shortest records with `token_budget=100`: how do the batch sizes change?
 # 3. Fold the 2RBG dimer with a 50-glycine linker. Do the per-chain pLDDTs change?
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
@@ -349,7 +352,10 @@ print(fit.recommend(8.0, 700))  # (recipe, chunk size, predicted GiB as nvidia-s
 small = WORK / "batch_small"
 for old in small.glob("*"):
     old.unlink()
-print(batch.fold_fasta(model, tokenizer, fasta, small, recipe=RECIPE, token_budget=100)[["id", "length", "batch size"]])
+shortest = WORK / "six_shortest.fasta"  # six records, not all of them: Run all executes this cell too
+shortest.write_text("".join(f">{header}\n{seq}\n" for header, seq in records[:6]))
+print(batch.fold_fasta(model, tokenizer, shortest, small, recipe=RECIPE, token_budget=100)[
+    ["id", "length", "batch size"]])
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — a longer linker

@@ -96,3 +96,35 @@ def test_on_a_t4_a_fold_that_does_not_fit_is_skipped_and_the_next_recipe_is_the_
     assert table.loc[("fp16", long["target"]), "reference"] == "fp16"
     assert table.loc[("fp16", short["target"]), "reference"] == "fp32"
     assert accuracy.paired_bootstrap(table.reset_index(), "TM-score", "fp16")["targets"] == 1
+
+
+def test_an_out_of_memory_of_the_reference_is_caught_and_the_next_recipe_stands_in_everywhere(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """An out-of-memory injected into fp32's fold (as a T4 may meet it at the edge of its memory) leaves a row that
+    says so; fp16 becomes that target's reference, the intervals count one target fewer, and the per-residue plot
+    compares with fp16 and says why."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots, rehearsal
+
+    targets = accuracy.local_targets()[:2]
+    hit = targets[1]
+    monkeypatch.setenv(rehearsal.LOG_ENV, str(tmp_path))
+    monkeypatch.setenv(rehearsal.INJECT_ENV, f"fp32:{len(hit['sequence'])}")
+    kept = {}
+    rehearsal.install(on_gpu=True)
+    try:
+        table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny", keep=kept)
+    finally:
+        rehearsal.uninstall()
+    rows = table.set_index(["variant", "target"])
+    assert rows.loc[("fp32", hit["target"]), "status"] == "OOM"
+    assert rows.loc[("fp16", hit["target"]), "reference"] == "fp16"
+    assert rows.loc[("fp16", targets[0]["target"]), "reference"] == "fp32"
+    assert accuracy.paired_bootstrap(table, "TM-score", "fp16")["targets"] == 1
+    capsys.readouterr()
+    ax = plots.plot_plddt_differences({v: kept.get((v, hit["target"])) for v in ("fp32", "fp16")}, reference="fp32")
+    assert "fp16" in ax.get_ylabel() and "against fp16" in capsys.readouterr().out
+    plt.close("all")
+    with pytest.raises(ValueError, match="none of fp32, int4 folded"):
+        plots.plot_plddt_differences({"fp32": None, "int4": None})

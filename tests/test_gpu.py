@@ -55,8 +55,10 @@ def test_the_bf16_recipe_is_refused_on_a_t4_before_anything_loads(t4, monkeypatc
 
 def test_a_t4_gets_the_memory_efficient_attention_kernel_and_dequantizing_products(t4):
     assert gpu.attention_kernel() == "memory-efficient"
-    for recipe in ("int8", "int8-lm", "int4", "float8"):
+    for recipe in ("int8", "int8-lm", "int4", "float8"):  # Quanto: fp32 activations rule out its fast kernels
         assert gpu.quantized_matmul(recipe).startswith("dequantize")
+    assert "torch._int_mm" in gpu.quantized_matmul("torchao-int8dq")  # int8 × int8 needs no Ampere
+    assert "weight-only" in gpu.quantized_matmul("torchao-int8wo")
     assert gpu.quantized_matmul("fp16").startswith("floating point")
 
 
@@ -81,6 +83,9 @@ def test_an_ampere_gpu_gets_bf16_tf32_and_flash_attention(monkeypatch):
     present(monkeypatch, "NVIDIA A100-SXM4-40GB", (8, 0), 40 * GIB)
     assert gpu.bf16_arithmetic() and gpu.tf32()
     assert gpu.attention_kernel() == "flash"
+    # the quantized products do not change with the generation: no recipe has fp16/bf16 activations for Quanto's
+    # Marlin/AWQ kernels
+    assert gpu.quantized_matmul("int4").startswith("dequantize")
 
 
 def test_emulating_a_t4_answers_as_the_mocked_t4_does_without_a_gpu():

@@ -46,6 +46,12 @@ def test_the_committed_plan_is_what_the_notebooks_do_now(request):
             f"now:\n{now.to_string()}\ncommitted:\n{then.to_string()}")
 
 
+def test_committed_plan_data_the_totals_table_is_the_plan_s_totals():
+    committed = pd.read_csv(plan.TOTALS_CSV)
+    pd.testing.assert_frame_equal(committed.drop(columns="provenance"), TOTALS, check_dtype=False)
+    assert committed.set_index("notebook")["provenance"].equals(COMMITTED.groupby("notebook")["provenance"].first())
+
+
 def test_committed_plan_data_every_fold_that_may_not_fit_is_shown_on_purpose():
     folds = COMMITTED[COMMITTED["event"] == "fold"]
     at_risk = folds[folds["verdict"].isin(["over", "borderline"])]
@@ -55,11 +61,14 @@ def test_committed_plan_data_every_fold_that_may_not_fit_is_shown_on_purpose():
     assert (at_risk["out of memory"].astype(str) == "True").all()  # the rehearsal made each of them run out
 
 
-def test_committed_plan_data_no_solution_starts_a_load_or_a_fold_of_more_than_a_t4_minute():
+def test_committed_plan_data_no_solution_cell_loads_or_folds_for_more_than_a_t4_minute():
     solutions = COMMITTED[(COMMITTED["solution"].astype(str) == "True")
                           & COMMITTED["event"].isin(["load", "fold", "read saved checkpoint"])]
     slow = solutions[solutions["estimated seconds"] > SOLUTION_LIMIT_SECONDS]
     assert slow.empty, slow[["notebook", "cell", "event", "recipe", "length", "estimated seconds"]]
+    # nor many short ones: Run all executes every solution cell, so each cell as a whole stays within the minute
+    per_cell = solutions.groupby(["notebook", "cell"])["estimated seconds"].sum()
+    assert (per_cell <= SOLUTION_LIMIT_SECONDS).all(), per_cell[per_cell > SOLUTION_LIMIT_SECONDS]
 
 
 def test_committed_plan_data_every_notebook_fits_its_budget():

@@ -33,7 +33,9 @@ def _estimate_rule() -> str:
     return (f"predicted need (peak allocated + {fit.CACHE_SHARE} × activations for the allocator's cache, + "
             f"{fit.QUANTO_ALLOWANCE_GIB} GiB for Quanto recipes; measured on an H100, figures/09_gpu_check.csv) ≤ the "
             f"card's memory less its CUDA context ({gpu.ASSUMED_CONTEXT_GIB} GiB, assumed: pytorch/pytorch#109888); a "
-            f"free T4: {gpu.T4.total_gib:.2f} GiB offered by CUDA; 'borderline' within {gpu.BORDERLINE_GIB} GiB")
+            f"free T4: {gpu.T4.total_gib:.2f} GiB offered by CUDA; 'borderline' (an estimate) within "
+            f"{gpu.BORDERLINE_GIB} GiB of that limit, closer than the assumed context and the H100-measured cache can "
+            "promise")
 
 
 def _lean_estimate(part: pd.DataFrame) -> pd.Series:

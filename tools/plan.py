@@ -33,6 +33,8 @@ from helpers import cpu, data, gpu, models, rehearsal
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_CSV = ROOT / "figures" / "t4_plan.csv"
+#: Per notebook: the plan's totals (`totals`), with the plan's provenance.
+TOTALS_CSV = ROOT / "figures" / "t4_plan_totals.csv"
 
 # --- the time model -------------------------------------------------------------------------------------------------
 
@@ -211,8 +213,10 @@ def events_of(path: Path, log_dir: Path) -> list[dict]:
     best, events = 0, []
     for log in Path(log_dir).glob("*.jsonl"):
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        known = sum(row.get("cell") in cells for row in rows)
-        if known > best:
+        logged = {row["cell"] for row in rows if row.get("cell")}
+        known = len(logged & cells.keys())
+        # another notebook's log shares a few cells (setup, parameters) with this one: most of its cells must be ours
+        if known > best and known > len(logged) / 2:
             best, events = known, rows
     out = []
     for row in events:
@@ -338,12 +342,17 @@ def header_line(row: dict) -> str:
     edge = row["folds at the edge"]
     oom = (f", {edge} of them at the edge of memory on purpose (they may run out; the notebook catches it)"
            if edge else "")
-    basis = ("not yet measured on a T4" if gpu_runtime else
-             f"planned as the slowest CPU class measured, {cpu.COLAB_CPU_CLASS}")
+    rates = (f"checkpoint reads at {DISK_MB_S} MB/s (assumed), the download at {DOWNLOAD_MB_S} MB/s (as reported on "
+             "Colab)")
+    basis = (f"fold times measured on an H100, × {COMPUTE_FACTOR:.1f} for the trunk's compute and × "
+             f"{MEMORY_FACTOR:.1f} for memory-bound steps (the ratios of the two GPUs' published fp32 throughput "
+             f"and memory bandwidth), {rates}; not measured on a T4"
+             if gpu_runtime else
+             f"fold times measured per CPU class, planned as the slowest, {cpu.COLAB_CPU_CLASS}; {rates}")
     return (f"**Estimated run time on {where}:** about {math.ceil(row['minutes'])} minutes, a fresh runtime's setup "
             f"and 8.4 GB download included ({row['download minutes']:.1f} min); {row['checkpoint reads']} checkpoint "
             f"read{'s' if row['checkpoint reads'] != 1 else ''}, {row['folds']} folds{oom} — *an estimate from the "
-            f"series' T4 plan (figures/t4_plan.csv), not a measurement: {basis}*.")
+            f"series' run plan (figures/t4_plan.csv), not a measurement: {basis}*.")
 
 
 def table_cell(row: dict) -> str:
@@ -452,15 +461,17 @@ def main(argv: list[str]) -> int:
                 print(f"rehearsing {path.name} …", flush=True)
                 rehearse(path, Path(log_dir))
                 rows += plan_rows(path, events_of(path, Path(log_dir)), h100_model)
-        plan = pd.DataFrame(rows)
+        plan = pd.DataFrame(rows).assign(provenance=provenance())  # rows of notebooks not rehearsed keep theirs
         if names and PLAN_CSV.exists():
             kept = pd.read_csv(PLAN_CSV)
             plan = pd.concat([kept[~kept["notebook"].str[:2].isin(names)], plan.drop(columns=[], errors="ignore")],
                              ignore_index=True).sort_values(["notebook", "cell"], kind="stable")
-        plan["provenance"] = provenance()
         plan.to_csv(PLAN_CSV, index=False)
         print(f"wrote {PLAN_CSV}")
-    summary = totals(pd.read_csv(PLAN_CSV))
+    plan = pd.read_csv(PLAN_CSV)
+    summary = totals(plan)
+    notebooks_provenance = plan.groupby("notebook")["provenance"].first()
+    summary.assign(provenance=summary["notebook"].map(notebooks_provenance)).to_csv(TOTALS_CSV, index=False)
     print(summary.round(1).to_string(index=False))
     for path in render(summary):
         print(f"updated {path.relative_to(ROOT)}")
