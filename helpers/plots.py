@@ -55,7 +55,7 @@ def plot_variant_bars(table, columns: list[str], title: str = "", provenance: st
 def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: str = ""):
     """Per-residue pLDDT difference of each recipe from the reference recipe; returns the Axes. Where the reference
     has no prediction (it ran out of memory or was skipped), the first recipe in `results` that has one is the
-    reference, and the title says so."""
+    reference: a printed line and the axis label say which."""
     import matplotlib.pyplot as plt
 
     folded = [name for name, result in results.items() if result is not None]

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import json
@@ -116,8 +117,6 @@ def _plan_fold(model, batch: int, length: int, num_recycles) -> dict:
 
 def _other_models_gib(model) -> float:
     """Full-size weights (GiB) of the other models still loaded (on a T4 they would share its memory with this fold)."""
-    import gc
-
     _state.setdefault("models", []).append(weakref.ref(model))
     gc.collect()  # a model dropped with `del` but held by a reference cycle is not loaded any more
     alive = {id(m): m for m in (ref() for ref in _state["models"]) if m is not None}

@@ -36,8 +36,8 @@
 # (2.4 min); 1 checkpoint read, 7 folds, 1 of them at the edge of memory on purpose (they may run out; the notebook
 # catches it) — *an estimate from the series' run plan (figures/t4_plan.csv), not a measurement: fold times measured
 # on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the ratios of the two GPUs' published
-# fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the download at 100 MB/s (as reported
-# on Colab); not measured on a T4*.
+# fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the download at 100 MB/s (below the
+# 106–175 MB/s reported on Colab); not measured on a T4*.
 #
 # This series runs Meta's ESMFold ([Lin et al., Science 2023](https://doi.org/10.1126/science.ade2574)) through
 # Hugging Face `transformers`, following and extending the article

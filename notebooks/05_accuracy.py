@@ -32,11 +32,11 @@
 #   experiment), with confidence intervals;
 # - whether pLDDT can be trusted as an estimate of accuracy.
 #
-# **Estimated run time on a free Colab T4:** about 27 minutes, a fresh runtime's setup and 8.4 GB download included
+# **Estimated run time on a free Colab T4:** about 26 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 4 checkpoint reads, 79 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
 # measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
 # ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
-# download at 100 MB/s (as reported on Colab); not measured on a T4*.
+# download at 100 MB/s (below the 106–175 MB/s reported on Colab); not measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -255,8 +255,10 @@ results.groupby("variant", sort=False)[tier2].mean().round(3)
 intervals = pd.DataFrame([accuracy.paired_bootstrap(results, metric, variant, reference=REFERENCE)
                           for metric in ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"] for variant in VARIANTS
                           if variant != REFERENCE])
-print(notebook.label(f"paired differences to {REFERENCE}, 95 % bootstrap intervals over the targets both recipes "
-                     f"folded: {intervals['targets'].min()}–{intervals['targets'].max()} of {len(targets)}"))
+covered = intervals["targets"] if len(intervals) else pd.Series([0])  # targets folded by both recipes of a pair
+span = f"{covered.min()}" if covered.min() == covered.max() else f"{covered.min()}–{covered.max()}"
+print(notebook.label(f"paired differences to {REFERENCE}, 95 % bootstrap intervals over {span} of {len(targets)} "
+                     "targets (those both recipes folded)"))
 intervals.round(4)
 
 # %%

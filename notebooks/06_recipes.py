@@ -35,7 +35,7 @@
 # (2.4 min); 3 checkpoint reads, 25 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
 # measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
 # ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
-# download at 100 MB/s (as reported on Colab); not measured on a T4*.
+# download at 100 MB/s (below the 106–175 MB/s reported on Colab); not measured on a T4*.
 
 # %% [markdown]
 # ## Setup
@@ -338,7 +338,7 @@ fit.recommend(6.0, 400)
 #
 # ## Exercises
 # 1. `fit.recommend` for your own GPU: what does a 8 GB card get for a 700-residue protein?
-# 2. Re-run section 3 on its six shortest records with `token_budget=100`: how do the batch sizes change?
+# 2. Re-run section 3 with `token_budget=100` (six records are enough): how do the batch sizes change?
 # 3. Fold the 2RBG dimer with a 50-glycine linker. Do the per-chain pLDDTs change?
 #
 # Solutions follow (hidden in Colab and Jupyter; click to expand).
@@ -352,9 +352,8 @@ print(fit.recommend(8.0, 700))  # (recipe, chunk size, predicted GiB as nvidia-s
 small = WORK / "batch_small"
 for old in small.glob("*"):
     old.unlink()
-shortest = WORK / "six_shortest.fasta"  # six records, not all of them: Run all executes this cell too
-shortest.write_text("".join(f">{header}\n{seq}\n" for header, seq in records[:6]))
-print(batch.fold_fasta(model, tokenizer, shortest, small, recipe=RECIPE, token_budget=100)[
+# six records, not all of them: Run all executes this cell too
+print(batch.fold_fasta(model, tokenizer, fasta, small, recipe=RECIPE, token_budget=100, stop_after=6)[
     ["id", "length", "batch size"]])
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]

@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny stand-in (built once per test session into a temporary cache)."""
 
+import gc
 import os
 import tempfile
 
@@ -14,6 +15,13 @@ def pytest_configure(config):
 
     os.environ.setdefault("ESMFOLD_CACHE", tempfile.mkdtemp(prefix="esmfold-tests-"))
     config.rehearsal_log = os.environ.setdefault(rehearsal.LOG_ENV, tempfile.mkdtemp(prefix="esmfold-rehearsal-"))
+
+
+def pytest_collection_finish(session):
+    """The imported libraries (torch, transformers, …) live as long as the session: freezing them keeps every
+    `gc.collect()` of the code under test (one before each measured fold) in microseconds instead of ≈ 0.3 s."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(session, config, items):

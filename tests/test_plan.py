@@ -62,11 +62,8 @@ def test_committed_plan_data_every_fold_that_may_not_fit_is_shown_on_purpose():
 
 
 def test_committed_plan_data_no_solution_cell_loads_or_folds_for_more_than_a_t4_minute():
-    solutions = COMMITTED[(COMMITTED["solution"].astype(str) == "True")
-                          & COMMITTED["event"].isin(["load", "fold", "read saved checkpoint"])]
-    slow = solutions[solutions["estimated seconds"] > SOLUTION_LIMIT_SECONDS]
-    assert slow.empty, slow[["notebook", "cell", "event", "recipe", "length", "estimated seconds"]]
-    # nor many short ones: Run all executes every solution cell, so each cell as a whole stays within the minute
+    # Run all executes every solution cell: its loads, reads, folds and own CPU work together stay within the minute
+    solutions = COMMITTED[COMMITTED["solution"].astype(str) == "True"]
     per_cell = solutions.groupby(["notebook", "cell"])["estimated seconds"].sum()
     assert (per_cell <= SOLUTION_LIMIT_SECONDS).all(), per_cell[per_cell > SOLUTION_LIMIT_SECONDS]
 
