@@ -28,6 +28,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 		|| $(BIN)/python -m pip install -q torch==2.13.0; fi; }
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
+	# Quanto compiles its CPU kernels into its own folder on first use (≈ 45 s): once here, not in the first int4 fold
+	$(BIN)/python -c "import torch, optimum.quanto; torch.ops.quanto.unpack(torch.zeros(2, 2, dtype=torch.uint8), 4)" \
+		2>/dev/null || echo "Quanto's CPU kernels will compile on first use"
 	touch $@
 
 sync:  ## re-pair every notebook with its .py script
