@@ -178,11 +178,22 @@ plots.plot_memory_vs_length(sweep, seed=data.SEED_MEMORY_GB, budget_gib=gpu.T4.u
 # - **The floor** is the weights: 13.1 GiB (fp32), 7.9 GiB (fp16 LM), 3.3 GiB (int8). Everything above it is
 #   activations.
 # - **Quadratic growth** comes from the pair representation: L × L × 128 channels, 4 bytes each, plus the output
-#   heads' L × L × 64 logits. At L = 480 one pair tensor is 0.11 GiB, and a trunk block keeps several alive.
-# - **Cubic bursts** come from triangle attention, which materialises 4 heads × L × L × L attention logits at once —
-#   0.41 GiB at L = 480, 1.6 GiB at L = 768. This is what `set_chunk_size` splits into row blocks.
+#   heads' L × L × 64 logits. A trunk block keeps several pair tensors alive.
+# - **Cubic bursts** come from triangle attention, which materialises heads × L × L × L attention logits at once.
+#   This is what `set_chunk_size` splits into row blocks.
 # - **Chunking does not remove everything**: the triangle multiplicative updates and the pair transition MLP
 #   (4 × 128 channels over all L² pairs) are never chunked, so even chunk 32 grows with L². Notebook 07 attacks those.
+#
+# The sizes, from the real architecture's configuration:
+
+# %% tags=["show-output"]
+trunk_sizes = models.load_config("random-full").esmfold_config.trunk
+heads = trunk_sizes.pairwise_state_dim // trunk_sizes.pairwise_head_width
+for L in (480, 768):
+    pair = L * L * trunk_sizes.pairwise_state_dim * 4 / 2**30
+    logits = heads * L**3 * 4 / 2**30
+    print(f"L = {L}: one fp32 pair tensor {pair:.2f} GiB; triangle attention's logits ({heads} heads × L³) "
+          f"{logits:.2f} GiB")
 
 # %% [markdown]
 # ## 5 · Time against length, and what chunking costs

@@ -285,7 +285,9 @@ def test_committed_outputs_are_only_those_that_need_no_weights(path):
 
 
 def test_kept_outputs_match_a_fresh_run(tmp_path, monkeypatch):
-    """Notebook 01, executed now with the tiny stand-in, prints in its show-output cells exactly what is committed."""
+    """Notebook 01, executed now with the tiny stand-in, prints in its show-output cells exactly what is committed.
+    This is `make test`'s run of notebook 01 (nbmake skips it): an error in any cell fails here, and its rehearsal
+    logs the loads and folds that the plan test reads."""
     import nbformat
     from nbclient import NotebookClient
 
