@@ -126,9 +126,8 @@ pd.DataFrame(rows)
 #
 # The next cell folds the first `LONG` residues of the spike with `int4`, trunk chunk 64, under a T4 cap
 # (`memory.gpu_budget`; on a T4 itself it changes nothing), and puts the measurement next to the prediction. It times
-# **one trunk pass** (`num_recycles=0`): the default 4 passes would take about four times as long, and the peak
-# memory is the same. `benchmark.stage_times` splits the time, so the cell can say what the default would
-# take.
+# **one trunk pass** (`num_recycles=0`): the peak memory is the same with the default 4 passes.
+# `benchmark.stage_times` splits the time, so the cell can say what the default would take.
 
 # %%
 sequence, origin = data.sequence_of_length(LONG)
