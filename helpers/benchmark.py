@@ -49,7 +49,7 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
 
     import torch
 
-    device = next(model.parameters()).device
+    device = folding.input_device(model)  # not the LM's first weight: the lean model may have parked it in CPU RAM
     on_cuda = device.type == "cuda"
     counter = None if on_cuda else memory.LiveBytes()
 

@@ -23,6 +23,8 @@ PUBLIC_SOURCES = {
     "sequences/P0DTC2_spike.fasta": "https://rest.uniprot.org/uniprotkb/P0DTC2.fasta",
     # notebook 07's ~2,000-residue protein: human β-myosin heavy chain (MYH7), 1,935 aa; fetched at run time
     "sequences/P12883_MYH7.fasta": "https://rest.uniprot.org/uniprotkb/P12883.fasta",
+    # notebook 07's longest protein: human serine-protein kinase ATM, 3,056 aa; fetched at run time
+    "sequences/Q13315_ATM.fasta": "https://rest.uniprot.org/uniprotkb/Q13315.fasta",
     "reference_predictions/esmfold_v1_fairesm_65aa.pdb": (
         "https://raw.githubusercontent.com/silviacambiago/esmfold-project/"
         "0f9b49fb8e1ab69f6ab9fd4a23ef69004737c850/result.pdb"

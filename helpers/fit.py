@@ -3,7 +3,9 @@ code on fake tensors and counting the bytes of live tensors."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import NamedTuple
 
 import torch
 
@@ -70,6 +72,27 @@ def activation_profile(variant: str) -> str:
     return models.RECIPES[variant].profile
 
 
+class Trace(NamedTuple):
+    """Live tensor bytes of one fake-tensor fold. The lean model's traces park the language model once it has run
+    (`helpers.lean`, `park_lm`); their peaks are split at that moment, so one trace answers with and without parking."""
+
+    weights: int  # every weight, the language model's included
+    peak: int  # peak live bytes with every weight on the GPU throughout
+    lm_weights: int = 0  # the language model's weights, when the trace parked them (else 0)
+    lm_peak: int = 0  # peak live bytes until the language model was parked (every weight counted)
+    parked_peak: int = 0  # peak live bytes after it was parked (its weights not counted)
+
+    @property
+    def lm_activations(self) -> int:
+        """Activations at the peak before parking, over all weights."""
+        return self.lm_peak - self.weights
+
+    @property
+    def parked_activations(self) -> int:
+        """Activations at the peak after parking, over the weights left on the GPU."""
+        return self.parked_peak - (self.weights - self.lm_weights)
+
+
 class FakeFolder:
     """The real ESMFold model code built on fake tensors (no memory, no weights) for one activation profile."""
 
@@ -90,13 +113,27 @@ class FakeFolder:
                 _cast(self.model.esm, torch.float16)
             elif profile == "bf16":
                 _cast(self.model, torch.bfloat16)
-        if lean is not None:  # the lean forward methods (helpers.lean) run on fake tensors like the original ones
-            lean_module.make_lean(self.model, lean)
+        self._counter = self._parked = None
+        if lean is not None:  # the lean forward methods (helpers.lean) run on fake tensors like the original ones;
+            # a lean trace parks the language model at every length (the predictor decides which answer applies)
+            options = dataclasses.replace(lean, park_from=0) if lean.park_lm else lean
+            lean_module.make_lean(self.model, options, parking=self)
         clear_model_caches()
 
-    def trace(self, length: int, chunk_size: int | None = None, num_recycles: int | None = None, batch: int = 1):
-        """(weights bytes, peak live bytes) of one fold of `batch` sequences of `length` residues."""
+    def park(self, lm: torch.nn.Module) -> bool:
+        """The lean model's `parking` during a trace: note the peak so far, then stop counting the LM's weights."""
+        self._parked = (self._counter.peak, self._counter.forget_module(lm))
+        self._counter.reset_peak()
+        return True
+
+    def unpark(self, lm: torch.nn.Module, device) -> None:
+        """Nothing to move: every trace starts with every weight counted."""
+
+    def trace(self, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
+              batch: int = 1) -> Trace:
+        """Live bytes (weights, peaks) of one fold of `batch` sequences of `length` residues."""
         counter = LiveBytes()
+        self._counter, self._parked = counter, None
         clear_model_caches()
         try:
             with self.mode, counter, torch.no_grad():
@@ -108,7 +145,10 @@ class FakeFolder:
                 del output
         finally:
             clear_model_caches()
-        return weights, counter.peak
+        if self._parked is None:
+            return Trace(weights, counter.peak)
+        lm_peak, lm_weights = self._parked
+        return Trace(weights, max(lm_peak, counter.peak + lm_weights), lm_weights, lm_peak, counter.peak)
 
 
 def block_peak(length: int, chunk_size: int | None = None, lean=None) -> dict:
@@ -196,8 +236,10 @@ def _committed_grid():
     return pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
 
 
-def variant_weight_bytes(variant: str, source: str | None = None) -> int:
-    """Exact weight bytes of a loaded variant: from the committed per-variant table for esmfold_v1, else by loading."""
+@functools.lru_cache(maxsize=None)
+def variant_weight_bytes(variant: str, source: str | None = None, part: str = "total") -> int:
+    """Exact weight bytes of a loaded variant (`part`: 'total' or a stage of `models.weights_bytes`, e.g. 'language
+    model (ESM-2)'): from the committed per-variant table for esmfold_v1, else by loading."""
     import pandas as pd
 
     from helpers import data, models
@@ -205,9 +247,47 @@ def variant_weight_bytes(variant: str, source: str | None = None) -> int:
     source = source or "random-full"
     if source in ("random-full", models.REAL_MODEL_ID):
         table = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
-        return int(table.loc[variant, "total"])
+        return int(table.loc[variant, part])
     model, _ = models.load_model(variant, device="cpu", source=source)
-    return models.weights_bytes(model)["total"]
+    return models.weights_bytes(model)[part]
+
+
+def _peak_bytes(variant: str, source: str | None, traced_weights, activations, parked: bool = False,
+                lm_weights=0, lm_activations=0, parked_activations=0):
+    """(weight bytes, peak allocated bytes, weight bytes on the GPU at that peak) of a recipe from a trace's numbers
+    (scalars or pandas columns alike).
+
+    `parked`: the lean model parks the language model once it has run, so the fold's peak is the larger of the
+    language model's phase (every weight on the GPU) and the trunk's (the recipe's LM weights off the GPU). A recipe
+    that offloads its LM never has it on the GPU; `_weights_and_temporary` already leaves it out."""
+    from helpers import models
+
+    from helpers import lean
+
+    weights, extra = _weights_and_temporary(variant, source, traced_weights)
+    recipe = models.RECIPES[variant]
+    if parked and recipe.offload_lm:
+        lm = 0
+    elif parked and recipe.quantized:
+        lm = variant_weight_bytes(variant, source, "language model (ESM-2)")
+    else:
+        lm = lm_weights  # traced in the recipe's own precision
+    lm_most = float(lm.max()) if hasattr(lm, "max") else float(lm)  # a pandas column holds one value per row
+    if parked and not recipe.offload_lm and not lean.parkable(lm_most):
+        parked = False  # too big for CPU RAM: the lean model keeps it on the GPU
+    if not parked:
+        return weights, weights + activations + extra, weights
+    trunk_extra = 0 if recipe.offload_lm else extra  # offloading's extra is one LM layer, gone once the LM has run
+    before = weights + lm_activations + extra
+    after = weights - lm + parked_activations + trunk_extra
+    if hasattr(before, "where"):  # pandas columns
+        return weights, before.where(before > after, after), (weights - lm + 0 * before).where(before <= after, weights)
+    return (weights, before, weights) if before > after else (weights, after, weights - lm)
+
+
+def parks_lm(lean, length: int) -> bool:
+    """True when the lean model (`lean`: a `helpers.lean.LeanOptions`, or None) parks the LM at this length."""
+    return lean is not None and lean.park_lm and length >= lean.park_from
 
 
 def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
@@ -223,13 +303,14 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     """
     import time
 
-    start = time.perf_counter()
-    folder = fake_folder(activation_profile(variant), source, lean)
-    traced_weights, peak = folder.trace(length, chunk_size, num_recycles, batch)
-    activations = peak - traced_weights
-    weights, extra = _weights_and_temporary(variant, source, traced_weights)
     from helpers import models
 
+    start = time.perf_counter()
+    folder = fake_folder(activation_profile(variant), source, lean)
+    trace = folder.trace(length, chunk_size, num_recycles, batch)
+    parked = parks_lm(lean, length)
+    weights, peak, resident = _peak_bytes(variant, source, trace.weights, trace.peak - trace.weights, parked,
+                                          trace.lm_weights, trace.lm_activations, trace.parked_activations)
     recipe = models.RECIPES[variant]
     gib = 1024**3
     return {
@@ -237,13 +318,16 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
         "length": length,
         "chunk size": chunk_size,
         "weights (GiB)": weights / gib,
-        "activations peak (GiB)": (activations + extra) / gib,
-        "predicted peak allocated (GiB)": (weights + activations + extra) / gib,
-        "predicted nvidia-smi (GiB)": nvidia_smi_estimate(variant, (weights + activations + extra) / gib, weights / gib),
+        "activations peak (GiB)": (peak - resident) / gib,
+        "weights at the peak (GiB)": resident / gib,
+        "predicted peak allocated (GiB)": peak / gib,
+        "predicted nvidia-smi (GiB)": nvidia_smi_estimate(variant, peak / gib, resident / gib),
         "lean": lean is not None,
+        "LM parked": parked,
         "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "")
         + (" + exact quantized weight bytes" if recipe.quantized else "")
-        + (" − offloaded LM weights + one LM layer" if recipe.offload_lm else ""),
+        + (" − offloaded LM weights + one LM layer" if recipe.offload_lm else "")
+        + (", LM parked in CPU RAM after it ran" if parked and not recipe.offload_lm else ""),
         "seconds to predict": time.perf_counter() - start,
     }
 
@@ -257,31 +341,56 @@ GRID_PROFILES = ("fp32", "fp16-lm")
 
 
 #: Lengths of the lean model's grid (notebook 07): it reaches further.
-LEAN_GRID_LENGTHS = GRID_LENGTHS + (1792, 2048, 2560)
+LEAN_GRID_LENGTHS = GRID_LENGTHS + (1792, 2048, 2560, 3072)
 #: The "chunk size" label of the lean trunk in grids and tables.
 LEAN = "lean"
 
 
+#: The committed grid's columns of the lean model's traces that split the fold where the LM is parked (`Trace`).
+PARKING_COLUMNS = ("LM weights bytes (traced)", "activation bytes, LM phase", "activation bytes, LM parked")
+
+
+def _parked_on_grid(length: int, chunk_label: str) -> bool:
+    """True where the committed grid's lean model parks the LM (default lean options)."""
+    return chunk_label == LEAN and parks_lm(_default_lean(), length)
+
+
+def _grid_row_peak(variant: str, source, row, parked: bool, batch: int = 1):
+    """(weights, peak allocated, weights on the GPU at the peak) in bytes of a grid row (or columns) for a recipe."""
+    if parked:
+        lm, before, after = (row[c] for c in PARKING_COLUMNS)
+        return _peak_bytes(variant, source, row["weights bytes (traced)"], row["activation bytes"] * batch, True, lm,
+                           before * batch, after * batch)
+    return _peak_bytes(variant, source, row["weights bytes (traced)"], row["activation bytes"] * batch)
+
+
+def _default_lean():
+    from helpers import lean
+
+    return lean.LeanOptions()
+
+
 @functools.lru_cache(maxsize=None)  # a trace off the grid takes seconds to minutes and always gives the same bytes
-def _allocated_and_weights(variant: str, length: int, chunk_size, source: str | None) -> tuple[float, float]:
-    """(predicted peak allocated GiB, weights GiB): from the committed grid when the point is on it, else traced now."""
+def _allocated_and_weights(variant: str, length: int, chunk_size, source: str | None) -> tuple[float, float, float]:
+    """(predicted peak allocated GiB, weights GiB, GiB of weights on the GPU at the peak): from the committed grid when
+    the point is on it, else traced now."""
     from helpers import models
 
     source = source or "random-full"
+    gib = 1024**3
     if source in ("random-full", models.REAL_MODEL_ID):
         grid = _committed_grid()
+        label = str(chunk_size or "none")
         hit = grid[(grid["profile"] == activation_profile(variant)) & (grid["length"] == length)
-                   & (grid["chunk size"].astype(str) == str(chunk_size or "none"))]
+                   & (grid["chunk size"].astype(str) == label)]
         if len(hit):
-            weights, extra = _weights_and_temporary(variant, source, int(hit["weights bytes (traced)"].iloc[0]))
-            return (weights + int(hit["activation bytes"].iloc[0]) + extra) / 1024**3, weights / 1024**3
+            weights, peak, resident = _grid_row_peak(variant, source, hit.iloc[0], _parked_on_grid(length, label))
+            return peak / gib, weights / gib, resident / gib
     if chunk_size == LEAN:
-        from helpers import lean
-
-        result = predict_peak(variant, length, source=source, lean=lean.LeanOptions())
+        result = predict_peak(variant, length, source=source, lean=_default_lean())
     else:
         result = predict_peak(variant, length, chunk_size, source=source)
-    return result["predicted peak allocated (GiB)"], result["weights (GiB)"]
+    return result["predicted peak allocated (GiB)"], result["weights (GiB)"], result["weights at the peak (GiB)"]
 
 
 def forget_cached_predictions() -> None:
@@ -309,55 +418,67 @@ def _grid_chunk_label(chunk_size) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _grid_curve(profile: str, chunk_label: str) -> tuple[tuple[int, ...], tuple[int, ...], int]:
-    """(lengths, activation bytes, traced weight bytes) of one activation profile and chunk column of the grid."""
+def _grid_curve(profile: str, chunk_label: str):
+    """The rows of one activation profile and chunk column of the committed grid, by length."""
     grid = _committed_grid()
-    part = grid[(grid["profile"] == profile) & (grid["chunk size"].astype(str) == chunk_label)].sort_values("length")
-    return (tuple(int(n) for n in part["length"]), tuple(int(b) for b in part["activation bytes"]),
-            int(part["weights bytes (traced)"].iloc[0]))
+    part = grid[(grid["profile"] == profile) & (grid["chunk size"].astype(str) == chunk_label)]
+    return part.sort_values("length").set_index("length")
+
+
+def _interpolate(curve, column: str, length: int) -> tuple[float, str]:
+    """A column of a grid curve at `length`: exact at its lengths, a power law between two, the shortest length's
+    below, L³ growth beyond the longest (said in the second value)."""
+    import math
+
+    lengths = list(curve.index)
+    values = curve[column]
+    if length in lengths:
+        return float(values.loc[length]), "grid point"
+    if length < lengths[0]:
+        return float(values.iloc[0]), f"below the grid: its {lengths[0]}-residue point"
+    if length > lengths[-1]:
+        return float(values.iloc[-1]) * (length / lengths[-1]) ** 3, f"beyond the grid: L³ from {lengths[-1]} residues"
+    i = next(i for i, n in enumerate(lengths) if n > length)
+    low, high = float(values.iloc[i - 1]), float(values.iloc[i])
+    exponent = math.log(high / low) / math.log(lengths[i] / lengths[i - 1])
+    return low * (length / lengths[i - 1]) ** exponent, f"interpolated between {lengths[i - 1]} and {lengths[i]} residues"
 
 
 def grid_estimate(variant: str, length: int, chunk_size=None, batch: int = 1) -> dict:
     """Predicted peak memory of one fold of the full-size esmfold_v1, read from the committed grid without tracing
     (instant): exact at the grid's lengths, a power law between two of them, the shortest length's below the grid,
     L³ growth beyond it (stated in 'how'). A batch of padded sequences is counted as `batch` times one sequence's
-    activations. GiB: weights, activations, peak allocated, and 'reserved' — what PyTorch will hold, the allocator's
-    cache and Quanto's allowance included (`nvidia_smi_estimate` without the CUDA context)."""
-    import math
-
+    activations. GiB: weights, activations (over the weights on the GPU at the peak), peak allocated, and 'reserved'
+    — what PyTorch will hold, the allocator's cache and Quanto's allowance included (`nvidia_smi_estimate` without
+    the CUDA context)."""
     from helpers import models
 
     profile = activation_profile(variant)
     if profile not in GRID_PROFILES:
         raise ValueError(f"The committed grid has no '{profile}' activations (recipe {variant!r}): it covers "
                          f"{', '.join(GRID_PROFILES)}; trace it with `predict_peak` instead.")
-    lengths, activations, traced = _grid_curve(profile, _grid_chunk_label(chunk_size))
-    if length in lengths:
-        act, how = activations[lengths.index(length)], "grid point"
-    elif length < lengths[0]:
-        act, how = activations[0], f"below the grid: its {lengths[0]}-residue point"
-    elif length > lengths[-1]:
-        act, how = activations[-1] * (length / lengths[-1]) ** 3, f"beyond the grid: L³ from {lengths[-1]} residues"
-    else:
-        i = next(i for i, n in enumerate(lengths) if n > length)
-        exponent = math.log(activations[i] / activations[i - 1]) / math.log(lengths[i] / lengths[i - 1])
-        act = activations[i - 1] * (length / lengths[i - 1]) ** exponent
-        how = f"interpolated between {lengths[i - 1]} and {lengths[i]} residues"
-    weights, extra = _weights_and_temporary(variant, None, traced)
+    label = _grid_chunk_label(chunk_size)
+    curve = _grid_curve(profile, label)
+    row = {"weights bytes (traced)": int(curve["weights bytes (traced)"].iloc[0])}
+    row["activation bytes"], how = _interpolate(curve, "activation bytes", length)
+    if label == LEAN:
+        row[PARKING_COLUMNS[0]] = int(curve[PARKING_COLUMNS[0]].iloc[0])
+        for column in PARKING_COLUMNS[1:]:
+            row[column] = _interpolate(curve, column, length)[0]
+    weights, peak, resident = _grid_row_peak(variant, None, row, _parked_on_grid(length, label), batch)
     gib = 1024**3
-    activations_gib = (act * batch + extra) / gib
-    allocated = weights / gib + activations_gib
+    activations_gib = (peak - resident) / gib
     quanto = QUANTO_ALLOWANCE_GIB if models.RECIPES[variant].quanto else 0.0
-    return {"weights (GiB)": weights / gib, "activations (GiB)": activations_gib, "allocated (GiB)": allocated,
-            "reserved (GiB)": allocated + CACHE_SHARE * activations_gib + quanto,
+    return {"weights (GiB)": weights / gib, "activations (GiB)": activations_gib, "allocated (GiB)": peak / gib,
+            "reserved (GiB)": peak / gib + CACHE_SHARE * activations_gib + quanto,
             "how": how + (f", × {batch} sequences" if batch > 1 else "")}
 
 
 def predicted_nvidia_smi(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
     """What nvidia-smi is predicted to show for this fold (GiB): `lookup_or_predict` plus the allocator's cache, the
     CUDA context and, for Quanto, an allowance (`nvidia_smi_estimate`). The number to hold against a GPU's memory."""
-    allocated, weights = _allocated_and_weights(variant, length, chunk_size, source)
-    return nvidia_smi_estimate(variant, allocated, weights)
+    allocated, _, resident = _allocated_and_weights(variant, length, chunk_size, source)
+    return nvidia_smi_estimate(variant, allocated, resident)
 
 
 #: Variants in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
@@ -374,12 +495,15 @@ def predicted_grid(source: str | None = None):
         part = grid[grid["profile"] == activation_profile(variant)].copy()
         if part.empty:
             continue
-        weights, extra = _weights_and_temporary(variant, source, part["weights bytes (traced)"])
         part["variant"] = variant
-        part["weights (GiB)"] = weights / 1024**3
-        part["predicted peak allocated (GiB)"] = (weights + part["activation bytes"] + extra) / 1024**3
-        part["predicted nvidia-smi (GiB)"] = nvidia_smi_estimate(variant, part["predicted peak allocated (GiB)"],
-                                                                 part["weights (GiB)"])
+        parked = [_parked_on_grid(n, str(c)) for n, c in zip(part["length"], part["chunk size"])]
+        for is_parked, group in part.groupby(parked):
+            weights, peak, resident = _grid_row_peak(variant, source, group, bool(is_parked))
+            part.loc[group.index, "weights (GiB)"] = weights / 1024**3
+            part.loc[group.index, "predicted peak allocated (GiB)"] = peak / 1024**3
+            part.loc[group.index, "LM parked"] = bool(is_parked)
+            part.loc[group.index, "predicted nvidia-smi (GiB)"] = nvidia_smi_estimate(
+                variant, peak / 1024**3, resident / 1024**3)
         part["predicted reserved (GiB)"] = part["predicted nvidia-smi (GiB)"] - CUDA_CONTEXT_GIB
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
@@ -448,7 +572,7 @@ RECOMMEND_LADDER = ("fp16", "fp16-offload", "int8-lm", "int8", "int4")
 #: Trunk chunk sizes from fastest to leanest, then the lean trunk of notebook 07.
 CHUNK_LADDER = (None, 128, 64, 32, LEAN)
 #: Protein lengths (columns) of the recipe table.
-RECIPE_LENGTHS = (256, 512, 768, 1024, 1280, 1536, 2048, 2560)
+RECIPE_LENGTHS = (256, 512, 768, 1024, 1280, 1536, 2048, 2560, 3072)
 #: The longest length the grid answers for (the lean trunk's longest grid point); longer is not guessed.
 _LONGEST_PLANNED = max(LEAN_GRID_LENGTHS)
 
@@ -497,9 +621,11 @@ def _trunk_label(chunk) -> str:
     return "the lean trunk (notebook 07)" if chunk == LEAN else f"chunk size {chunk or 'none'}"
 
 
-def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32):
+def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32, num_recycles: int | None = None,
+               skip=()):
     """Predicted peak (GiB, allocated) of one fold as the lean trunk's changes are switched on one after another,
-    starting from the original model with trunk chunk `chunk_size` (notebook 07). Minutes at L = 2,000."""
+    starting from the original model with trunk chunk `chunk_size` (notebook 07); `skip`: (length, step) pairs not to
+    trace (rows kept from an earlier run). Minutes at L = 2,000."""
     import pandas as pd
 
     from helpers import lean
@@ -509,7 +635,9 @@ def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32
         steps = [("original model, chunk %d" % chunk_size, None)]
         steps += [(f"+ {change}", lean.LeanOptions.only(*lean.CHANGES[:i + 1])) for i, change in enumerate(lean.CHANGES)]
         for label, options in steps:
-            result = predict_peak(variant, length, chunk_size, lean=options)
+            if (length, label) in skip:
+                continue
+            result = predict_peak(variant, length, chunk_size, num_recycles=num_recycles, lean=options)
             rows.append({"variant": variant, "length": length, "step": label,
                          "predicted peak allocated (GiB)": result["predicted peak allocated (GiB)"],
                          "activations peak (GiB)": result["activations peak (GiB)"],

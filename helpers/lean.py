@@ -7,6 +7,9 @@ restores them). Each change can be switched on alone (`LeanOptions`), so its eff
   added into the pair tensor in place;
 - `trimul`: the triangle multiplicative update from two projections (a, b) with its output computed rows at a time and
   added in place (z, a and b alive: 3 pair tensors, not 5–6);
+- `one_projection`: the triangle multiplicative update keeps only one of its two projections whole and computes the
+  other for each chunk of rows, just before that chunk's output (z and one projection alive: 2 pair tensors); the
+  block also drops the sequence attention's weights (heads × L × L) before the pair updates;
 - `pair_mlp`: the pair transition MLP (128 → 512 → 128) rows at a time, in place;
 - `seq_to_pair`: the sequence-to-pair projection (an L × L × 256 intermediate) and the pair-to-sequence bias rows at a
   time;
@@ -14,7 +17,11 @@ restores them). Each change can be switched on alone (`LeanOptions`), so its eff
 - `structure_module`: its pair input projected and normalised rows at a time, and invariant point attention computed
   rows at a time (the original builds L × L × heads × points × 3 tensors: 1.1 GiB at L = 1,024);
 - `heads`: distogram, pTM and PAE heads rows at a time (the softmaxed PAE probabilities are not kept: they are
-  `softmax(ptm_logits)`).
+  `softmax(ptm_logits)`);
+- `park_lm`: once the language model has run (it runs once per fold, before the trunk), its weights wait in CPU RAM
+  until the next fold needs them, so the trunk has the GPU to itself (folds of at least `park_from` residues; a fold on
+  the CPU, a language model that accelerate already offloads, or one too big for CPU RAM (`parkable`) is left as it
+  is).
 
 Inference only (in-place updates; no autograd). Padding rows of a padded batch may differ from the original model's —
 they never reach a real residue's output (every use of a padded position is masked).
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import math
 import types
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -32,6 +39,21 @@ import torch
 AUTO_POSITIONS = 2**18
 #: Pair positions per chunk that ran fastest on a CPU (measured in notebook 08: chunks that stay in the caches).
 CPU_POSITIONS = 2**13
+#: The shortest fold whose language model is parked (0: every fold on a GPU). Parking costs two copies of the LM's
+#: weights over PCIe per fold (out once it has run, back at the next fold: on a T4 ≈ 2 s for int8 weights, ≈ 4 s for
+#: fp16 — an estimate at 3 GB/s, `tools/plan.py`); it pays wherever the trunk would not fit beside the LM, which on a
+#: small card happens at any length. A fold that fits anyway can skip it: `LeanOptions(park_from=…)`.
+PARK_FROM = 0
+#: The most bytes of LM weights parking puts in CPU RAM: a free Colab runtime's 12.7 GB less ≈ 3 GB for Python, the
+#: libraries and the runtime itself (assumed). fp16 LM weights (5.7 GB) and int8 ones (2.8 GB) park; fp32's (11.3 GB)
+#: stay on the GPU.
+PARK_RAM_BYTES = 9.7e9
+
+
+def parkable(lm_bytes: float, available_bytes: float | None = None) -> bool:
+    """Whether `lm_bytes` of LM weights may wait in CPU RAM (within PARK_RAM_BYTES and, if given, 1 GB below what
+    the machine has available now)."""
+    return lm_bytes <= PARK_RAM_BYTES and (available_bytes is None or lm_bytes <= available_bytes - 1e9)
 
 
 @dataclass(frozen=True)
@@ -45,25 +67,29 @@ class LeanOptions:
     recycling: bool = True
     structure_module: bool = True
     heads: bool = True
+    one_projection: bool = True
+    park_lm: bool = True
     rows: int | None = None
     positions: int = AUTO_POSITIONS  # pair positions (rows × L) per chunk when rows is None
+    park_from: int = PARK_FROM  # the shortest fold whose language model is parked in CPU RAM once it has run
 
     def chunk_rows(self, length: int) -> int:
         """Pair rows per chunk for a protein of `length` residues."""
         return self.rows or max(1, self.positions // max(length, 1))
 
     @classmethod
-    def only(cls, *names: str, rows: int | None = None, positions: int = AUTO_POSITIONS) -> "LeanOptions":
+    def only(cls, *names: str, rows: int | None = None, positions: int = AUTO_POSITIONS,
+             park_from: int = PARK_FROM) -> "LeanOptions":
         """Options with only the named changes on."""
-        switches = [f.name for f in fields(cls) if f.name not in ("rows", "positions")]
-        unknown = set(names) - set(switches)
+        unknown = set(names) - set(CHANGES)
         if unknown:
-            raise ValueError(f"Unknown lean changes {sorted(unknown)}; choose from {switches}")
-        return cls(**{name: name in names for name in switches}, rows=rows, positions=positions)
+            raise ValueError(f"Unknown lean changes {sorted(unknown)}; choose from {list(CHANGES)}")
+        return cls(**{name: name in names for name in CHANGES}, rows=rows, positions=positions, park_from=park_from)
 
 
 #: The changes in the order the notebook switches them on.
-CHANGES = ("sdpa_attention", "trimul", "pair_mlp", "seq_to_pair", "recycling", "structure_module", "heads")
+CHANGES = ("sdpa_attention", "trimul", "pair_mlp", "seq_to_pair", "recycling", "structure_module", "heads",
+           "one_projection", "park_lm")
 
 
 def _row_chunks(length: int, rows: int | None):
@@ -104,8 +130,13 @@ def triangle_attention_(module, z: torch.Tensor, mask: torch.Tensor | None, rows
         x[:, r] += out
 
 
-def triangle_multiplication_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None) -> None:
-    """z += EsmFoldTriangleMultiplicativeUpdate(z), in place: projections a and b, then the output rows at a time."""
+def triangle_multiplication_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None,
+                              one_projection: bool = False) -> None:
+    """z += EsmFoldTriangleMultiplicativeUpdate(z), in place: projections a and b, then the output rows at a time
+    (`one_projection`: only one projection kept whole, `triangle_multiplication_one_`)."""
+    if one_projection:
+        triangle_multiplication_one_(module, z, mask, rows)
+        return
     batch, length, _, channels = z.shape
     chunks = _row_chunks(length, rows)
     a = z.new_empty(batch, channels, length, length)  # a[c, i, k] with the sum over k
@@ -127,6 +158,42 @@ def triangle_multiplication_(module, z: torch.Tensor, mask: torch.Tensor | None,
         x = module.linear_z(module.layer_norm_out(x))
         gate = module.sigmoid(module.linear_g(module.layer_norm_in(z[:, r])))
         z[:, r] += x * gate
+
+
+def triangle_multiplication_one_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None) -> None:
+    """z += EsmFoldTriangleMultiplicativeUpdate(z), in place, with one projection kept whole (one pair tensor, not two).
+
+    Outgoing, x_ij = sum_k a(z_ik) b(z_jk): the output's rows i need a only from z's same rows, so b is kept whole and
+    a is computed for each chunk of rows just before that chunk is updated (rows not yet updated are untouched).
+    Incoming, x_ij = sum_k a(z_ki) b(z_kj), is the same on the transposed pair tensor with a and b swapped."""
+    batch, length, _, channels = z.shape
+    outgoing = module._outgoing
+    zv = z if outgoing else z.transpose(1, 2)  # incoming: work on the transposed (strided) view
+    mv = None if mask is None else (mask if outgoing else mask.transpose(1, 2))
+    a, b = (module.linear_a_g, module.linear_a_p), (module.linear_b_g, module.linear_b_p)
+    by_rows, whole = (a, b) if outgoing else (b, a)
+
+    def project(r, zl, gate_and_projection):  # mask · sigmoid(gate(zl)) · projection(zl), with one temporary less
+        gate, projection = gate_and_projection
+        out = projection(zl)
+        out *= gate(zl).sigmoid_()
+        if mv is not None:
+            out *= mv[:, r].unsqueeze(-1).to(zl.dtype)
+        return out  # (B, r, L, C)
+
+    chunks = _row_chunks(length, rows)
+    kept = z.new_empty(batch, channels, length, length)  # kept[c, k, j] = whole(zv_jk)
+    for r in chunks:
+        kept[:, :, :, r] = project(r, module.layer_norm_in(zv[:, r]), whole).permute(0, 3, 2, 1)
+    for r in chunks:
+        zl = module.layer_norm_in(zv[:, r])
+        x = torch.matmul(project(r, zl, by_rows).permute(0, 3, 1, 2), kept)  # (B, C, r, L)
+        x = module.layer_norm_out(x.permute(0, 2, 3, 1))
+        x = module.linear_z(x)
+        x *= module.linear_g(zl).sigmoid_()
+        del zl
+        zv[:, r] += x
+        del x  # before the next chunk's temporaries exist
 
 
 def residue_mlp_(module, z: torch.Tensor, rows: int | None) -> None:
@@ -165,8 +232,10 @@ def _block_forward(self, sequence_state, pairwise_state, mask=None, chunk_size=N
     else:
         bias = self.pair_to_sequence(z)
     y = self.layernorm_1(sequence_state)
-    y, _ = self.seq_attention(y, mask=mask, bias=bias)
+    y, weights = self.seq_attention(y, mask=mask, bias=bias)
     del bias
+    if opts.one_projection:  # the attention weights (heads × L × L) are dead: not kept through the pair updates
+        del weights
     sequence_state = self.mlp_seq(sequence_state + self.drop(y))
 
     if opts.seq_to_pair:
@@ -176,8 +245,8 @@ def _block_forward(self, sequence_state, pairwise_state, mask=None, chunk_size=N
 
     tri_mask = mask.unsqueeze(2) * mask.unsqueeze(1) if mask is not None else None
     for tri_mul in (self.tri_mul_out, self.tri_mul_in):
-        if opts.trimul:
-            triangle_multiplication_(tri_mul, z, tri_mask, rows)
+        if opts.trimul or opts.one_projection:
+            triangle_multiplication_(tri_mul, z, tri_mask, rows, one_projection=opts.one_projection)
         else:
             z = z + tri_mul(z, mask=tri_mask)
     for tri_att in (self.tri_att_start, self.tri_att_end):
@@ -366,7 +435,12 @@ def _model_forward(self, input_ids, attention_mask=None, position_ids=None, mask
         if position_ids is None:
             position_ids = torch.arange(length, device=device).expand_as(input_ids)
         esmaa = self.af2_idx_to_esm_idx(aa, attention_mask)
+        if self.__dict__.get("_lm_parked"):  # parked by an earlier fold: back onto this fold's device first
+            self._lm_parking.unpark(self.esm, device)
+            self._lm_parked = False
         esm_s = self.compute_language_model_representations(esmaa).to(self.esm_s_combine.dtype)
+        if opts.park_lm and length >= opts.park_from:
+            self._lm_parked = self._lm_parking.park(self.esm)
         if cfg.esm_ablate_sequence:
             esm_s = esm_s * 0
         esm_s = (self.esm_s_combine.softmax(0).unsqueeze(0) @ esm_s).squeeze(2)
@@ -405,13 +479,48 @@ def _model_forward(self, input_ids, attention_mask=None, position_ids=None, mask
         return EsmForProteinFoldingOutput(**structure)
 
 
-def make_lean(model, options: LeanOptions | None = None):
-    """Make a loaded EsmForProteinFolding memory-lean in place (same weights; see the module docstring); returns it."""
+class CPUParking:
+    """Where `park_lm` keeps the language model between folds: CPU RAM (its weights' bytes: 5.3 GiB in fp16, 2.6 GiB
+    with int8 weights; `parkable`), copied back to the GPU when the next fold starts."""
+
+    def park(self, lm: torch.nn.Module) -> bool:
+        """Move the language model's weights to CPU RAM; False (nothing moved) if they are not all on a GPU — a fold
+        on the CPU, or weights accelerate already offloads (they wait on the meta device between its layer hooks)."""
+        tensors = [*lm.parameters(), *lm.buffers()]
+        if any(t.device.type in ("cpu", "meta") for t in tensors):
+            return False
+        if not parkable(sum(t.numel() * t.element_size() for t in tensors), _available_ram()):
+            return False  # CPU RAM would run short: the LM stays on the GPU (the predictor assumes as much)
+        lm.to("cpu")
+        torch.cuda.empty_cache()  # hand the freed blocks back, so nvidia-smi shows the trunk's own need
+        return True
+
+    def unpark(self, lm: torch.nn.Module, device: torch.device) -> None:
+        """Bring a parked language model back to `device`."""
+        lm.to(device)
+
+
+def _available_ram() -> float | None:
+    """Bytes of RAM the machine has available now (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def make_lean(model, options: LeanOptions | None = None, parking=None):
+    """Make a loaded EsmForProteinFolding memory-lean in place (same weights; see the module docstring); returns it.
+    `parking` says where `park_lm` keeps the language model between folds (default `CPUParking()`)."""
     from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
 
     options = options or LeanOptions()
     undo_lean(model)
     model._lean_options = options
+    model._lm_parking = parking or CPUParking()
     model.trunk._lean_options = options
     model.forward = types.MethodType(_model_forward, model)
     if options.recycling:
@@ -434,7 +543,10 @@ def make_block_lean(block, options: LeanOptions):
 
 
 def undo_lean(model):
-    """Restore the original transformers forward methods; returns the model."""
+    """Restore the original transformers forward methods (and a parked language model); returns the model."""
+    if model.__dict__.pop("_lm_parked", False):
+        model._lm_parking.unpark(model.esm, model.esm_s_combine.device)
+    model.__dict__.pop("_lm_parking", None)
     for module in [model, model.trunk, model.trunk.structure_module.ipa, *model.trunk.blocks]:
         module.__dict__.pop("forward", None)
         module.__dict__.pop("_lean_options", None)

@@ -190,6 +190,17 @@ class LiveBytes(TorchDispatchMode):
             self.track(tensor)
         return self.live
 
+    def forget_module(self, module: torch.nn.Module) -> int:
+        """Stop counting a module's parameters and buffers (their memory is elsewhere now); return their bytes."""
+        forgotten = 0
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            key = id(tensor.untyped_storage())
+            size = self._seen.pop(key, 0)
+            self._refs.pop(key, None)
+            self.live -= size
+            forgotten += size
+        return forgotten
+
     def reset_peak(self) -> None:
         """Start a new peak from what is live now."""
         self.peak = self.live

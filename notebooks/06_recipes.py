@@ -364,6 +364,6 @@ memory.free_memory()
 
 # %% [markdown]
 # ## Next
-# [07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))
+# [07 · A leaner folding trunk — 3,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))
 #
 # ← Previous: [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/05_accuracy.ipynb))

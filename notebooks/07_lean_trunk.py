@@ -20,23 +20,25 @@
 # ---
 
 # %% [markdown]
-# # 07 · A leaner folding trunk — 2,000 residues on a free T4 (advanced)
+# # 07 · A leaner folding trunk — 3,000 residues on a free T4 (advanced)
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb)
 #
 # **What you will learn**
 # - where a long fold's memory really goes: not the weights, but a dozen L × L tensors alive at once;
-# - why neither quantization nor `set_chunk_size` can fix that, and seven changes to the model code that do — each
+# - why neither quantization nor `set_chunk_size` can fix that, and nine changes to the model code that do — each
 #   switchable, each measured (predicted on a CPU, measured on a GPU);
 # - how to prove a faster or leaner model still gives the same numbers (equivalence first);
 # - how to fold a ~2,000-residue protein within a free T4's memory — about twice the longest protein the original
-#   model folds there with trunk chunking (≈ 1,024 aa, notebook 06).
+#   model folds there with trunk chunking (≈ 1,024 aa, notebook 06) — and, in an optional last section, one of
+#   3,056 residues.
 #
-# **Estimated run time on a free Colab T4:** about 27 minutes, a fresh runtime's setup and 8.4 GB download included
-# (2.4 min); 1 checkpoint read, 15 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
+# **Estimated run time on a free Colab T4:** about 30 minutes, a fresh runtime's setup and 8.4 GB download included
+# (2.4 min); 1 checkpoint read, 17 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
 # measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
 # ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
-# download at 100 MB/s (below the 106–175 MB/s reported on Colab); not measured on a T4*.
+# download at 100 MB/s (below the 106–175 MB/s reported on Colab); not measured on a T4*. The optional last section,
+# off by default, adds about 25 minutes.
 
 # %% [markdown]
 # ## Setup
@@ -75,9 +77,11 @@ if DRIVE_CACHE:
 
 # %% [markdown]
 # ## Parameters
-# The recipe, the lengths, the T4 cap, how many trunk passes the long demonstrations run, and the long protein of
-# section 6 (the real MYH7 with real weights, fetched from UniProt; a stand-in folds the SARS-CoV-2 spike's sequence
-# repeated to the same length instead, with nothing to download).
+# The recipe, the lengths, the T4 cap, how many trunk passes the long demonstrations run, and the long proteins of
+# sections 6 and 9 (the real MYH7 and ATM with real weights, fetched from UniProt; a stand-in folds the SARS-CoV-2
+# spike's sequence repeated to the same lengths instead, with nothing to download). Section 9 is optional: its one
+# fold takes longer than the rest of the notebook (its T4 time is in the header), so it runs only when
+# `FOLD_LONGEST` is True.
 
 # %%
 DEVICE = notebook.start()  # "cuda"
@@ -86,10 +90,14 @@ T4 = gpu.T4.usable_gib  # a T4's memory for PyTorch: the cap of the measured fol
 L_STEPS, L_TIME, L_TRACE = 1000, 800, 1000  # sections 5 and 7; solution 2's traced length
 ONE_PASS = 0  # num_recycles of the long demonstrations (sections 5–7): one trunk pass each, minutes on a T4
 EQUIVALENCE = data.seed_sequence()  # section 4's protein: 1CA2, 259 aa
+FOLD_LONGEST = models.is_stand_in()  # section 9 (optional): True folds 3,056 residues; a stand-in always does
 if models.is_stand_in():
     LONG_SEQUENCE, LONG_ORIGIN = data.sequence_of_length(1935)
+    LONGEST_SEQUENCE, LONGEST_ORIGIN = data.sequence_of_length(3056)
 else:
     LONG_SEQUENCE, LONG_ORIGIN = data.read_fasta(data.fetch("sequences/P12883_MYH7.fasta"))[0][1], "human MYH7, UniProt P12883"
+    LONGEST_SEQUENCE, LONGEST_ORIGIN = (data.read_fasta(data.fetch("sequences/Q13315_ATM.fasta"))[0][1],
+                                        "human ATM, UniProt Q13315")
 
 # %% [markdown]
 # ## 1 · Where the memory goes
@@ -191,11 +199,57 @@ print(f"largest difference {float((expected - lean_z).abs().max()):.1e}")
 assert torch.allclose(expected, lean_z, atol=1e-4)
 
 # %% [markdown]
-# `helpers/lean.py` holds these two and five more, written the same way; `lean.make_lean(model)` swaps them into a
-# loaded model's forward methods (the block's, the trunk's, the structure module's).
+# **The triangle multiplication with one projection kept.** The "outgoing" update computes, for every channel,
+# x_ij = Σ_k a_ik · b_jk, where a and b are gated projections of the layer-normed z. transformers builds a and b whole
+# (two pair tensors beside z). But the rows i of the output need a only from z's rows i: keep b whole, compute a for
+# one block of rows just before that block is updated, and add the result into z. Rows not yet updated are still the
+# original z, so nothing is read after it changed. (The "incoming" update is the same on the transposed z.)
+
+# %%
+from types import SimpleNamespace
+
+from transformers.models.esm.modeling_esmfold import EsmFoldTriangleMultiplicativeUpdate
+
+
+def outgoing_update_in_rows(module, z, rows):
+    """z += the outgoing triangle multiplication of z, with only projection b whole (z and b: 2 pair tensors)."""
+    def gated(zl, gate, projection):
+        return torch.sigmoid(gate(zl)) * projection(zl)
+
+    length = z.shape[1]
+    b = z.new_empty(z.shape[0], z.shape[-1], length, length)  # b[c, k, j]
+    for start in range(0, length, rows):
+        zl = module.layer_norm_in(z[:, start:start + rows])
+        b[..., start:start + rows] = gated(zl, module.linear_b_g, module.linear_b_p).permute(0, 3, 2, 1)
+    for start in range(0, length, rows):
+        zl = module.layer_norm_in(z[:, start:start + rows])
+        a = gated(zl, module.linear_a_g, module.linear_a_p).permute(0, 3, 1, 2)  # a[c, i, k] for these rows i only
+        x = module.linear_z(module.layer_norm_out(torch.matmul(a, b).permute(0, 2, 3, 1)))
+        z[:, start:start + rows] += x * torch.sigmoid(module.linear_g(zl))
+
+
+tri_mul = EsmFoldTriangleMultiplicativeUpdate(SimpleNamespace(pairwise_state_dim=128), _outgoing=True).eval()
+for parameter in tri_mul.parameters():
+    torch.nn.init.normal_(parameter, std=0.05)
+with torch.no_grad():
+    with memory.LiveBytes() as original_count:
+        original_count.track(z)  # count z itself in both: the peak is then what a fold would hold
+        expected = z + tri_mul(z, mask=torch.ones(z.shape[:-1]))
+    lean_z = z.clone()
+    with memory.LiveBytes() as lean_count:
+        lean_count.track(lean_z)
+        outgoing_update_in_rows(tri_mul, lean_z, rows=8)
+pair = z.numel() * 4
+print(f"largest difference {float((expected - lean_z).abs().max()):.1e}; peak live bytes, z included: "
+      f"{original_count.peak / pair:.1f} pair tensors original, {lean_count.peak / pair:.1f} in rows of 8")
+assert torch.allclose(expected, lean_z, atol=1e-4)
 
 # %% [markdown]
-# ## 3 · Seven changes, one at a time
+# `helpers/lean.py` holds these three and six more, written the same way; `lean.make_lean(model)` swaps them into a
+# loaded model's forward methods (the block's, the trunk's, the structure module's, the whole model's).
+
+# %% [markdown]
+# ## 3 · Nine changes, one at a time
 #
 # `helpers.lean.make_lean(model)` swaps the forward methods of a loaded model — same weights, same arithmetic, fewer
 # tensors alive. Each change is a switch of `lean.LeanOptions`:
@@ -209,6 +263,8 @@ assert torch.allclose(expected, lean_z, atol=1e-4)
 # | `recycling` | one pair tensor across recycles: no all-zero initial state, no copies |
 # | `structure_module` | its pair input built rows at a time; invariant point attention rows at a time |
 # | `heads` | distogram, pTM and PAE rows at a time; the PAE probabilities (`softmax(ptm_logits)`) are not kept |
+# | `one_projection` | the triangle multiplication keeps one projection whole and computes the other per block of rows (section 2): z and one projection, 2 pair tensors; the block also drops the sequence attention's weights (heads × L × L) before the pair updates |
+# | `park_lm` | the language model runs once per fold, before the trunk; then its weights wait in CPU RAM until the next fold needs them, so the trunk has the GPU to itself (two copies over PCIe per fold; fp32's language model is too big for a free Colab runtime's RAM and stays) |
 #
 # “Rows at a time” means a slice of the pair tensor of about 2¹⁸ positions (131 rows at L = 2,000), so the
 # temporaries stay below ≈ 0.5 GiB. Switched on cumulatively, the **predicted** peak at L = 1,000 and 2,000 (int8
@@ -234,8 +290,19 @@ Image(filename=str(data.repo_file("figures/07_lean_steps.png")))  # the committe
 
 # %% [markdown]
 # Read it top to bottom. SDPA removes the L³ logits but, as tracing each step shows, the peak then moves
-# to the next L² tensors; only when the last of them is gone does the peak fall to about **3 pair tensors** (z, and
-# the triangle multiplication's a and b) plus weights — under a T4's budget at L = 2,000.
+# to the next L² tensors; only when the last of them is gone does the peak fall to about 3 pair tensors (z, and
+# the triangle multiplication's a and b). Keeping one projection removes one of the three; parking the language model
+# takes its weights off the card while the trunk runs. With int8 weights at L = 2,000 the fold's peak then lies in the
+# language model's own run (its fp32 activations, every weight still on the GPU), no longer in the trunk. The trunk's
+# peak, read from the committed grid of notebook 04's predictor (every change on):
+
+# %% tags=["show-output"]
+grid = pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
+lean_rows = grid[(grid["profile"] == "fp32") & (grid["chunk size"] == fit.LEAN) & (grid["length"] >= 2048)]
+for _, row in lean_rows.iterrows():
+    pair_bytes = row["length"] ** 2 * 128 * 4
+    print(f"L = {row['length']:,}: the trunk's activations peak at {row['activation bytes, LM parked'] / pair_bytes:.2f} "
+          f"fp32 pair tensors ({pair_bytes / 2**30:.2f} GiB each) beside the weights left on the GPU — predicted")
 
 # %% [markdown]
 # ## 4 · Equivalence first
@@ -311,7 +378,11 @@ pd.DataFrame(measured)
 # %%
 print(f"{LONG_ORIGIN}: {len(LONG_SEQUENCE)} residues")
 print(fit.verdict(RECIPE, len(LONG_SEQUENCE), fit.LEAN, gpu.T4)[1])
-print("on an H100, int8 + the lean trunk folded 2,000 residues under a T4 cap at 10.3 GiB allocated")
+measured = pd.read_csv(data.repo_file("figures/09_gpu_vs_predicted.csv"))
+at_2000 = measured[(measured["lean trunk"].astype(str) == "True") & (measured["length"] == 2000)
+                   & (measured["status"] == "ok")]
+print(f"measured on an H100 under a T4 cap with the first seven changes (before one_projection and park_lm): "
+      f"{at_2000['peak allocated (GiB)'].max():.2f} GiB allocated at 2,000 residues, int8 + lean")
 
 # %%
 lean.make_lean(model)
@@ -349,8 +420,6 @@ with memory.gpu_budget(T4):
         timing.append({"trunk": trunk, "length": L_TIME, "status": record["status"],
                        "seconds, one pass": record["seconds"], "≤ s, 4 passes": 4 * record["seconds"],
                        "peak allocated (GiB)": record["peak allocated (GiB)"]})
-del model
-memory.free_memory()
 print(notebook.label(f"{RECIPE}, chunk 32 against the lean trunk"))
 pd.DataFrame(timing)
 
@@ -368,13 +437,49 @@ table[table["variant"].str.contains("lean") | table["variant"].isin(["int8", "in
 fit.recipe_table()
 
 # %% [markdown]
+# ## 9 · Optional: 3,056 residues on a T4
+#
+# **This optional section on a free Colab T4:** about 25 minutes (an estimate from the run plan, as in the header).
+#
+# Human ATM, the kinase that signals DNA double-strand breaks (UniProt
+# [Q13315](https://www.uniprot.org/uniprotkb/Q13315/entry), 3,056 residues), is one chain about as long as the lean
+# trunk is predicted to fold within a T4's memory. Every pair tensor is 4.5 GiB at this length, so the fold lives on
+# the last two changes: one projection kept, and the language model parked in CPU RAM while the trunk runs. One trunk
+# pass, as in section 6; the cell prints the predictor's verdict first, and runs the fold only when `FOLD_LONGEST` is
+# True (parameter cell).
+
+# %% tags=["optional"]
+print(f"{LONGEST_ORIGIN}: {len(LONGEST_SEQUENCE)} residues")
+print(fit.verdict(RECIPE, len(LONGEST_SEQUENCE), fit.LEAN, gpu.T4)[1])
+if FOLD_LONGEST:
+    lean.make_lean(model)
+    model.trunk.set_chunk_size(None)
+    with memory.gpu_budget(T4), memory.measure("the longest protein, one pass", device=DEVICE,
+                                               may_run_out=True) as longest_fold:
+        longest_stages = benchmark.stage_times(model, tokenizer, LONGEST_SEQUENCE, num_recycles=ONE_PASS)
+    print(notebook.label(f"status {longest_fold['status']} · {longest_fold['seconds']:.0f} s for one trunk pass"))
+    if longest_fold["status"] == "ok":
+        print(f"measured peak {longest_stages['fold peak (GiB)']:.2f} GiB · language model "
+              f"{longest_stages['language model (s)']:.0f} s · trunk pass {longest_stages['trunk pass 1 (s)']:.0f} s · "
+              f"the rest (heads, parking the language model) {longest_stages['other (s)']:.0f} s")
+else:
+    print("Not folded: set FOLD_LONGEST = True in the parameter cell to run it.")
+
+# %%
+del model  # the notebook's only model: free the GPU
+memory.free_memory()
+
+# %% [markdown]
 # ## Recap
 # - Past ≈ 500 residues a fold's memory is a handful of L × L × 128 tensors alive at once; at L = 2,000 each is
 #   1.9 GiB. Smaller weights and `set_chunk_size` do not touch them.
 # - Seven inference-only changes (SDPA triangle attention, in-place triangle multiplication, row-chunked pair MLP,
-#   sequence-to-pair, recycling, structure module, heads) bring the peak down to ≈ 3 pair tensors plus weights.
+#   sequence-to-pair, recycling, structure module, heads) bring the peak down to ≈ 3 pair tensors plus weights;
+#   keeping one of the triangle multiplication's projections brings it to about 2, and parking the language model in
+#   CPU RAM once it has run leaves the trunk the whole card.
 # - Prove equivalence before measuring anything: same coordinates to rounding, alone and in padded batches.
-# - int8 + lean trunk: ≈ 2,000 residues predicted within a free T4.
+# - int8 + lean trunk: ≈ 2,000 residues fold within a free T4 with room to spare, and ≈ 3,000 are predicted to fit
+#   (section 8's table).
 #
 # ## Exercises
 # 1. Which single change saves the most at L = 2,000? Read it off the table of section 3.

@@ -54,6 +54,22 @@ def test_the_plan_covers_the_seed_the_t4_limits_and_the_lean_trunk():
     assert sorted({f.length for f in steps["int8"].folds if f.lean}) == [1000, 2000]
 
 
+def test_the_long_plan_probes_each_lean_t4_limit_after_shorter_folds_fresh_and_beyond():
+    steps = gpu_check.plan_long()
+    assert [s.recipe for s in steps] == ["int8", "int8", "fp16", "fp16", "fp16-offload", "fp16-offload"]
+    table = fit.hardware_table().set_index("variant")
+    t4_column = next(label for label, card in gpu.CARDS.items() if card is gpu.T4)
+    for session, fresh in zip(steps[::2], steps[1::2]):
+        (limit, _), beyond = gpu_check.t4_limit(session.recipe, lean_trunk=True)
+        assert str(limit) in table.loc[f"{session.recipe} + lean trunk", t4_column]
+        lengths = [f.length for f in session.folds]
+        assert lengths[-1] == limit and lengths == sorted(lengths) and len(lengths) > 1  # shorter folds first
+        assert [f.length for f in fresh.folds] == [limit, beyond[0]] and beyond[0] > limit
+        assert all(f.lean and f.recycles == 0 for f in session.folds + fresh.folds)
+        assert session.cap == fresh.cap == gpu_check.T4_CAP_GIB
+    assert {2000, 3000} <= {f.length for s in steps for f in s.folds}  # seconds per trunk pass at both
+
+
 def test_python_unpack_matches_quantos_kernel():
     """The GPU check routes Quanto's int4 unpacking to plain PyTorch (no nvcc build in a short lease): it must give
     the bytes Quanto's own compiled kernel gives."""

@@ -105,7 +105,7 @@ def test_the_lean_peak_is_lower_on_real_tensors_and_the_fake_trace_counts_it(mod
     finally:
         lean.undo_lean(m)
     assert lean_peak < 0.8 * original
-    weights, fake_peak = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(rows=8)).trace(length)
+    weights, fake_peak = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(rows=8)).trace(length)[:2]
     # within 1 %: on this tiny model the fake trace counts ≈ 18 kB (0.7 %) more than the real run, whether or not the
     # lean changes are on (a difference outside the lean code, not explained here); at full size it is negligible
     assert fake_peak - weights == pytest.approx(lean_peak, rel=0.01)
@@ -127,3 +127,98 @@ def test_the_lean_trunk_combines_with_quantized_and_offloaded_recipes(variant):
     lean_model, _ = models.load_model(variant, device="cpu", source="tiny", chunk_size="lean")
     a, b = folding.fold(plain, tokenizer, SEQS[0]), folding.fold(lean_model, tokenizer, SEQS[0])
     assert np.abs(a.positions - b.positions).max() < POSITIONS_ATOL and abs(a.ptm - b.ptm) < PTM_ATOL
+
+
+class Recorder(lean.CPUParking):
+    """Parking that records its calls (and moves nothing: on a CPU the language model stays where it is)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def park(self, lm):
+        self.calls.append("park")
+        return True
+
+    def unpark(self, lm, device):
+        self.calls.append(f"unpark to {torch.device(device).type}")
+
+
+def test_parking_moves_the_language_model_out_after_it_ran_and_back_before_the_next_fold(model):
+    m, tokenizer = model
+    reference = [folding.fold(m, tokenizer, s) for s in (SEQS[0], SEQS[1])]
+    recorder = Recorder()
+    lean.make_lean(m, lean.LeanOptions(park_from=20), parking=recorder)
+    try:
+        first = folding.fold(m, tokenizer, SEQS[0])  # 33 aa ≥ 20: parked once the LM has run
+        assert recorder.calls == ["park"]
+        short = folding.fold(m, tokenizer, SEQS[1])  # 9 aa: brought back, and left on the device
+        assert recorder.calls == ["park", "unpark to cpu"]
+        folding.fold(m, tokenizer, SEQS[0])
+    finally:
+        lean.undo_lean(m)  # a parked LM comes back with the original forward methods
+    assert recorder.calls == ["park", "unpark to cpu", "park", "unpark to cpu"]
+    _close(reference, [first, short])
+
+
+def test_cpu_parking_leaves_a_language_model_that_is_not_on_a_gpu(model):
+    m, _ = model
+    assert lean.CPUParking().park(m.esm) is False  # on the CPU already: nothing to move
+    assert next(m.esm.parameters()).device.type == "cpu"
+
+
+def test_a_lean_trace_splits_its_peak_where_the_language_model_is_parked():
+    parked = fit.FakeFolder("fp32", "tiny", lean.LeanOptions())
+    kept = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(park_lm=False))
+    parked.trace(40), kept.trace(40)  # the first trace of a folder counts a few cached constants as weights
+    with_parking, without = parked.trace(40), kept.trace(40)
+    lm = models.meta_model("tiny").esm
+    lm_bytes = sum(t.numel() * t.element_size() for t in [*lm.parameters(), *lm.buffers()])
+    assert with_parking.lm_weights == lm_bytes and without.lm_weights == 0
+    # one trace answers both ways: its all-resident peak is the unparked model's
+    assert with_parking.peak == without.peak
+    assert with_parking.lm_peak <= with_parking.peak
+    assert with_parking.parked_peak + with_parking.lm_weights <= with_parking.peak
+
+
+def test_two_traced_passes_of_the_lean_model_peak_as_the_default_four():
+    # the committed lean grid traces two trunk passes (tools/grid.py): later passes must allocate as the second
+    folder = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(rows=8))
+    folder.trace(48)
+    two, four = folder.trace(48, num_recycles=1), folder.trace(48)
+    assert (two.peak, two.lm_peak, two.parked_peak) == (four.peak, four.lm_peak, four.parked_peak)
+
+
+def test_one_projection_keeps_a_block_at_one_and_a_half_pair_tensors_beside_z():
+    # one full-size trunk block on fake tensors at L = 2,048 (seconds): z is its input; everything else it allocates
+    # at once, the kept projection included, stays within 1.5 fp32 pair tensors — 2.5 with z
+    length = 2048
+    pair = length**2 * 128 * 4 / 1024**3
+    lean_block = fit.block_peak(length, lean=lean.LeanOptions())["activations peak (GiB)"] / pair
+    two_projections = fit.block_peak(length, lean=lean.LeanOptions(one_projection=False))["activations peak (GiB)"]
+    assert lean_block <= 1.5 < two_projections / pair
+
+
+def test_the_predictor_takes_a_parked_language_model_off_the_gpu_for_the_trunk():
+    gib = 1024**3
+    # int8: the trunk phase (4 GiB over the weights left) is the peak; without parking all weights would stay
+    weights, peak, resident = fit._peak_bytes("int8", None, 14 * gib, 6 * gib, True, 10 * gib, 1 * gib, 4 * gib)
+    lm = fit.variant_weight_bytes("int8", None, "language model (ESM-2)")
+    int8 = fit.variant_weight_bytes("int8")
+    extra = fit._weights_and_temporary("int8", None, 14 * gib)[1]
+    assert (weights, resident) == (int8, int8 - lm) and peak == int8 - lm + 4 * gib + extra
+    # a short fold's language-model phase can be the larger: then every weight is counted
+    _, peak, resident = fit._peak_bytes("fp16", None, 8 * gib, 2 * gib, True, 5 * gib, 2 * gib, 0.5 * gib)
+    assert (peak, resident) == (10 * gib, 8 * gib)
+    # without parking: weights + activations, as before
+    assert fit._peak_bytes("fp16", None, 8 * gib, 2 * gib)[1] == 10 * gib
+    # fp32's language model (10.6 GiB) would not fit a free Colab runtime's RAM: it is not parked
+    assert not lean.parkable(10.6 * gib) and lean.parkable(5.3 * gib)
+    assert fit._peak_bytes("fp32", None, 14 * gib, 6 * gib, True, 10.6 * gib, 1 * gib, 4 * gib)[1] == 20 * gib
+
+
+def test_the_equivalence_tool_compares_the_changes_it_is_given():
+    from tools import lean_check
+
+    table = lean_check.check_equivalence("fp32", "tiny", lengths=(12, 20), options=lean.LeanOptions.only("one_projection"))
+    assert len(table) == 4 and set(table["changes"]) == {"one_projection"}
+    assert (table["max |Δ position| (Å)"] < POSITIONS_ATOL).all() and (table["max |Δ pLDDT|"] < PLDDT_ATOL).all()

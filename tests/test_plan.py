@@ -132,3 +132,24 @@ def test_a_rehearsed_fold_becomes_a_plan_row_with_its_verdict_and_seconds(tmp_pa
     assert fold["estimated seconds"] > 0 and fold["budget (GiB)"] == pytest.approx(gpu.T4.usable_gib)
     load = next(r for r in rows if r["event"] == "load")
     assert load["checkpoint reads"] == 1 and load["estimated seconds"] >= plan.CHECKPOINT_BYTES / (plan.DISK_MB_S * 1e6)
+
+
+def test_an_optional_section_stays_outside_the_run_all_total_and_states_its_own_minutes():
+    rows = pd.DataFrame([
+        {"notebook": "99_x", "runtime": "gpu", "event": "setup and download", "checkpoint reads": 0, "verdict": None,
+         "estimated seconds": 60.0, "optional": False},
+        {"notebook": "99_x", "runtime": "gpu", "event": "fold", "checkpoint reads": 0, "verdict": "fits",
+         "estimated seconds": 120.0, "optional": False},
+        {"notebook": "99_x", "runtime": "gpu", "event": "fold", "checkpoint reads": 0, "verdict": "fits",
+         "estimated seconds": 570.0, "optional": True}])
+    row = plan.totals(rows).iloc[0].to_dict()
+    assert row["minutes"] == pytest.approx(3.0) and row["optional minutes"] == pytest.approx(9.5)
+    assert row["folds"] == 1  # the optional fold is not part of Run all with the section off
+    assert "optional last section, off by default, adds about 10 minutes" in plan.header_line(row)
+    assert plan.table_cell(row) == "≈ 3 min (+ 10 optional), download included"
+    line = plan.optional_line(row)
+    assert plan.OPTIONAL.fullmatch(line) and "about 10 minutes" in line
+    # a committed notebook with an optional section shows the plan's minutes for it
+    for _, total in TOTALS[TOTALS["optional minutes"] > 0].iterrows():
+        script = (plan.ROOT / "notebooks" / f"{total['notebook']}.py").read_text()
+        assert plan.optional_line(total) in script

@@ -40,7 +40,8 @@ SEED_LENGTHS = (30, 128, 256, 384, 480)
 #: What a free Colab T4 leaves PyTorch (GiB), as everywhere in the series (`gpu.T4`).
 T4_CAP_GIB = round(gpu.T4.usable_gib, 2)
 FIELDS = [
-    "step", "recipe", "length", "chunk size", "lean trunk", "recycles", "trunk passes", "cap (GiB)", "status",
+    "step", "recipe", "length", "chunk size", "lean trunk", "lean changes", "recycles", "trunk passes", "cap (GiB)",
+    "status",
     "seconds", "peak allocated (GiB)", "peak reserved (GiB)", "nvidia-smi peak (GiB)", "nvidia-smi after (GiB)",
     "allocated after (GiB)", "reserved after (GiB)", "allocator retries", "weights (GiB)", "why", "sequence",
     "device", "driver", "torch", "transformers", "optimum-quanto", "date", "weights",
@@ -68,13 +69,16 @@ class Step:
     why: str = ""
 
 
-def t4_limit(recipe: str) -> tuple[tuple[int, int | None], tuple[int, int | None] | None]:
-    """((length, chunk), (next grid length, same chunk)) of the hardware table's T4 limit for `recipe`."""
+def t4_limit(recipe: str, lean_trunk: bool = False) -> tuple[tuple[int, int | None], tuple[int, int | None] | None]:
+    """((length, chunk), (next grid length, same chunk)) of the hardware table's T4 limit for `recipe` (`lean_trunk`:
+    its lean-trunk row; chunk None; beyond the grid's longest length, half a step more)."""
     grid = fit.predicted_grid()
-    part = grid[(grid["variant"] == recipe) & (grid["chunk size"].astype(str) != fit.LEAN)]
+    part = grid[(grid["variant"] == recipe) & ((grid["chunk size"].astype(str) == fit.LEAN) == lean_trunk)]
     length, chunk, _ = fit.longest_fitting(part, gpu.T4)
-    chunk = None if chunk == "none" else int(chunk)
+    chunk = None if chunk in ("none", fit.LEAN) else int(chunk)
     longer = sorted(n for n in part["length"].unique() if n > length)
+    if lean_trunk and not longer:
+        longer = [length + length // 6]  # the grid ends here: probe a step beyond it
     return (length, chunk), ((int(longer[0]), chunk) if longer else None)
 
 
@@ -118,7 +122,24 @@ def plan_limits() -> list[Step]:
     return steps
 
 
-PLANS = {"seed": plan, "limits": plan_limits}
+def plan_long() -> list[Step]:
+    """Third check: the lean trunk's T4 limits (notebook 07's nine changes) — each after a run of shorter folds and
+    on a fresh load, the next step beyond it, and seconds per trunk pass at 2,000 and 3,000 residues."""
+    steps = []
+    for recipe in ("int8", "fp16", "fp16-offload"):
+        (limit, _), beyond = t4_limit(recipe, lean_trunk=True)
+        session = [Fold(n, lean=True, recycles=0, why="lean trunk; seconds per pass")
+                   for n in (1000, 2000, 3000) if n < limit]
+        session.append(Fold(limit, lean=True, recycles=0, why="the lean trunk's predicted T4 limit, after shorter folds"))
+        steps.append(Step(recipe, T4_CAP_GIB, session))
+        fresh = [Fold(limit, lean=True, recycles=0, why="fresh load; the lean trunk's predicted T4 limit")]
+        if beyond:
+            fresh.append(Fold(beyond[0], lean=True, recycles=0, why="one step beyond the lean trunk's T4 limit"))
+        steps.append(Step(recipe, T4_CAP_GIB, fresh))
+    return steps
+
+
+PLANS = {"seed": plan, "limits": plan_limits, "long": plan_long}
 
 
 def load_int8_v4(device: str, source: str):
@@ -329,7 +350,8 @@ class Check:
         for fold_ in step.folds:
             length = min(fold_.length, self.max_length or fold_.length)
             row = {**base, "step": "fold", "length": length, "chunk size": fold_.chunk or "none",
-                   "lean trunk": fold_.lean, "recycles": "default" if fold_.recycles is None else fold_.recycles,
+                   "lean trunk": fold_.lean, "lean changes": ", ".join(lean.CHANGES) if fold_.lean else "",
+                   "recycles": "default" if fold_.recycles is None else fold_.recycles,
                    "trunk passes": 4 if fold_.recycles is None else fold_.recycles + 1, "why": fold_.why}
             if length != fold_.length:
                 row["why"] = f"{fold_.why}; rehearsal: {fold_.length} shortened to {length}".lstrip("; ")
@@ -376,7 +398,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=None, help="shorten every fold to this (CPU rehearsal)")
     parser.add_argument("--plan", choices=sorted(PLANS), default="seed",
                         help="seed: the seed's recipes and lengths, T4 limits, lean trunk (default); limits: fresh-load "
-                             "probes around the T4 limits and the transformers-4 int8 load")
+                             "probes around the T4 limits and the transformers-4 int8 load; long: the lean trunk's "
+                             "T4 limits (notebook 07), after shorter folds and fresh, with seconds per trunk pass")
     parser.add_argument("--recipes", default="", help="comma-separated: only these recipes of the plan")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,9 @@ import torch
 from helpers import fit
 from helpers.fit import GRID_CHUNKS, GRID_LENGTHS, GRID_PROFILES, LEAN, LEAN_GRID_LENGTHS
 
+#: Recycles traced for the lean model's grid: 1 (two trunk passes), whose peak equals the default four passes'.
+LEAN_TRACED_RECYCLES = 1
+
 
 def _grid_path():
     from helpers import data
@@ -42,25 +45,31 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
         folder = fit.fake_folder(profile, None)
         points = [(chunk, length) for chunk in GRID_CHUNKS for length in GRID_LENGTHS]
     fields = ["profile", "length", "chunk size", "weights bytes (traced)", "peak live bytes", "activation bytes",
-              "recycles", "torch", "transformers", "date", "method"]
+              *fit.PARKING_COLUMNS, "recycles", "torch", "transformers", "date", "method"]
     unchunked = {}
     for chunk, length in points:
         if (profile, length, str(chunk or "none")) in done:
             continue
         if chunk not in (None, LEAN) and chunk >= length and length in unchunked:
-            weights, peak = unchunked[length]  # one chunk covering the whole sequence = unchunked
+            trace = unchunked[length]  # one chunk covering the whole sequence = unchunked
+        elif chunk == LEAN:  # the lean model's later passes allocate as its second does (tests/test_lean.py)
+            trace = folder.trace(length, None, num_recycles=LEAN_TRACED_RECYCLES)
         else:
-            weights, peak = folder.trace(length, None if chunk == LEAN else chunk)
+            trace = folder.trace(length, chunk)
         if chunk is None:
-            unchunked[length] = (weights, peak)
+            unchunked[length] = trace
         what = "the lean model (helpers.lean) of " if lean else ""
         row = {"profile": profile, "length": length, "chunk size": chunk or "none",
-               "weights bytes (traced)": weights, "peak live bytes": peak, "activation bytes": peak - weights,
-               "recycles": "default (4 passes)", "torch": torch.__version__,
+               "weights bytes (traced)": trace.weights, "peak live bytes": trace.peak,
+               "activation bytes": trace.peak - trace.weights,
+               "recycles": "default (4 passes)" + (", 2 traced: later passes allocate as the second" if lean else ""),
+               "torch": torch.__version__,
                "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
                "method": f"fake-tensor trace of {what}the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
+        if lean:
+            row.update(zip(fit.PARKING_COLUMNS, (trace.lm_weights, trace.lm_activations, trace.parked_activations)))
         data.append_csv(path, [row], fields)
-        print(profile, length, chunk, round(peak / 1024**3, 3), flush=True)
+        print(profile, length, chunk, round(trace.peak / 1024**3, 3), flush=True)
     fit.forget_cached_predictions()
 
 

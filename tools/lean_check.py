@@ -1,36 +1,37 @@
 """Maintainer tool: the lean trunk against the original on the same weights, full size (≈ 15 GB of RAM, minutes).
 
-    python -m tools.lean_check check [recipe] [source]
+    python -m tools.lean_check check [recipe] [source] [change,change…]   (default: every change)
 """
 
 from __future__ import annotations
 
-from helpers.lean import make_lean
+from helpers.lean import CHANGES, LeanOptions, make_lean
 
 
 def check_equivalence(variant: str = "fp32", source: str = "random-full", lengths=(64, 96), device: str = "cpu",
-                      chunk_size: int | None = 64):
-    """Fold sequences with the original and the lean model (same loaded weights; alone and as one padded batch) and
-    return the largest differences per sequence. On the full-size stand-in on a CPU: ≈ 15 GB of RAM, minutes."""
+                      chunk_size: int | None = 64, options=None):
+    """Fold sequences with the original and the lean model (same loaded weights, loaded once; alone and as one padded
+    batch) and return the largest differences per sequence. `options`: a `LeanOptions`, or a list of them (each
+    compared with the same original folds); default every change. On the full-size stand-in on a CPU: ≈ 15 GB of RAM,
+    minutes."""
     import pandas as pd
 
     from helpers import data, folding, models
 
     model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
     sequences = [data.sequence_of_length(n)[0] for n in lengths]
-    runs = {}
-    for name in ("original", "lean"):
-        if name == "lean":
-            make_lean(model)
-        runs[name] = ([folding.fold(model, tokenizer, s) for s in sequences],
-                      folding.fold_many(model, tokenizer, sequences))
+    original = ([folding.fold(model, tokenizer, s) for s in sequences], folding.fold_many(model, tokenizer, sequences))
     rows = []
-    for i, sequence in enumerate(sequences):
-        for mode, k in (("alone", 0), ("padded batch", 1)):
-            a, b = runs["original"][k][i], runs["lean"][k][i]
-            rows.append({"variant": variant, "weights": source, "length": len(sequence), "mode": mode,
-                         "max |Δ position| (Å)": float(abs(a.positions - b.positions).max()),
-                         "max |Δ pLDDT|": float(abs(a.plddt - b.plddt).max()), "|Δ pTM|": abs(a.ptm - b.ptm)})
+    for opts in options if isinstance(options, list) else [options]:
+        make_lean(model, opts)
+        lean = ([folding.fold(model, tokenizer, s) for s in sequences], folding.fold_many(model, tokenizer, sequences))
+        changes = "all" if opts is None else ", ".join(c for c in CHANGES if getattr(opts, c))
+        for i, sequence in enumerate(sequences):
+            for mode, k in (("alone", 0), ("padded batch", 1)):
+                a, b = original[k][i], lean[k][i]
+                rows.append({"variant": variant, "weights": source, "changes": changes, "length": len(sequence),
+                             "mode": mode, "max |Δ position| (Å)": float(abs(a.positions - b.positions).max()),
+                             "max |Δ pLDDT|": float(abs(a.plddt - b.plddt).max()), "|Δ pTM|": abs(a.ptm - b.ptm)})
     return pd.DataFrame(rows)
 
 
@@ -38,5 +39,7 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] != ["check"]:
-        sys.exit("usage: python -m tools.lean_check check [recipe] [source]  — original vs lean on the same weights")
-    print(check_equivalence(*sys.argv[2:4]).to_string())
+        sys.exit("usage: python -m tools.lean_check check [recipe] [source] [change,change…]  — original vs lean on "
+                 "the same weights")
+    changes = LeanOptions.only(*sys.argv[4].split(",")) if len(sys.argv) > 4 else None
+    print(check_equivalence(*sys.argv[2:4], options=changes).to_string())

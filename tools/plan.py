@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import cpu, data, gpu, models, rehearsal
+from helpers import cpu, data, fit, gpu, models, rehearsal
+from helpers import lean as lean_module
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_CSV = ROOT / "figures" / "t4_plan.csv"
@@ -55,8 +56,9 @@ DOWNLOAD_MB_S = 100
 DISK_MB_S = 150
 #: The setup cell's installs (py3Dmol, biotite, optimum-quanto, …, and this repository's helpers), seconds: assumed.
 SETUP_S = 60
-#: CPU → GPU copies of the offloaded language model (5.3 GiB of fp16 per fold), GB/s: an assumption for pageable
-#: memory over a T4's PCIe 3.0 × 16 (about 16 GB/s at best).
+#: Copies of the language model's weights between CPU RAM and a T4 (offloading streams its 5.3 GiB of fp16 to the GPU
+#: in every fold; the lean model's parking copies it out and back), GB/s: an assumption for pageable memory over a
+#: T4's PCIe 3.0 × 16 (about 16 GB/s at best).
 PCIE_GB_S = 3.0
 #: The checkpoint on the hub (bytes): 2.83 B fp16 language-model parameters + 0.69 B fp32 others.
 CHECKPOINT_BYTES = 8_440_000_000
@@ -136,7 +138,15 @@ def gpu_fold_seconds(row: dict, model: dict) -> tuple[float, float]:
     if row.get("recipe") == "fp16-offload":
         lm_bytes = models.component_parameters(models.meta_model("random-full"))["language model (ESM-2)"] * 2
         t4 += lm_bytes / (PCIE_GB_S * 1e9)
+    elif lean and row.get("recipe") and int(row["length"]) >= lean_module.PARK_FROM:
+        t4 += parking_seconds(row["recipe"])
     return h100, t4
+
+
+def parking_seconds(recipe: str) -> float:
+    """T4 seconds the lean model's parking adds to a fold (an estimate): its language model's weights to CPU RAM and,
+    at the next fold, back — two copies at PCIE_GB_S."""
+    return 2 * fit.variant_weight_bytes(recipe, None, "language model (ESM-2)") / (PCIE_GB_S * 1e9)
 
 
 def load_seconds(row: dict) -> float:
@@ -204,8 +214,9 @@ def _cells(path: Path) -> list[dict]:
             section = headings[-1].strip() if headings else section
             continue
         index += 1
+        tags = cell.get("metadata", {}).get("tags", [])
         cells.append({"cell": index, "key": rehearsal.cell_key(cell.source), "section": section,
-                      "solution": "solution" in cell.get("metadata", {}).get("tags", [])})
+                      "solution": "solution" in tags, "optional": "optional" in tags})
     return cells
 
 
@@ -224,9 +235,10 @@ def events_of(path: Path, log_dir: Path) -> list[dict]:
     for row in events:
         cell = cells.get(row.get("cell"))
         if cell is not None:
-            out.append({**row, "cell": cell["cell"], "section": cell["section"], "solution": cell["solution"]})
+            out.append({**row, "cell": cell["cell"], "section": cell["section"], "solution": cell["solution"],
+                        "optional": cell["optional"]})
         elif row.get("event") == "start":  # logged while the parameter cell ran notebook.start()
-            out.append({**row, "cell": 0, "section": "Parameters", "solution": False})
+            out.append({**row, "cell": 0, "section": "Parameters", "solution": False, "optional": False})
     return out
 
 
@@ -237,14 +249,14 @@ def plan_rows(path: Path, events: list[dict], h100_model: dict | None = None) ->
     notebook = path.stem
     runtime = next((e.get("runtime") for e in events if e.get("event") == "start"), "gpu")
     rows = [{"notebook": notebook, "runtime": runtime, "cell": 0, "section": "Setup", "solution": False,
-             "event": "setup and download", "checkpoint reads": 0,
+             "optional": False, "event": "setup and download", "checkpoint reads": 0,
              "estimated seconds": SETUP_S + CHECKPOINT_BYTES / (DOWNLOAD_MB_S * 1e6),
              "basis": f"installs (assumed {SETUP_S} s) + {CHECKPOINT_BYTES / 1e9:.2f} GB at {DOWNLOAD_MB_S} MB/s"}]
     spent: dict[int, float] = {}
     for e in events:
         kind = e["event"]
         common = {"notebook": notebook, "runtime": runtime, "cell": e["cell"], "section": e["section"],
-                  "solution": e["solution"]}
+                  "solution": e["solution"], "optional": bool(e.get("optional"))}
         if kind in ("load", "fold"):
             spent[e["cell"]] = spent.get(e["cell"], 0.0) + float(e.get("seconds") or 0.0)
         if kind == "load":
@@ -283,7 +295,7 @@ def plan_rows(path: Path, events: list[dict], h100_model: dict | None = None) ->
             work = float(e["seconds"]) - spent.get(e["cell"], 0.0)
             if work >= 1.0:
                 rows.append({"notebook": notebook, "runtime": runtime, "cell": e["cell"], "section": e["section"],
-                             "solution": e["solution"], "event": "CPU work", "checkpoint reads": 0,
+                             "solution": e["solution"], "optional": bool(e.get("optional")), "event": "CPU work", "checkpoint reads": 0,
                              "estimated seconds": round(work),
                              "basis": "measured in the rehearsal on 2 CPU cores"})
     return rows
@@ -324,16 +336,21 @@ def load_plan() -> pd.DataFrame:
 
 
 def totals(plan: pd.DataFrame) -> pd.DataFrame:
-    """Per notebook: checkpoint reads, loads, folds (and how many are predicted not to fit), estimated minutes."""
+    """Per notebook: checkpoint reads, loads, folds (and how many are predicted not to fit), estimated minutes — of a
+    Run all with the optional section off (cells tagged "optional" run only when the reader switches them on), and
+    the minutes that section adds."""
     out = []
-    for notebook, part in plan.groupby("notebook", sort=True):
+    for notebook, whole in plan.groupby("notebook", sort=True):
+        optional = whole.get("optional", pd.Series(False, index=whole.index)).astype(str) == "True"
+        part = whole[~optional]
         folds = part[part["event"] == "fold"]
         out.append({"notebook": notebook, "runtime": part["runtime"].iloc[0],
                     "checkpoint reads": int(part["checkpoint reads"].sum()),
                     "loads": int((part["event"] == "load").sum()), "folds": len(folds),
                     "folds at the edge": int(folds["verdict"].isin(["over", "borderline"]).sum()),
                     "minutes": part["estimated seconds"].sum() / 60,
-                    "download minutes": part.loc[part["event"] == "setup and download", "estimated seconds"].sum() / 60})
+                    "download minutes": part.loc[part["event"] == "setup and download", "estimated seconds"].sum() / 60,
+                    "optional minutes": whole.loc[optional, "estimated seconds"].sum() / 60})
     return pd.DataFrame(out)
 
 
@@ -351,16 +368,29 @@ def header_line(row: dict) -> str:
              f"and memory bandwidth), {rates}; not measured on a T4"
              if gpu_runtime else
              f"fold times measured per CPU class, planned as the slowest, {cpu.COLAB_CPU_CLASS}; {rates}")
+    optional = (f" The optional last section, off by default, adds about {math.ceil(row['optional minutes'])} "
+                f"minutes." if row.get("optional minutes", 0) > 0 else "")
     return (f"**Estimated run time on {where}:** about {math.ceil(row['minutes'])} minutes, a fresh runtime's setup "
             f"and 8.4 GB download included ({row['download minutes']:.1f} min); {row['checkpoint reads']} checkpoint "
             f"read{'s' if row['checkpoint reads'] != 1 else ''}, {row['folds']} folds{oom} — *an estimate from the "
-            f"series' run plan (figures/t4_plan.csv), not a measurement: {basis}*.")
+            f"series' run plan (figures/t4_plan.csv), not a measurement: {basis}*.{optional}")
 
 
 def table_cell(row: dict) -> str:
     """A notebook's run time in the README's series table."""
     where = "" if row["runtime"] == "gpu" else " (CPU runtime)"
-    return f"≈ {math.ceil(row['minutes'])} min{where}, download included"
+    optional = f" (+ {math.ceil(row['optional minutes'])} optional)" if row.get("optional minutes", 0) > 0 else ""
+    return f"≈ {math.ceil(row['minutes'])} min{optional}{where}, download included"
+
+
+#: The line that opens an optional section (cells tagged "optional"), with the plan's minutes for it.
+OPTIONAL = re.compile(r"^# \*\*This optional section on a free Colab T4:\*\* about \S+ minutes[^\n]*$", re.M)
+
+
+def optional_line(row: dict) -> str:
+    """The opening line of a notebook's optional section: its estimated T4 minutes, from the plan."""
+    return (f"# **This optional section on a free Colab T4:** about {math.ceil(row['optional minutes'])} minutes "
+            "(an estimate from the run plan, as in the header).")
 
 
 HEADER = re.compile(r"^# \*\*Estimated run time on a free Colab [^\n]*?\*\*.*?(?=\n#\s*\n|\n\n)", re.M | re.S)
@@ -405,7 +435,8 @@ def renderings(summary: pd.DataFrame) -> dict[Path, str]:
     out = {}
     for _, row in summary.iterrows():
         script = ROOT / "notebooks" / f"{row['notebook']}.py"
-        out[script] = HEADER.sub(lambda _: wrapped(header_line(row)), script.read_text(), count=1)
+        text = HEADER.sub(lambda _: wrapped(header_line(row)), script.read_text(), count=1)
+        out[script] = OPTIONAL.sub(lambda _, row=row: optional_line(row), text)
     readme = ROOT / "README.md"
     text = readme.read_text()
     for _, row in summary.iterrows():
@@ -436,7 +467,7 @@ def render(summary: pd.DataFrame) -> list[Path]:
 
 #: The columns that say what a notebook does (not how long this machine took to rehearse it).
 WHAT = ["notebook", "cell", "event", "recipe", "length", "batch", "chunk size", "lean", "trunk passes", "verdict",
-        "prepared for out-of-memory", "out of memory", "checkpoint reads", "solution"]
+        "prepared for out-of-memory", "out of memory", "checkpoint reads", "solution", "optional"]
 
 
 def what_it_does(plan: pd.DataFrame) -> pd.DataFrame:
