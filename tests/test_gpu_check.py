@@ -22,7 +22,7 @@ def test_every_planned_row_runs_on_the_cpu_with_cuda_readings_marked(tmp_path, p
     # no CUDA here: every GPU reading is left empty and the row says why
     assert table["peak allocated (GiB)"].isna().all() and table["nvidia-smi peak (GiB)"].isna().all()
     assert folds["why"].str.contains("no CUDA: GPU readings skipped").all()
-    assert folds["why"].str.contains("rehearsal: 480 shortened to 40").any()
+    assert folds["why"].str.contains(r"rehearsal: \d+ shortened to 40").any()
     # provenance on every row
     for column in ("device", "torch", "transformers", "optimum-quanto", "date", "weights"):
         assert table[column].notna().all(), column
