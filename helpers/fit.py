@@ -260,9 +260,7 @@ def _peak_bytes(variant: str, source: str | None, traced_weights, activations, p
     `parked`: the lean model parks the language model once it has run, so the fold's peak is the larger of the
     language model's phase (every weight on the GPU) and the trunk's (the recipe's LM weights off the GPU). A recipe
     that offloads its LM never has it on the GPU; `_weights_and_temporary` already leaves it out."""
-    from helpers import models
-
-    from helpers import lean
+    from helpers import lean, models
 
     weights, extra = _weights_and_temporary(variant, source, traced_weights)
     recipe = models.RECIPES[variant]
@@ -287,7 +285,7 @@ def _peak_bytes(variant: str, source: str | None, traced_weights, activations, p
 
 def parks_lm(lean, length: int) -> bool:
     """True when the lean model (`lean`: a `helpers.lean.LeanOptions`, or None) parks the LM at this length."""
-    return lean is not None and lean.park_lm and length >= lean.park_from
+    return lean is not None and lean.parks(length)
 
 
 def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,

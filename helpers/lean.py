@@ -73,6 +73,10 @@ class LeanOptions:
     positions: int = AUTO_POSITIONS  # pair positions (rows × L) per chunk when rows is None
     park_from: int = PARK_FROM  # the shortest fold whose language model is parked in CPU RAM once it has run
 
+    def parks(self, length: int) -> bool:
+        """Whether a fold of `length` residues parks its language model once it has run (`park_lm`, `park_from`)."""
+        return self.park_lm and length >= self.park_from
+
     def chunk_rows(self, length: int) -> int:
         """Pair rows per chunk for a protein of `length` residues."""
         return self.rows or max(1, self.positions // max(length, 1))
@@ -439,7 +443,7 @@ def _model_forward(self, input_ids, attention_mask=None, position_ids=None, mask
             self._lm_parking.unpark(self.esm, device)
             self._lm_parked = False
         esm_s = self.compute_language_model_representations(esmaa).to(self.esm_s_combine.dtype)
-        if opts.park_lm and length >= opts.park_from:
+        if opts.parks(length):
             self._lm_parked = self._lm_parking.park(self.esm)
         if cfg.esm_ablate_sequence:
             esm_s = esm_s * 0
