@@ -149,7 +149,8 @@ def _length(cell) -> int:
 
 
 def test_hardware_table_is_consistent_and_in_the_readme():
-    """Checks the committed figures/04_max_length.csv against the code that makes it, and the README's copy."""
+    """Checks the committed figures/04_max_length.csv against the code that makes it (its copy on the results page:
+    tests/test_pages.py)."""
     table = pd.read_csv(figures.figures_dir() / "04_max_length.csv")
     assert table.drop(columns="provenance").astype(str).equals(fit.hardware_table().astype(str))
     # every recipe, with chunking and with the lean trunk of notebook 07
@@ -162,9 +163,6 @@ def test_hardware_table_is_consistent_and_in_the_readme():
     for variant in fit.TABLE_VARIANTS:  # the lean trunk never folds less than chunking on a T4
         chunked, lean = (_length(rows.loc[v, T4_COLUMN]) for v in (variant, f"{variant} + lean trunk"))
         assert lean >= chunked, variant
-    readme = (data.repo_root() / "README.md").read_text()
-    block = readme.split("<!-- hardware:start -->")[1].split("<!-- hardware:end -->")[0].strip()
-    assert block == figures.max_length_markdown().strip()
 
 
 def test_a_cell_at_the_edge_of_a_card_is_marked_borderline():
@@ -200,15 +198,6 @@ def test_sweep_measures_every_point_and_the_prediction_matches_on_cpu():
     int8 = benchmark.sweep(["int8"], [12], [8], "cpu", source="tiny")  # a quantized recipe: one point is enough
     assert len(int8) == 1 and (int8["status"] == "ok").all()
     assert (int8["weights (GiB)"] < fp32["weights (GiB)"].iloc[0]).all()
-
-
-def test_readme_headline_lengths_match_the_hardware_table():
-    readme = (data.repo_root() / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| longest protein on a free T4"))
-    table = pd.read_csv(figures.figures_dir() / "04_max_length.csv").set_index("variant")
-    for variant, label in [("fp32", "fp32"), ("fp16", "fp16 LM"), ("int8", "int8")]:
-        length = _length(table.loc[variant, T4_COLUMN])
-        assert f"{label} {length:,} aa" in row, (variant, length)
 
 
 def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_checkout(monkeypatch, tmp_path):

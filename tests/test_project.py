@@ -128,17 +128,6 @@ def test_readme_series_table_lists_every_notebook():
         assert f"notebooks/{path.name}" in readme
 
 
-def test_readme_variants_table_is_rendered_from_the_committed_csv():
-    from helpers import models
-    from tools import figures
-
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- variants:start -->")[1].split("<!-- variants:end -->")[0].strip()
-    assert block == figures.variant_table_markdown().strip(), "run `python -m tools.figures`"
-    # offloading recipes hold the same weights as their base recipe, only placed elsewhere (notebook 06)
-    assert all(f"| `{v}` |" in block for v, r in models.RECIPES.items() if not r.offload_lm)
-
-
 def test_committed_figures_have_their_csv_and_state_provenance():
     import pandas as pd
 
@@ -206,46 +195,6 @@ def test_runner_without_gpu_runs_only_the_cpu_notebook_and_says_what_it_skipped(
     assert ran == ["08_cpu_only.ipynb"]
     assert "skipped: 01_fp32_baseline.ipynb" in out and "ESMFOLD_WEIGHTS=tiny make tutorial" in out
     assert runner.main([str(NOTEBOOKS[0])]) == 2  # nothing left to run on a CPU
-
-
-def _github_slug(heading: str) -> str:
-    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def test_the_readme_renders_on_github_one_table_per_table_and_every_link_resolves():
-    """Rendered with a GitHub-flavoured Markdown parser (markdown-it-py, CommonMark + GitHub tables): every block of `|` rows
-    is one table with all its rows, and every image and link points at a file of this repository, a heading of the
-    README, the published repository at the stamped ref, or another site."""
-    from markdown_it import MarkdownIt
-
-    readme = (ROOT / "README.md").read_text()
-    outside_code = re.sub(r"```.*?```", "", readme, flags=re.S)
-    runs = re.findall(r"(?:^\|.*\n)+", outside_code, flags=re.M)
-    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(readme)  # GitHub's extensions
-    tables = [i for i, t in enumerate(tokens) if t.type == "table_open"]
-    assert len(tables) == len(runs), f"{len(runs)} blocks of table rows render as {len(tables)} tables"
-    for start, run in zip(tables, runs):
-        end = next(i for i in range(start, len(tokens)) if tokens[i].type == "table_close")
-        rows = sum(t.type == "tr_open" for t in tokens[start:end])
-        assert rows == len(run.strip().splitlines()) - 1, run.splitlines()[0]  # minus the |---| line
-    anchors = {_github_slug(h) for h in re.findall(r"^#+ (.*)$", outside_code, flags=re.M)}
-    targets = []
-    for token in tokens:
-        for child in token.children or []:
-            if child.type == "link_open":
-                targets.append(child.attrs["href"])
-            elif child.type == "image":
-                targets.append(child.attrs["src"])
-    assert targets and runs
-    for target in targets:
-        if target.startswith("#"):
-            assert target[1:] in anchors, target
-        elif target.startswith(("https://github.com/OWNER", "https://raw.githubusercontent.com/OWNER",
-                                 "https://colab.research.google.com/github/OWNER")):
-            assert f"/{data.REPO}/" in target and f"/{data.REF}/" in target, target
-        elif not target.startswith(("http://", "https://", "mailto:")):
-            assert (ROOT / target.split("#")[0]).exists(), f"{target} is not a file of the repository"
 
 
 def test_every_shared_file_the_series_reads_has_a_working_kind_of_public_source():

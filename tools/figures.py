@@ -394,7 +394,8 @@ def lean_markdown() -> str:
     for step in steps:
         part = _lean_estimate(table[table["step"] == step].set_index("length"))
         lines.append(f"| {step} | " + " | ".join(f"{part[n]:.1f}" for n in lengths) + " |")
-    lines += ["", f"*{_lean_provenance(table)}; the table shows what nvidia-smi would show on a T4: peak "
+    lines += ["", f"*{_lean_provenance(table).replace('; values: peak allocated (no CUDA context)', '')}; the CSV "
+              "holds peak allocated; this table shows what nvidia-smi would show on a T4: peak "
               f"allocated + the allocator's cache ({fit.CACHE_SHARE} × activations, measured on an H100) + Quanto's "
               f"{fit.QUANTO_ALLOWANCE_GIB} GiB + a T4's CUDA context ({gpu.T4.context_gib} GiB, assumed), against "
               f"the {gpu.T4.total_gib:.2f} GiB CUDA offers on a free T4. Regenerate with `python -m tools.figures "
@@ -418,8 +419,6 @@ def cpu_benchmark_figure(out_dir: Path) -> Path:
     if len(seed):
         left.scatter(seed["length"], seed["fold seconds"], marker="*", s=140, color="black", zorder=5,
                      label="1CA2 (259 aa)")
-    left.axhline(120, color="red", ls="--", lw=1)
-    left.text(left.get_xlim()[0], 125, " 120 s target for 1CA2", color="red", fontsize=8)
     left.set_yscale("log")
     left.set_xlabel("sequence length (residues)")
     left.set_ylabel("seconds per fold (default recycles)")
@@ -639,23 +638,151 @@ def seed_comparison_markdown() -> str:
     return _csv_markdown("04_seed_comparison.csv")
 
 
+def lean_check_markdown() -> str:
+    """The lean trunk against the original on the same full-size weights, from figures/07_lean_check.csv."""
+    path = figures_dir() / "07_lean_check.csv"
+    if not path.exists():
+        return "*Not measured yet: run `python -m tools.lean_check check` (CPU, ≈ 15 GB of RAM, ≈ 15 min).*"
+    table = pd.read_csv(path)
+    worst = table.groupby("changes", sort=False)[["max |Δ position| (Å)", "max |Δ pLDDT|", "|Δ pTM|"]].max()
+    lengths = ", ".join(str(n) for n in sorted(table["length"].unique()))
+    lines = ["| changes on | max \\|Δ position\\| (Å) | max \\|Δ pLDDT\\| | max \\|Δ pTM\\| |", "|---|---|---|---|"]
+    for changes, row in worst.iterrows():
+        lines.append(f"| {'every change' if changes == 'all' else '`' + changes + '` alone'} | "
+                     + " | ".join(f"{v:.1e}" if v else "0 (bit for bit)" for v in row) + " |")
+    lines += ["", f"*{table['provenance'].iloc[0]}; lengths {lengths}, each alone and in one padded batch. Regenerate "
+              "with `python -m tools.lean_check check` (then `python -m tools.figures`).*"]
+    return "\n".join(lines)
+
+
+def terms_markdown() -> str:
+    """The nvidia-smi estimate's terms as `helpers.fit` holds them."""
+    return "\n".join([
+        "| term | value in `helpers.fit` | from |", "|---|---|---|",
+        f"| CUDA context (H100) | {fit.CUDA_CONTEXT_GIB} GiB | measured by `make gpu-check` (row `context`) |",
+        f"| CUDA context (other cards, assumed) | {gpu.ASSUMED_CONTEXT_GIB} GiB | "
+        "[pytorch/pytorch#109888](https://github.com/pytorch/pytorch/issues/109888) |",
+        f"| allocator's cache | {fit.CACHE_SHARE} × activations | H100: peak reserved − peak allocated |",
+        f"| Quanto allowance | {fit.QUANTO_ALLOWANCE_GIB} GiB | the seed's int8 readings |"])
+
+
+def seed_cache_markdown() -> str:
+    """The seed's fp16 route against the fp16 recipe at 30 aa on the H100 (figures/09_gpu_check.csv)."""
+    table = pd.read_csv(figures_dir() / GPU_CHECK_CSV)
+    folds = table[(table["step"] == "fold") & (table["length"] == 30) & table["recipe"].isin(["fp16-seed", "fp16"])]
+    lines = ["| recipe | 30 aa: peak allocated (GiB) | peak reserved (GiB) | nvidia-smi (GiB) |", "|---|---|---|---|"]
+    lines += [f"| `{r['recipe']}` | {r['peak allocated (GiB)']:.1f} | {r['peak reserved (GiB)']:.1f} | "
+              f"{r['nvidia-smi peak (GiB)']:.1f} |" for _, r in folds.iterrows()]
+    row = folds.iloc[0]
+    lines += ["", f"*measured: {row['device']}, torch {row['torch']}, transformers {row['transformers']}, {row['date']}, "
+              f"{row['weights']}; figures/{GPU_CHECK_CSV}.*"]
+    return "\n".join(lines)
+
+
+def gpu_findings_markdown() -> str:
+    """What the GPU check found, rendered from figures/09_gpu_vs_predicted.csv: the trace's agreement over every
+    fold, then the folds at and around the T4 limits."""
+    table = pd.read_csv(figures_dir() / "09_gpu_vs_predicted.csv")
+    ok = table[table["status"] == "ok"]
+    ratio = ok["measured / predicted, allocated"]
+    lengths = f"{int(ok['length'].min()):,} to {int(ok['length'].max()):,}"
+    limits = table[(table["check"] == GPU_LIMITS_CSV) | ((table["check"] == GPU_RECHECK_CSV) & table["why"].notna())]
+    lines = [f"- Over all {len(ok)} folds that fitted ({lengths} residues; fp32, fp16, Quanto int8 and int4, "
+             f"chunked and lean), measured peak allocated / predicted lay between {ratio.min():.3f} and "
+             f"{ratio.max():.3f}.",
+             "- Around the T4 limits, each fold after a fresh load or after a session of shorter folds (the `why` "
+             "column says which). Out of memory (OOM) under the cap is the expected outcome one grid step beyond a "
+             "limit. The peak does not depend on the number of trunk passes (compare the rows that differ only in "
+             "passes).", "",
+             "| recipe | length | chunk | lean | trunk passes | why | status | peak allocated (GiB) | predicted (GiB) "
+             "| seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in limits.iterrows():
+        lean_cell = "yes" if str(r["lean trunk"]) == "True" else "no"
+        why = str(r["why"]) if pd.notna(r["why"]) else "—"
+        lines.append(f"| `{r['recipe']}` | {int(r['length']):,} | {r['chunk size']} | {lean_cell} | "
+                     f"{int(r['trunk passes'])} | {why} | {r['status']} | {r['peak allocated (GiB)']:.2f} | "
+                     f"{r['predicted peak allocated (GiB)']:.2f} | {r['seconds']:.1f} |")
+    row = ok.iloc[0]
+    lines += ["", f"*measured: {row['device']}, driver {row['driver']}, torch {row['torch']}, transformers "
+              f"{row['transformers']}, optimum-quanto {row['optimum-quanto']}, {row['date']}, {row['weights']}, T4 "
+              f"cap {row['cap (GiB)']} GiB; lean rows: the seven changes of that day (column `lean changes`); "
+              "predicted: the fake-tensor trace for the same point. An OOM row's peak is what was allocated when it "
+              "ran out.*"]
+    return "\n".join(lines)
+
+
+def cpu_findings_markdown() -> str:
+    """Per CPU class, the chosen recipe, the fastest recipe and bf16 against fp32, rendered from
+    figures/08_cpu_classes.csv and figures/08_cpu_matmul.csv."""
+    from helpers import cpu
+
+    table = pd.read_csv(figures_dir() / "08_cpu_classes.csv")
+    matmul = pd.read_csv(figures_dir() / "08_cpu_matmul.csv").set_index(["CPU class", "product", "dtype"])["GFLOPS"]
+    probe = matmul.index.get_level_values("product")[0]
+    seed = table[table["length"] == 259]
+    lines = []
+    for cpu_class in table["CPU class"].unique():
+        part = seed[seed["CPU class"] == cpu_class].groupby("recipe")["fold seconds"].median()
+        chosen = table.loc[(table["CPU class"] == cpu_class) & table["chosen here"], "recipe"].iloc[0]
+        fastest = part.idxmin()
+        ratio = matmul[cpu_class, probe, "bfloat16"] / matmul[cpu_class, probe, "float32"]
+        line = (f"- **{cpu_class}**: the chosen `{chosen}` folds 1CA2 (259 aa) in {part[chosen]:,.0f} s. bf16 products "
+                f"run at {ratio:.2f}× fp32 here" + (f", and `bf16-lean` takes {part['bf16-lean']:,.0f} s." if chosen
+                                                     != "bf16-lean" else "."))
+        if fastest != chosen:
+            line += (f" The fastest, `{fastest}` ({part[fastest]:,.0f} s), is "
+                     + ("not chosen: its accuracy cannot be judged without the real weights."
+                        if not cpu.CPU_RECIPES[fastest].judged else "not chosen: bf16 is not 1.5× as fast as fp32."))
+        lines.append(line)
+    lines += ["", f"*From figures/08_cpu_classes.csv (medians by recipe) and figures/08_cpu_matmul.csv (the "
+              f"{probe} product, the probe of `cpu.choose_recipe`).*"]
+    return "\n".join(lines)
+
+
+def cpu_chunks_markdown() -> str:
+    """One trunk block at 259 aa on the CPU by pair positions per chunk, from figures/08_cpu_chunks.csv."""
+    table = pd.read_csv(figures_dir() / "08_cpu_chunks.csv")
+    part = table[table["length"] == 259]
+    lines = ["| pair positions per chunk | rows per chunk (259 aa) | seconds per block |", "|---|---|---|"]
+    for _, r in part.iterrows():
+        n = int(r["pair positions per chunk"])
+        cell = f"2^{n.bit_length() - 1} = {n:,}"
+        mark = " (the lean trunk's `CPU_POSITIONS`)" if n == lean.CPU_POSITIONS else ""
+        lines.append(f"| {cell}{mark} | {int(r['rows per chunk'])} | {r['seconds per block']:.2f} |")
+    lines += ["", f"*{part['provenance'].iloc[0]}.*"]
+    return "\n".join(lines)
+
+
 _MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
           "recipes": recipe_markdown, "nogpu": cpu_markdown, "cpuclasses": cpu_classes_markdown,
-          "lean": lean_markdown}
+          "lean": lean_markdown, "leancheck": lean_check_markdown, "terms": terms_markdown,
+          "seedcache": seed_cache_markdown, "gpufindings": gpu_findings_markdown, "cpufindings": cpu_findings_markdown,
+          "cpuchunks": cpu_chunks_markdown}
+#: The pages whose <!-- NAME:start --> … <!-- NAME:end --> blocks are rendered from committed CSVs.
+PAGES = ("README.md", "docs/results.md")
 
 
-def update_readme() -> bool:
-    """Rewrite the README's generated tables from their CSVs; return True if anything changed."""
-    readme = data.repo_root() / "README.md"
-    text = original = readme.read_text()
+def rendered(text: str) -> str:
+    """`text` with every generated block rewritten from its CSV."""
     for name, render in _MARKS.items():
         start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         if start_mark not in text:
             continue
         start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
         text = text[:start] + "\n" + render() + "\n" + text[end:]
-    readme.write_text(text)
-    return text != original
+    return text
+
+
+def update_pages() -> bool:
+    """Rewrite the README's and the results page's generated blocks from their CSVs; True if anything changed."""
+    changed = False
+    for name in PAGES:
+        page = data.repo_root() / name
+        text = page.read_text()
+        if rendered(text) != text:
+            page.write_text(rendered(text))
+            changed = True
+    return changed
 
 
 def main(argv: list[str]) -> None:
@@ -681,8 +808,8 @@ def main(argv: list[str]) -> None:
         makers += [seed_comparison, gpu_check_figure]
     for make in makers:
         print("wrote", make(out_dir))
-    if update_readme():
-        print("updated the README's generated tables")
+    if update_pages():
+        print("updated the generated blocks of " + " and ".join(PAGES))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Maintainer tool: the lean trunk against the original on the same weights, full size (≈ 15 GB of RAM, minutes).
 
-    python -m tools.lean_check check [recipe] [source] [change,change…]   (default: every change)
+    python -m tools.lean_check check [recipe] [source] [change,change…]
+        default: every change, then `one_projection` alone; writes figures/07_lean_check.csv (docs/results.md)
 """
 
 from __future__ import annotations
@@ -41,5 +42,14 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["check"]:
         sys.exit("usage: python -m tools.lean_check check [recipe] [source] [change,change…]  — original vs lean on "
                  "the same weights")
-    changes = LeanOptions.only(*sys.argv[4].split(",")) if len(sys.argv) > 4 else None
-    print(check_equivalence(*sys.argv[2:4], options=changes).to_string())
+    from helpers import notebook
+    from tools import figures
+
+    changes = LeanOptions.only(*sys.argv[4].split(",")) if len(sys.argv) > 4 else [None, LeanOptions.only("one_projection")]
+    table = check_equivalence(*sys.argv[2:4], options=changes)
+    print(table.to_string())
+    table["provenance"] = ("measured: " + notebook.provenance_line("cpu", sys.argv[3] if len(sys.argv) > 3 else "random-full")
+                           + ", fp32, chunk 64, the same loaded weights "
+                           "folded by the original and the lean model")
+    if len(sys.argv) <= 4:
+        table.to_csv(figures.figures_dir() / "07_lean_check.csv", index=False)
