@@ -118,6 +118,7 @@ CLAIMS = [
     ("README.md", "{} notebooks go from the plain fp32 model",
      lambda: [{7: "Seven", 8: "Eight", 9: "Nine"}.get(len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))))]),
     ("README.md", "picks a recipe that fits {} GB of RAM", lambda: [cpu.COLAB_RAM_GB]),
+    ("notebooks/INSTRUCTOR_GUIDE.md", "counts its own {:.1f} GB download", lambda: [_checkpoint_gb()]),
     ("docs/results.md", "runs at least {}× as fast as fp32", lambda: [cpu.BF16_SPEEDUP_NEEDED]),
     ("docs/results.md", "2 vCPUs and {} GB of RAM", lambda: [cpu.COLAB_RAM_GB]),
     ("docs/results.md", "chunks of 2¹³ = {:,} pair positions run faster than the GPU's memory-sized 2¹⁸",

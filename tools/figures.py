@@ -618,7 +618,7 @@ def gpu_check_figure(out_dir: Path) -> Path:
              f"{line['transformers']}, optimum-quanto {line['optimum-quanto']}, {line['date']}, random weights (memory "
              "only). Dashed: measured = predicted.\nAbove it on the right: cache left by an earlier step (the seed's fp16 "
              "route keeps its fp32 load's blocks; folds after an out-of-memory probe), which the allocator frees when it "
-             "needs room. nvidia-smi includes the 1.14 GiB CUDA context, outside the cap.", fontsize=7, color="0.35")
+             "needs room. nvidia-smi includes the " f"{fit.CUDA_CONTEXT_GIB} GiB CUDA context, outside the cap.", fontsize=7, color="0.35")
     fig.subplots_adjust(bottom=0.22, top=0.86)
     return _save(fig, out_dir / "09_gpu_vs_predicted.png")
 
