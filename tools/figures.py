@@ -30,12 +30,10 @@ def figures_dir() -> Path:
 
 
 def _estimate_rule() -> str:
-    return (f"predicted need (peak allocated + {fit.CACHE_SHARE} × activations for the allocator's cache, + "
-            f"{fit.QUANTO_ALLOWANCE_GIB} GiB for Quanto recipes; measured on an H100, figures/09_gpu_check.csv) ≤ the "
-            f"card's memory less its CUDA context ({gpu.ASSUMED_CONTEXT_GIB} GiB, assumed: pytorch/pytorch#109888); a "
-            f"free T4: {gpu.T4.total_gib:.2f} GiB offered by CUDA; 'borderline' (an estimate) within "
-            f"{gpu.BORDERLINE_GIB} GiB of that limit, closer than the assumed context and the H100-measured cache can "
-            "promise")
+    return (f"fits: peak allocated + the allocator's cache ({fit.CACHE_SHARE} × activations, measured on an H100) + "
+            f"{fit.QUANTO_ALLOWANCE_GIB} GiB for Quanto recipes (from the seed's readings) ≤ the card's memory less an "
+            f"assumed {gpu.ASSUMED_CONTEXT_GIB} GiB CUDA context (pytorch/pytorch#109888); a free T4: "
+            f"{gpu.T4.total_gib:.2f} GiB offered by CUDA; 'borderline': within {gpu.BORDERLINE_GIB} GiB of that limit")
 
 
 def _lean_estimate(part: pd.DataFrame) -> pd.Series:
@@ -231,19 +229,11 @@ def max_length_markdown() -> str:
     lines = ["| recipe | weights (GiB) | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
     for _, row in table.iterrows():
         lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
-    classes_csv = figures_dir() / "08_cpu_classes.csv"
-    if classes_csv.exists():  # the no-GPU rows: measured, one per CPU class, the recipe chosen there (notebook 08)
-        for cpu_class, recipe, _, seconds, ram in _cpu_class_rows(pd.read_csv(classes_csv), chosen_only=True):
-            times = ", ".join(f"{n} aa {t:.0f} s" for n, t in seconds.items())
-            lines.append(f"| **no GPU**, {cpu_class} (CPU only, 12.7 GB RAM): `{recipe}` (notebook 08) | — | "
-                         f"2 threads: {times}; RAM needed {ram:.1f} GB | | | | |")
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
-                 "`python -m tools.grid grid && python -m tools.figures`." + (
-                     " No-GPU rows: measured on one CPU with its instructions capped per class, random weights, "
-                     "default recycles (figures/08_cpu_classes.csv; table in [No GPU at all](#no-gpu-at-all-notebook-08))."
-                     if classes_csv.exists() else "") + "*")
+                 "`python -m tools.grid grid && python -m tools.figures`. No GPU: [No GPU at all]"
+                 "(#no-gpu-at-all-notebook-08).*")
     return "\n".join(lines)
 
 
@@ -686,26 +676,29 @@ def gpu_findings_markdown() -> str:
     ok = table[table["status"] == "ok"]
     ratio = ok["measured / predicted, allocated"]
     lengths = f"{int(ok['length'].min()):,} to {int(ok['length'].max()):,}"
-    limits = table[(table["check"] == GPU_LIMITS_CSV) | ((table["check"] == GPU_RECHECK_CSV) & table["why"].notna())]
+    limits = table[(table["check"] == GPU_LIMITS_CSV) | ((table["check"] == GPU_RECHECK_CSV) & (table["length"] >= 480))]
     lines = [f"- Over all {len(ok)} folds that fitted ({lengths} residues; fp32, fp16, Quanto int8 and int4, "
              f"chunked and lean), measured peak allocated / predicted lay between {ratio.min():.3f} and "
              f"{ratio.max():.3f}.",
-             "- Around the T4 limits, each fold after a fresh load or after a session of shorter folds (the `why` "
-             "column says which). Out of memory (OOM) under the cap is the expected outcome one grid step beyond a "
-             "limit. The peak does not depend on the number of trunk passes (compare the rows that differ only in "
-             "passes).", "",
-             "| recipe | length | chunk | lean | trunk passes | why | status | peak allocated (GiB) | predicted (GiB) "
+             "- Around the T4 limits, each fold either right after a fresh load or after a session of shorter folds, "
+             "as in a notebook (column `loaded`). Out of memory (OOM) under the cap is the expected outcome one grid "
+             "step beyond a limit. The peak does not depend on the number of trunk passes: compare the rows that "
+             "differ only in passes.", "",
+             "| recipe | length | chunk | lean | trunk passes | loaded | status | peak allocated (GiB) | predicted (GiB) "
              "| seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in limits.iterrows():
         lean_cell = "yes" if str(r["lean trunk"]) == "True" else "no"
-        why = str(r["why"]) if pd.notna(r["why"]) else "—"
+        why = "fresh" if r["check"] == GPU_LIMITS_CSV else "after shorter folds"
         lines.append(f"| `{r['recipe']}` | {int(r['length']):,} | {r['chunk size']} | {lean_cell} | "
                      f"{int(r['trunk passes'])} | {why} | {r['status']} | {r['peak allocated (GiB)']:.2f} | "
                      f"{r['predicted peak allocated (GiB)']:.2f} | {r['seconds']:.1f} |")
     row = ok.iloc[0]
+    cap = float(pd.to_numeric(table["cap (GiB)"], errors="coerce").max())  # the T4 cap the GPU check ran under
     lines += ["", f"*measured: {row['device']}, driver {row['driver']}, torch {row['torch']}, transformers "
-              f"{row['transformers']}, optimum-quanto {row['optimum-quanto']}, {row['date']}, {row['weights']}, T4 "
-              f"cap {row['cap (GiB)']} GiB; lean rows: the seven changes of that day (column `lean changes`); "
+              f"{row['transformers']}, optimum-quanto {row['optimum-quanto']}, {row['date']}, {row['weights']}; cap "
+              f"{cap} GiB, {cap - gpu.T4.usable_gib:.2f} GiB more than the "
+              f"{gpu.T4.usable_gib:.2f} GiB the predictor now leaves PyTorch on a T4; lean rows: the first seven "
+              "changes (column `lean changes`); "
               "predicted: the fake-tensor trace for the same point. An OOM row's peak is what was allocated when it "
               "ran out.*"]
     return "\n".join(lines)
@@ -726,12 +719,13 @@ def cpu_findings_markdown() -> str:
         chosen = table.loc[(table["CPU class"] == cpu_class) & table["chosen here"], "recipe"].iloc[0]
         fastest = part.idxmin()
         ratio = matmul[cpu_class, probe, "bfloat16"] / matmul[cpu_class, probe, "float32"]
-        line = (f"- **{cpu_class}**: the chosen `{chosen}` folds 1CA2 (259 aa) in {part[chosen]:,.0f} s. bf16 products "
-                f"run at {ratio:.2f}× fp32 here" + (f", and `bf16-lean` takes {part['bf16-lean']:,.0f} s." if chosen
+        line = (f"- **{cpu_class}**: the chosen `{chosen}` folds 1CA2 (259 aa) in {part[chosen]:,.0f} s. bf16 matrix "
+                f"products run at {ratio:.2f}× the speed of fp32 here" + (f", and `bf16-lean` takes {part['bf16-lean']:,.0f} s." if chosen
                                                      != "bf16-lean" else "."))
         if fastest != chosen:
             line += (f" The fastest, `{fastest}` ({part[fastest]:,.0f} s), is "
-                     + ("not chosen: its accuracy cannot be judged without the real weights."
+                     + ("not chosen: the chooser keeps to recipes whose arithmetic is a GPU recipe's, whose "
+                        "accuracy notebook 05 measures (`CpuRecipe.judged`)."
                         if not cpu.CPU_RECIPES[fastest].judged else "not chosen: bf16 is not 1.5× as fast as fp32."))
         lines.append(line)
     lines += ["", f"*From figures/08_cpu_classes.csv (medians by recipe) and figures/08_cpu_matmul.csv (the "
