@@ -95,9 +95,9 @@ def available_ram_gb() -> float:
     return float("inf")
 
 
-#: The product `matmul_gflops` times: 256 × 1024 by 1024 × 1024 — small, because emulated bf16 can be 200× slower
-#: than fp32 (0.3 GFLOPS with AVX2 only on an Intel Xeon); it ranks CPUs as an ESM-2-sized product (258 × 2560 by
-#: 2560 × 10240) does (figures/08_cpu_matmul.csv).
+#: The product `matmul_gflops` times: 256 × 1024 by 1024 × 1024 — small, because emulated bf16 is several times
+#: slower than fp32; it ranks CPUs as an ESM-2-sized product (258 × 2560 by 2560 × 10240) does
+#: (figures/08_cpu_matmul.csv).
 PROBE_SHAPE = (256, 1024, 1024)
 
 
@@ -208,9 +208,8 @@ CPU_RECIPES = {
                               "fp32 arithmetic where the work is, for CPUs without fast bf16", "fp16", lean=True),
 }
 
-#: bf16 pays only where this CPU multiplies bf16 clearly faster than fp32 (AVX-512 BF16, AMX: 4× on the build
-#: machine); elsewhere it is emulated — slower than fp32 with AVX2 only (0.3×) or AVX-512 without BF16 (0.8×)
-#: (figures/08_cpu_matmul.csv).
+#: bf16 pays only where this CPU multiplies bf16 clearly faster than fp32 (AVX-512 BF16, AMX); elsewhere it is
+#: emulated, slower than fp32 (figures/08_cpu_matmul.csv has the ratios per CPU class).
 BF16_SPEEDUP_NEEDED = 1.5
 
 
@@ -279,8 +278,8 @@ def prequantized_folder(source: str | None = None) -> Path:
 
 
 def prequantize(source: str | None = None) -> Path:
-    """Quantize on load (Quanto int8, fp32 activations) once and save it for `quanto-int8-reload`. Needs ≈ 24 GB of
-    RAM on a CPU — or run it on a GPU runtime (notebook 03, section 4) and copy the folder (3.5 GB) here."""
+    """Quantize on load (Quanto int8, fp32 activations) once and save it for `quanto-int8-reload`. Needs
+    `CPU_RECIPES["quanto-int8"].load_ram_gb` GB of RAM on a CPU — or run it on a GPU runtime (notebook 03, section 4) and copy the folder (3.5 GB) here."""
     from helpers import memory, quantization
 
     model, _ = load_cpu("quanto-int8", source=source)
@@ -314,9 +313,10 @@ def load_cpu(recipe: str, source: str | None = None):
 
         folder = prequantized_folder(source)
         if not (folder / "quantization_map.json").is_file():
+            ram = CPU_RECIPES["quanto-int8"].load_ram_gb
             raise FileNotFoundError(f"No pre-quantized checkpoint in {folder}. Make it once with "
-                                    "`helpers.cpu.prequantize()` on a machine with ≈ 24 GB of RAM, or on a GPU runtime "
-                                    "with notebook 03 (section 4), and copy the folder here.")
+                                    f"`helpers.cpu.prequantize()` on a machine with ≈ {ram} GB of RAM, or on a GPU "
+                                    "runtime with notebook 03 (section 4), and copy the folder here.")
         model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
         return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
     model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,
