@@ -25,10 +25,13 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb)
 #
 # **What you will learn**
-# - the seed article's int8 recipe — `QuantoConfig(weights="int8")` in `from_pretrained` — and what it really saves;
-# - more recipes measured the same way: int8 in the language model only, int4, and torchao's two int8 recipes
-#   (float8: what it is, and why a T4 gains nothing from it);
-# - why int8 is *slower* than fp16 on most GPUs, and where the time goes;
+# - the [seed article](https://github.com/davideaguglia/ESMFold)'s int8 recipe —
+#   `QuantoConfig(weights="int8")` in `from_pretrained` — and what it really saves
+#   ([Quanto](https://github.com/huggingface/optimum-quanto) is Hugging Face's quantization library);
+# - more recipes measured the same way: int8 in the language model only, int4, and two int8 recipes of
+#   [torchao](https://github.com/pytorch/ao), PyTorch's own quantization library (float8: what it is, and why a T4
+#   gains nothing from it);
+# - why int8 is *slower* than fp16 here, on any GPU, and where the time goes;
 # - how to save a quantized model once and reload it without re-quantizing (and without filling Colab's RAM);
 # - how to check that a layer is really quantized.
 #
@@ -83,25 +86,65 @@ COMPARE = data.REFERENCE_65AA  # 65 aa, the ESM README's example
 CHUNK = 64
 
 # %% [markdown]
-# ## 1 · How weight quantization works, in one paragraph
+# ## 1 · How weight quantization works
 #
 # An int8 weight stores each number as an 8-bit integer plus one floating-point *scale* per output row:
-# `w ≈ scale × q`, with q in −127…127. That is 1 byte per weight instead of 4 (fp32) or 2 (fp16), at the cost of
-# rounding every weight to one of 255 levels of its row. int4 keeps 16 levels (in groups of 128 weights, each with
-# its own scale and shift); float8 (e4m3) keeps 8-bit *floating-point* numbers, which follow the weights'
-# bell-shaped distribution more closely. Quanto quantizes only the `Linear` layers' weights — they hold almost all
-# of ESMFold's parameters — and leaves embeddings, layer norms and activations in their original precision.
+# `w ≈ scale × q`, with q in −127…127 (the scale is the row's largest |w| divided by 127). That is 1 byte per weight
+# instead of 4 (fp32) or 2 (fp16), at the cost of rounding every weight to one of the 255 levels of its row.
 #
-# Every recipe below reads the 8.4 GB checkpoint again (about a minute on Colab), so the notebook loads each one
-# once and does everything that needs it while it is there.
+# - **int4** keeps 16 levels, in groups of 128 weights that each have their own scale and shift (an offset), and
+#   *packs* two 4-bit numbers into each byte.
+# - **float8** keeps 8-bit *floating-point* numbers in the e4m3 format: a sign, 4 exponent bits and 3 mantissa
+#   (digit) bits, so its levels are dense near zero and sparse far from it
+#   ([FP8 formats for deep learning](https://arxiv.org/abs/2209.05433)).
+#
+# Quanto quantizes only the `Linear` layers' weights and leaves embeddings, layer norms and *activations* (the values
+# passed from layer to layer) in their original precision
+# ([Quanto's README](https://github.com/huggingface/optimum-quanto#readme)). Here is how much of ESMFold that covers,
+# and the three formats on one toy layer of the language model's width, with no checkpoint needed:
+
+# %% tags=["show-output"]
+import pandas as pd
+import torch
+from optimum.quanto import freeze, qfloat8, qint4, qint8, quantize
+
+architecture = models.meta_model("random-full")  # the real esmfold_v1 architecture on the meta device: no weights
+in_linears = sum(m.weight.numel() for m in architecture.modules() if isinstance(m, torch.nn.Linear))
+counts = models.component_parameters(architecture)
+print(f"Linear weights: {in_linears / counts['total']:.1%} of ESMFold's {counts['total'] / 1e9:.2f} B parameters "
+      f"(language model: {counts['language model (ESM-2)'] / 1e9:.2f} B)")
+del architecture
+
+torch.manual_seed(0)
+toy_rows = {}
+for qtype in (qint8, qint4, qfloat8):
+    toy = torch.nn.Sequential(torch.nn.Linear(2560, 2560, bias=False))  # 2560: the language model's hidden size
+    torch.nn.init.normal_(toy[0].weight, std=0.02)
+    original = toy[0].weight.detach().clone()
+    quantize(toy, weights=qtype)
+    freeze(toy)  # replace the float weight by its quantized form
+    weight = toy[0].weight
+    toy_rows[qtype.name] = {"stored as": type(weight).__name__,
+                            "data dtype": str(weight._data.dtype).removeprefix("torch."),
+                            "bytes per weight": round(models.tensor_bytes(weight) / weight.numel(), 4),
+                            "relative error": round(float((weight.dequantize().detach() - original).norm()
+                                                          / original.norm()), 4)}
+print("one toy 2560 × 2560 layer, values drawn from N(0, 0.02²), quantized on the CPU:")
+pd.DataFrame(toy_rows).T
+
+# %% [markdown]
+# int8 takes a little over 1 byte per weight (the row scales), int4 a little over half a byte (two weights per byte,
+# plus its groups' scales and shifts), float8 the same bytes as int8. What rounding does to ESMFold's own weights, and
+# to a prediction, needs the real weights (notebook 05).
+#
+# Every recipe below reads the 8.4 GB checkpoint again (about a minute at the 150 MB/s that the series' run plan
+# assumes for Colab), so the notebook loads each one once and does everything that needs it while it is there.
 #
 # The reference, as in notebook 02, is the fp32 prediction of the same protein. While the fp32 model is loaded we also
 # time its stages (`benchmark.stage_times`: the language model, each trunk pass and the structure module, timed with
 # forward hooks) for section 3.
 
 # %%
-import pandas as pd
-import torch
 from transformers import AutoTokenizer, EsmForProteinFolding, QuantoConfig
 
 tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
@@ -174,12 +217,38 @@ stages
 #
 # Quantization here saves *memory*, not time. With fp32 activations, Quanto multiplies by an int8 weight by first
 # turning it back into floating point (`scale × q`, a full-size temporary matrix) and then running an ordinary
-# floating-point matrix multiply — on every call, for every layer, in every one of the 4 trunk passes. The seed saw
-# this too (≈ 1.7 s vs ≈ 1.0 s at short lengths; an H100 here: 1.5 s vs 0.8 s at 30 aa). Fast paths exist only on
-# newer GPUs: Quanto's int4 ([AWQ](https://arxiv.org/abs/2306.00978), a 4-bit format with its own GPU kernel) and
-# float8 ([Marlin](https://github.com/IST-DASLab/marlin), a fast mixed-precision kernel) paths need compute
-# capability ≥ 8.0 (Ampere or newer; notebook 02) *and* fp16/bf16 activations, and these recipes' are fp32. So on a
-# T4 — and on any GPU — each recipe multiplies like this (`gpu.quantized_matmul`):
+# floating-point matrix multiply: on every call, for every layer, in every trunk pass (4 with the default recycles).
+# The seed article saw this too, and so did an H100 (the series' committed GPU measurements):
+
+# %% tags=["show-output"]
+measured = pd.read_csv(data.repo_file("figures/09_gpu_check.csv"))
+first = measured[measured.step == "load"].iloc[0]
+seed_seconds = data.SEED_SECONDS
+print(f"seed article (cited, {data.SEED_URL}): at 30 aa fp32 ≈ {seed_seconds['fp32'][30]} s, int8 ≈ "
+      f"{seed_seconds['int8'][30]} s; at 480 aa ≈ {seed_seconds['fp32'][480]:.0f} s for both")
+print(f"measured on an {first.device} (torch {first.torch}, transformers {first.transformers}, {first.date}): the "
+      "full-size architecture with random values — real time, meaningless predictions; seconds per fold, default "
+      "recycles, no chunking")
+folds = measured[(measured.step == "fold") & (measured.recycles == "default")]
+folds.pivot(index="length", columns="recipe", values="seconds")[["fp32", "fp16", "int8", "int4"]].rename(
+    index=int).rename_axis("residues").round(2)
+
+# %% [markdown]
+# At short lengths the quantized recipes pay for dequantizing on every multiply. At long lengths the difference
+# shrinks: the trunk's work on the L × L pair representation (triangle updates and attention, which are not
+# `Linear` weight multiplies of a large matrix) dominates, and that work is the same in every recipe.
+#
+# Fast paths — *kernels*, GPU routines written for one kind of product — exist only on newer GPUs, and only with
+# fp16/bf16 activations. Quanto's int4 weights can use the kernel of [AWQ](https://arxiv.org/abs/2306.00978)
+# (activation-aware weight quantization, a 4-bit method), its float8 weights the
+# [Marlin](https://github.com/IST-DASLab/marlin) kernel (fast products of 16-bit activations with low-bit weights).
+# Both need compute capability ≥ 8.0 (NVIDIA's version number for a GPU generation; 8.0 is Ampere, a T4 is 7.5:
+# notebook 02), as Quanto's
+# [`qbits.py`](https://github.com/huggingface/optimum-quanto/blob/main/optimum/quanto/tensor/weights/qbits.py) and
+# [`qbytes.py`](https://github.com/huggingface/optimum-quanto/blob/main/optimum/quanto/tensor/weights/qbytes.py)
+# check.
+# These recipes' activations are fp32, so on a T4, and on any GPU, each recipe multiplies like this
+# (`gpu.quantized_matmul`):
 
 # %% tags=["show-output"]
 with pd.option_context("display.max_colwidth", None):
@@ -187,19 +256,14 @@ with pd.option_context("display.max_colwidth", None):
         "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq"]}, name="how the product runs").to_frame())
 
 # %% [markdown]
-# At long lengths the difference shrinks: the trunk's work on the L × L pair representation (triangle updates and
-# attention, which are not `Linear` weight multiplies of a large matrix) dominates, and that work is the same in every
-# recipe.
-
-# %% [markdown]
 # ## 4 · Save once, reload fast
 #
-# Quantize-on-load reads all 8.4 GB and quantizes every weight *each time* you load. Quanto models cannot go through
-# `save_pretrained` (it raises “not serializable”), but their state dict can be saved with Quanto's
-# `quantization_map(model)`, which says which layer holds which type. Reloading builds the model on the `meta`
-# device (no memory), and `requantize` turns the mapped layers into quantized ones filled straight from the saved
-# int8 tensors — no full-precision weight is ever materialised. We save the int8 model we have; on Colab, save to
-# Google Drive to keep the file.
+# Quantize-on-load reads the whole checkpoint and quantizes every weight *each time* you load. Quanto models cannot go
+# through `save_pretrained` (it raises “not serializable”), but their *state dict* (every tensor of the model, by
+# name) can be saved, with Quanto's `quantization_map(model)`, which says which layer holds which type. Reloading
+# builds the model on the `meta` device (no memory), and `requantize` turns the mapped layers into quantized ones
+# filled straight from the saved int8 tensors — no full-precision weight is ever materialised. We save the int8 model
+# we have; on Colab, save to Google Drive to keep the file.
 
 # %%
 import json
@@ -239,14 +303,18 @@ pd.DataFrame([rows["int8"] | {"label": "quantize on load", "seconds": rows["int8
 # %% [markdown]
 # ## 5 · More recipes: the language model only, int4
 #
-# - **int8 in the language model only**: the 2.83 B-parameter language model runs once per fold; the trunk, which
-#   runs 4 times, stays fp32. `modules_to_not_convert` lists the modules Quanto must leave alone — everything outside
-#   `esm`, the language model.
-# - **int4** is a one-word change: `QuantoConfig(weights="int4")`, 4 bits in groups of 128.
-# - **float8** would be one word too (`weights="float8"`, e4m3: 4 exponent bits, 3 mantissa bits). Its weights take
-#   exactly int8's bytes (the README's weights table). Only Ada and Hopper GPUs (L4, RTX 40, H100) *compute* in
-#   float8; Quanto's Marlin kernel multiplies float8 weights from Ampere on, and only with fp16/bf16 activations. On a
-#   T4 float8 is storage only, so this notebook does not spend a load on it.
+# - **int8 in the language model only**: the language model runs once per fold; the trunk, which runs 4 times, stays
+#   fp32. `modules_to_not_convert` lists the modules Quanto must leave alone — everything outside `esm`, the language
+#   model.
+# - **int4** is a one-word change: `QuantoConfig(weights="int4")`, 4 bits in groups of 128 (section 1).
+# - **float8** would be one word too: `weights="float8"`, e4m3 numbers that take exactly int8's bytes (section 7's
+#   weights table).
+#
+# This notebook does not spend a load on float8. Only GPUs of compute capability 8.9 and up (Ada and Hopper: L4,
+# RTX 40, H100) multiply in float8
+# ([NVIDIA's support matrix](https://nvidia.github.io/TransformerEngine/support_matrix.html)). Quanto's Marlin kernel
+# multiplies float8 weights from 8.0 on, and only with fp16/bf16 activations (section 3). On a T4 float8 is storage
+# only: int8's bytes, and int8's dequantize-then-multiply path.
 
 # %%
 not_the_language_model = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
@@ -256,12 +324,12 @@ load_fold_free("int4", quantization_config=QuantoConfig(weights="int4"))
 # %% [markdown]
 # ## 6 · torchao: the actively maintained alternative
 #
-# Quanto's README has said it is in maintenance mode since late 2025; its authors point to
-# [torchao](https://github.com/pytorch/ao), PyTorch's own quantization library. The same `from_pretrained` call
-# takes a `TorchAoConfig`. `Int8WeightOnlyConfig` is the counterpart of Quanto's int8;
-# `Int8DynamicActivationInt8WeightConfig` also quantizes each layer's *input* on the fly, so that the multiply itself
-# runs in int8 — where the GPU and torch have an int8 kernel for it. The series keeps Quanto as its main path (it is
-# the seed's), but this is where to go next.
+# [Quanto's README](https://github.com/huggingface/optimum-quanto#readme) says it is in maintenance mode and
+# recommends other libraries, torchao among them. The same `from_pretrained` call takes a `TorchAoConfig`.
+# `Int8WeightOnlyConfig` is the counterpart of Quanto's int8. `Int8DynamicActivationInt8WeightConfig` also quantizes
+# each layer's *input* on the fly (a "dynamic" activation quantization), so that the multiply itself runs in int8
+# where the GPU and torch have an int8 kernel for it. The series keeps Quanto as its main path (it is the seed's), but
+# this is where to go next.
 
 # %%
 from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
@@ -291,9 +359,18 @@ plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"Quantization 
                         budget_gib=gpu.budget_gib());
 
 # %% [markdown]
-# The weights column is exact and device-independent: for the real architecture it is listed in the README
-# (computed from each recipe loaded on a CPU). Peak memory and time of the full-size model on an H100 are in the
-# README's "Measured on a GPU"; agreement needs the real weights.
+# The weights column is exact and does not depend on the device. For the full-size architecture it was computed once
+# for every recipe, each loaded on a CPU (committed as `figures/03_variant_weights.csv`):
+
+# %% tags=["show-output"]
+weights = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
+print(weights["provenance"].iloc[0].split(", random-full")[0] + "; the full-size architecture, exact bytes")
+pd.DataFrame({"weights (GB)": weights["total"] / 1e9, "weights (GiB)": weights["total"] / memory.GIB,
+              "of which language model (GiB)": weights["language model (ESM-2)"] / memory.GIB}).round(2)
+
+# %% [markdown]
+# Peak memory and time of the full-size model measured on an H100 are in `figures/09_gpu_check.csv` (section 3
+# printed its times); agreement needs the real weights.
 
 # %% [markdown]
 # ## 8 · Every recipe is a loader option
@@ -306,8 +383,8 @@ with pd.option_context("display.max_colwidth", None):
     display(pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T)
 
 # %% [markdown]
-# The exercises use the int8 model of section 4 again: reloaded from the saved file (3.5 GB, no quantizing, no second
-# read of the checkpoint) with the function version of section 4's reload.
+# The exercises use the int8 model of section 4 again: reloaded from the saved file (about int8's size in section 7's
+# weights table; no quantizing, no second read of the checkpoint) with the function version of section 4's reload.
 
 # %%
 model = quantization.load_quantized(saved, device=DEVICE, chunk_size=CHUNK)
@@ -315,13 +392,14 @@ model = quantization.load_quantized(saved, device=DEVICE, chunk_size=CHUNK)
 # %% [markdown]
 # ## Recap
 # - `QuantoConfig(weights="int8")` in `from_pretrained` stores `Linear` weights in 1 byte + a per-row scale: the
-#   model's weights drop to about a quarter of fp32. `weights="int4"` halves that again; `"float8"` is int8's size.
+#   model's weights drop to about a quarter of fp32. `weights="int4"` roughly halves that again; `"float8"` is int8's
+#   size.
 # - `modules_to_not_convert` keeps modules out of quantization: int8 in the language model only keeps the trunk fp32.
 # - Quantization saves memory, not time: without fast kernels (T4: none) each layer dequantizes its weight before
 #   every multiply, so int8 is slower than fp16.
 # - Quanto is in maintenance mode; `TorchAoConfig(Int8WeightOnlyConfig())` goes through the same call.
 # - Save a Quanto model as state dict + `quantization_map`; reload with `requantize` on a meta-device model:
-#   bit-identical predictions, no re-quantization — and no second read of the 8.4 GB checkpoint.
+#   bit-identical predictions, no re-quantization — and no second read of the checkpoint.
 #
 # ## Exercises
 # 1. How many bytes does the int8 model spend on *scales*? (Hint: `quantization.weight_storage` of every `Linear`.)

@@ -25,10 +25,11 @@
 # **What you will learn**
 # - why a CPU can run ESMFold at all (memory is RAM, not VRAM; the price is time) and what a free Colab CPU runtime
 #   offers;
-# - which CPU features decide the speed (AVX-512, its bf16 instructions, AMX), how to check yours, and how to choose
-#   the recipe from a measurement rather than a guess (bf16 only where it is really faster);
+# - which CPU features decide the speed (vector and matrix instructions: AVX2, AVX-512, its bf16 instructions, AMX —
+#   section 1 explains each), how to check yours, and how to choose the recipe from a measurement rather than a guess
+#   (bf16 only where it is really faster);
 # - how to load ESMFold in under 12.7 GB of RAM without ever holding the language model in fp32, and how to measure
-#   RAM honestly (anonymous memory vs memory-mapped checkpoint pages);
+#   RAM honestly (the memory a process allocates itself vs the checkpoint file's pages the system maps in; section 2);
 # - why a CPU wants *small* chunks (they stay in its caches) and how to measure the best size on yours;
 # - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
 #
@@ -91,14 +92,36 @@ ROOM_FOR_QUANTO = cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_r
 # ## 1 · Why a CPU can fold, and what this one can do
 #
 # Nothing in ESMFold needs a GPU: the same PyTorch code runs on a CPU, with the model in RAM instead of GPU memory.
-# A free Colab CPU runtime has **2 vCPUs and ≈ 12.7 GB of RAM** — less than the 14 GB of ESMFold's fp32 weights,
-# which is why a GPU is usually taken for granted. Two things decide whether it works: the **RAM peak while loading**
-# (the recipes below never build the 2.8 B-parameter language model in fp32) and the **time** (a T4 folds 1CA2 in
-# seconds; a CPU needs minutes).
+# A free Colab CPU runtime has **2 vCPUs** (virtual CPUs: hardware threads of a shared server) and less RAM than
+# ESMFold's fp32 weights — which is why a GPU is usually taken for granted. The sizes:
+
+# %% tags=["show-output"]
+weights = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")  # exact bytes
+print(f"RAM of a free Colab CPU runtime: {cpu.COLAB_RAM_GB} GB\n"
+      f"ESMFold in fp32: {weights.loc['fp32', 'total'] / 1e9:.1f} GB, of which the language model "
+      f"{weights.loc['fp32', 'language model (ESM-2)'] / 1e9:.1f} GB "
+      f"({weights.loc['fp32', 'language model (ESM-2)'] / 4 / 1e9:.1f} billion parameters)\n"
+      f"the checkpoint as stored (language model fp16, the rest fp32): {weights.loc['fp16', 'total'] / 1e9:.1f} GB, "
+      f"of which the language model {weights.loc['fp16', 'language model (ESM-2)'] / 1e9:.1f} GB")
+
+# %% [markdown]
+# Two things decide whether it works: the **RAM peak while loading** (the recipes below never build the language
+# model in fp32) and the **time** (minutes for a protein of 1CA2's size: section 7).
 #
-# How fast depends on the CPU's matrix instructions: AVX2 (every x86 CPU of the last decade), AVX-512 (most server
-# CPUs), **AVX-512 BF16** (Intel Cooper Lake/Sapphire Rapids, AMD Zen 4 and later: bf16 products at twice the fp32
-# rate or better), **AMX** (Intel Sapphire Rapids and later: matrix tiles, much faster again). Yours:
+# How fast depends on the CPU's instructions for arithmetic on many numbers at once:
+# - **AVX2**: 256-bit vector instructions (8 fp32 numbers per instruction); most x86 CPUs since 2013–2015
+#   ([list](https://en.wikipedia.org/wiki/Advanced_Vector_Extensions#CPUs_with_AVX2)).
+# - **AVX-512**: 512-bit vectors (16 fp32 numbers); on many server CPUs
+#   ([list](https://en.wikipedia.org/wiki/AVX-512#CPUs_with_AVX-512)).
+# - **AVX-512 BF16**: AVX-512 instructions for **bf16** (bfloat16: 16 bits with fp32's range and fewer digits,
+#   [format](https://en.wikipedia.org/wiki/Bfloat16_floating-point_format)); Intel Cooper Lake and Sapphire Rapids,
+#   AMD Zen 4 and later (same list).
+# - **AMX** (Advanced Matrix Extensions): tiles that multiply small bf16 or int8 matrices in one instruction; Intel
+#   Sapphire Rapids and later ([Intel AMX](https://en.wikipedia.org/wiki/Advanced_Matrix_Extensions)). AMX CPUs
+#   have AVX-512 BF16 too; this notebook measured none.
+#
+# Speed is counted in **GFLOPS**: billions of floating-point operations per second (an m × k by k × n matrix product
+# is 2·m·k·n of them). Yours:
 
 # %%
 print(cpu.cpu_summary())
@@ -113,14 +136,27 @@ print(f"{threads} threads · a 256 × 1024 by 1024 × 1024 matrix product: {gflo
       f"· CPU class: {cpu.cpu_class()}")
 
 # %% [markdown]
-# The ratio between the two numbers decides the recipe. A CPU with bf16 instructions (AVX-512 BF16, AMX) multiplies
-# bf16 several times faster than fp32 — 4× on the machine of section 7 — and a bf16 model folds faster. A CPU without
-# them *emulates* bf16, converting every number to fp32 and back: on the same machine with its instructions capped to
-# AVX2, bf16 ran at 0.3× fp32, and an Intel Xeon capped the same way measured 0.3 GFLOPS in bf16 against 68 in fp32
-# (a fold would take hours). So the rule is a measurement, not a guess: bf16 only where it is at least
-# `cpu.BF16_SPEEDUP_NEEDED` (1.5) times faster than fp32 here; otherwise keep fp32 arithmetic. The probe is small
-# (a fraction of a second where bf16 is fast; seconds where it is emulated) and ranks CPUs as an ESM-2-sized product
-# does:
+# The ratio between the two numbers decides the recipe. A CPU with bf16 instructions multiplies bf16 faster than fp32,
+# and a bf16 model folds faster. A CPU without them *emulates* bf16, converting every number to fp32 and back, and
+# bf16 is then slower than fp32. The same product, measured on the three classes of CPU of section 7:
+
+# %% tags=["show-output"]
+import math
+
+matmul = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))
+probe_product = " × ".join(map(str, cpu.PROBE_SHAPE))  # m × k × n: an m × k by k × n product, 2·m·k·n operations
+ratios = matmul[matmul["product"] == probe_product].pivot_table(index="CPU class", columns="dtype", values="GFLOPS",
+                                                                  sort=False)[["float32", "bfloat16"]]
+ratios["bf16 / fp32"] = (ratios["bfloat16"] / ratios["float32"]).round(2)
+gflop = 2 * math.prod(cpu.PROBE_SHAPE) * 4 / 1e9  # cpu.matmul_gflops: one warm-up and three timed products
+ratios["seconds the probe takes (fp32 + bf16)"] = (gflop / ratios["float32"] + gflop / ratios["bfloat16"]).round(3)
+print(f"bf16 is chosen where bf16 / fp32 ≥ cpu.BF16_SPEEDUP_NEEDED = {cpu.BF16_SPEEDUP_NEEDED}")
+ratios
+
+# %% [markdown]
+# So the rule is a measurement, not a guess: bf16 only where it is at least `cpu.BF16_SPEEDUP_NEEDED` times faster
+# than fp32 here; otherwise keep fp32 arithmetic. The probe is small (the last column: a fraction of a second on each
+# class) and ranks the classes as an ESM-2-sized product does (section 7's table has both).
 
 # %%
 RECIPE, why = cpu.choose_recipe(speedup)
@@ -129,27 +165,40 @@ print(f"recipe for this CPU: {RECIPE} — {why}")
 # %% [markdown]
 # ## 2 · The recipes, measured
 #
-# The low-RAM recipes load through `from_pretrained` with the checkpoint's language model in **fp16, as stored**
-# (memory-mapped: the file's pages, not a copy), then convert it directly — never through fp32. `fp32` (the reference)
-# and `quanto-int8` (the seed's route) are measured for comparison; they do not fit 12.7 GB while loading:
+# The low-RAM recipes load through `from_pretrained` with the checkpoint's language model in **fp16, as stored**,
+# then convert it directly — never through fp32. The stored tensors are **memory-mapped**: the file is mapped into
+# the process's memory and the system reads its pages from disk when they are used, without a copy
+# ([`mmap`](https://man7.org/linux/man-pages/man2/mmap.2.html)). `fp32` (the reference) and `quanto-int8` (the
+# seed's route) are measured for comparison; they need more RAM to load than 12.7 GB (column *RAM to load*):
 
-# %%
-pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if r.judged else
-                     "no — needs the real weights"} for name, r in cpu.CPU_RECIPES.items()}).T
+# %% tags=["show-output"]
+from IPython.display import display
+
+recipes = pd.DataFrame({name: {
+    "recipe": r.description,
+    "RAM to load (GB)": f"≈ {r.load_ram_gb:g}: refused below that" if r.load_ram_gb else f"fits {cpu.COLAB_RAM_GB}",
+    "accuracy judged here?": "yes" if r.judged else "no — needs the real weights"}
+    for name, r in cpu.CPU_RECIPES.items()}).T
+print(f"a saved Quanto int8 checkpoint (read by quanto-int8-reload): {cpu.mapped_weight_gb('quanto-int8-reload'):.1f} GB")
+with pd.option_context("display.max_colwidth", None):
+    display(recipes)
 
 # %% [markdown]
 # A test (`tests/test_cpu.py`) watches every tensor created while these recipes load and fails if the language
 # model ever exists in fp32 (torchao's int8 quantization makes an fp32 temporary for one layer at a time).
 #
 # **Quanto int8.** Quantize-on-load (`quanto-int8`) holds the full-precision weights before quantizing them: it
-# needs ≈ 24 GB of RAM once. `quanto-int8-reload` is the same model saved once and reloaded (notebook 03, section 4):
-# the reload builds the model on the `meta` device and fills it with the saved int8 tensors — full-precision weights
-# never exist. Making that checkpoint still needs the quantize-on-load peak *once*: run `cpu.prequantize()` on a
-# machine with ≈ 24 GB of RAM, or notebook 03's section 4 on a Colab **GPU** runtime (where the quantization happens
-# on the GPU), and copy the 3.5 GB folder to `cpu.prequantized_folder()` (through Google Drive on Colab). Quanto has
-# no fast int8 matrix kernels for CPUs: expect these two to be the slowest. Not offered: a Quanto checkpoint made from
-# the fp16 load (to skip the 24 GB step) — on the full-size stand-in it produced NaN with fp16 activations and
-# crashed with bf16 activations on this CPU (torch 2.13, optimum-quanto 0.2.7).
+# needs the RAM the table gives, once. `quanto-int8-reload` is the same model saved once and reloaded (notebook 03,
+# section 4): the reload builds the model on the `meta` device and fills it with the saved int8 tensors —
+# full-precision weights never exist.
+#
+# Making that checkpoint still needs the quantize-on-load peak *once*: run `cpu.prequantize()` on a machine with that
+# much RAM, or notebook 03's section 4 on a Colab **GPU** runtime (where the quantization happens on the GPU). Then
+# copy the folder (its size is printed above) to `cpu.prequantized_folder()`, through Google Drive on Colab.
+#
+# Quanto's two recipes are the slowest in the table below. Not offered: a
+# Quanto checkpoint made from the fp16 load, to skip the big step — on the full-size architecture it gave NaN with
+# fp16 activations and crashed with bf16 activations (torch 2.13, optimum-quanto 0.2.7).
 #
 # **torchao int8** (`int8dq-lm-lean`: int8 weights and int8 activations; `int8wo-lm-lean`: int8 weights, bf16
 # activations) quantizes the fp16-loaded language model one layer at a time, so it needs no pre-quantized checkpoint
@@ -158,15 +207,33 @@ pd.DataFrame({name: {"recipe": r.description, "accuracy judged here?": "yes" if 
 # **Threads:** `cpu.set_threads()` uses one torch thread per CPU this process may use (`os.sched_getaffinity`; 2 on
 # Colab). More threads than CPUs only adds contention; exercise 1 compares one thread with two.
 #
+# **Memory, two ways.** *Anonymous* memory is what the process allocated itself (the heap: tensors made while
+# loading or folding). *RSS* (resident set size) also counts the memory-mapped checkpoint pages in RAM at the time;
+# the system can drop those and read them again from disk. Linux reports both in
+# [`/proc/self/status`](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html) (`RssAnon`; `VmHWM`, the peak
+# RSS), which `cpu.ram_sampler` reads.
+#
 # Measured on the full-size architecture with random weights (time and memory equal the real model's; nothing
-# else does), one process per recipe, `python -m tools.cpu_bench bench`:
+# else does), one process per recipe, `python -m tools.cpu_bench bench` — seconds per fold:
 
-# %%
+# %% tags=["show-output"]
+def provenance(table: pd.DataFrame) -> str:
+    """A committed table's provenance line, the weights named by their source: `random-full` is the full-size
+    architecture with random parameters (its time and memory are the real model's, nothing else is)."""
+    return (table["provenance"].iloc[0]
+            .replace("random-full stand-in (random weights: time and memory only)",
+                     "weights: random-full (random parameters: time and memory only)")
+            .replace("with random weights", "with random parameters"))
+
+
 bench = pd.read_csv(data.repo_file("figures/08_cpu_benchmark.csv"))
-print(bench["provenance"].iloc[0])
+print(provenance(bench))
 bench.pivot_table(index="recipe", columns="length", values="fold seconds")
 
-# %%
+# %% [markdown]
+# Memory per recipe (GB):
+
+# %% tags=["show-output"]
 ram = bench.groupby("recipe")[["load seconds", "load peak anonymous RAM (GB)", "load peak RSS (GB)",
                                "steady anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max()
 ram["weights left mapped (GB)"] = [round(cpu.mapped_weight_gb(r), 2) for r in ram.index]
@@ -180,30 +247,46 @@ from IPython.display import Image
 Image(filename=str(data.repo_file("figures/08_cpu_benchmark.png")))  # the committed figure (the published copy in Colab)
 
 # %% [markdown]
-# How to read the memory columns: **anonymous RAM** is what the process itself allocated; **RSS** also counts the
-# checkpoint's memory-mapped pages. Weights kept in the checkpoint's own dtype are never copied — they are read from
-# those mapped pages at every fold — so the RAM a fold really needs is the anonymous peak **plus** those weights
-# (`cpu.mapped_weight_gb`): 8.4 GB for `fp16-lm`, 2.8 GB (the fp32 trunk) for the `*-lm` recipes, the whole 3.5 GB
-# file for `quanto-int8-reload`, none for `bf16-lean`. Mapped pages the model no longer uses (the fp16 LM after its
-# conversion) the system can drop, so an RSS above 12.7 GB is not by itself an out-of-memory. `fp32` (≈ 15 GB) and
-# `quanto-int8` (≈ 21 GB while quantizing) do not fit Colab.
+# How to read the memory columns: weights kept in the checkpoint's own dtype are never copied — they are read from
+# the mapped pages at every fold. So the RAM a fold really needs is the anonymous peak **plus** those weights
+# (`cpu.mapped_weight_gb`, column *weights left mapped*): the whole checkpoint for `fp16-lm`, the fp32 trunk for the
+# `*-lm` recipes, the whole saved int8 file for `quanto-int8-reload`, nothing for `bf16-lean`.
+#
+# Mapped pages the model no longer uses (the fp16 LM after its conversion) the system can drop, so an RSS above
+# 12.7 GB is not by itself an out-of-memory. `fp32` and `quanto-int8` do not fit Colab: their *RAM needed* is above
+# 12.7 GB even after loading, and loading asks for more (the recipes table).
 
 # %% [markdown]
 # ## 3 · Chunks sized for the CPU's caches
 #
 # Notebook 07's lean trunk works on the pair tensor a chunk of rows at a time. On a GPU the chunk is sized for
-# *memory* (2¹⁸ pair positions, ≈ 0.5 GB of temporaries). On a CPU, time is the problem, and a chunk whose temporaries
-# stay in the CPU's caches runs faster: with 8,192 positions per chunk (31 rows at 259 residues; one bf16 pair
-# temporary is 8,192 × 128 × 2 bytes = 2 MB) the pair MLP runs about three times faster than with one chunk for the
-# whole protein. Measured on one full-size trunk block (random weights, bf16; a fold runs 48 blocks × 4 passes):
+# *memory*. On a CPU, time is the problem: small temporaries are more likely to stay in the CPU's caches (its small,
+# fast memories next to the cores), and a chunk that stays there runs faster. The sizes, for the real architecture:
 
-# %%
+# %% tags=["show-output"]
+trunk_config = models.load_config("random-full").esmfold_config.trunk  # the real architecture's sizes (no weights)
+widest = 4 * trunk_config.pairwise_state_dim  # the pair MLP widens each pair position's 128 numbers to 512
+for where, positions, nbytes in [("GPU: lean.AUTO_POSITIONS, fp32", lean.AUTO_POSITIONS, 4),
+                                 ("CPU: lean.CPU_POSITIONS, bf16", lean.CPU_POSITIONS, 2)]:
+    rows = min(CHUNK_LENGTH, lean.LeanOptions(positions=positions).chunk_rows(CHUNK_LENGTH))
+    print(f"{where}: {positions:,} pair positions per chunk = {rows} rows at {CHUNK_LENGTH} residues; the pair MLP's "
+          f"widest temporary {positions * widest * nbytes / 2**20:,.0f} MiB")
+print(f"a fold runs {trunk_config.num_blocks} trunk blocks × {trunk_config.max_recycles} passes (default recycles)")
+
+# %% [markdown]
+# Measured on one full-size trunk block (random weights, bf16), seconds per trunk pass (one block × the number of
+# blocks):
+
+# %% tags=["show-output"]
 chunks = pd.read_csv(data.repo_file("figures/08_cpu_chunks.csv"))
-print(chunks["provenance"].iloc[0])
+print(provenance(chunks))
+at = chunks[chunks["length"] == CHUNK_LENGTH].set_index("pair positions per chunk")["seconds per block"]
+print(f"{CHUNK_LENGTH} aa: {lean.CPU_POSITIONS:,} positions per chunk run a block "
+      f"{at[lean.AUTO_POSITIONS] / at[lean.CPU_POSITIONS]:.1f}× as fast as {lean.AUTO_POSITIONS:,} (the whole protein)")
 chunks.pivot_table(index="pair positions per chunk", columns="length", values="seconds per trunk pass (× blocks)")
 
 # %% [markdown]
-# The CPU recipes use `lean.CPU_POSITIONS` (8,192). Your CPU's caches may prefer another size — measure three sizes
+# The CPU recipes use `lean.CPU_POSITIONS`. Your CPU's caches may prefer another size — measure three sizes
 # on one full-size trunk block, in the precision of this CPU's recipe (seconds; the block has random weights, only its
 # speed matters), and if another size wins, pass it with `lean.make_lean(model, lean.LeanOptions(positions=N))`:
 
@@ -218,8 +301,8 @@ mine_chunks
 # ## 4 · Fold the seed's protein with the recipe chosen for this CPU
 #
 # Both recipes that section 1 chooses from start the same way: `from_pretrained` with the configuration flag
-# `fp16_esm=True` (notebook 02) builds the language model in fp16, as the checkpoint stores it, so its 5.6 GB are read
-# from the memory-mapped file, never copied to fp32; the trunk loads in fp32. Then:
+# `fp16_esm=True` (notebook 02) builds the language model in fp16, as the checkpoint stores it, so its fp16 weights
+# (size: section 1) are read from the memory-mapped file, never copied to fp32; the trunk loads in fp32. Then:
 # - **`bf16-lean`** (a CPU with bf16 instructions): `model.to(torch.bfloat16)` converts every parameter, one at a time
 #   (fp16 → bf16 for the language model, fp32 → bf16 for the rest) — everything computes in bf16;
 # - **`fp16-lm-lean`** (no bf16 instructions): nothing is converted — the language model computes in fp16 as stored,
@@ -270,9 +353,11 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
               "estimated seconds": [round(lm + other + n * (trunk + sm), 1) for n in (4, 3, 2, 1)]})
 
 # %% [markdown]
-# Fewer recycles save about a quarter of the time per pass dropped. What they cost in accuracy is a question for the
-# real weights (the ESMFold paper trained with up to 4 passes; notebook 05's metrics are the tool to check) — with a
-# stand-in, the time column is all this cell can tell.
+# Each pass dropped saves one trunk pass and one structure-module pass: about a quarter of the trunk's time, since
+# the default runs four. What fewer passes cost in accuracy is a question for the real weights: the
+# [transformers documentation](https://huggingface.co/docs/transformers/model_doc/esm#transformers.EsmForProteinFolding.forward)
+# advises the most recycles the model was trained with, which `num_recycles=None` uses, and notebook 05's metrics are
+# the tool to check. With a stand-in, the time column is all this cell can tell.
 
 # %% [markdown]
 # `cpu.load_cpu(name)` (in `helpers/cpu.py`) wraps the steps of the loading cell above for every recipe of section 2's
@@ -282,12 +367,14 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 # %% [markdown]
 # ## 6 · Agreement between the CPU recipes
 #
-# The reference is the fp32 prediction when this machine has the RAM for it (≈ 17 GB); on a 12.7 GB Colab runtime it
-# does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in the checkpoint, the trunk
-# in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same 64 residues and
-# is compared with the reference. Recipes that compute in bf16 are skipped where this CPU emulates bf16
-# (`cpu.fast_here`): `bf16-lean`'s folds would take many times longer than its table says; the recipes with bf16 only
-# in the language model were measured about as fast as `fp16-lm-lean` on such CPUs (section 7), but are skipped too.
+# The reference is the fp32 prediction when this machine has the RAM to load it (section 2's recipes table); on a
+# 12.7 GB Colab runtime it does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in
+# the checkpoint, the trunk in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same `SHORT`
+# residues and is compared with the reference.
+#
+# Recipes that compute in bf16 are skipped where this CPU emulates bf16 (`cpu.fast_here`): `bf16-lean`'s folds would
+# take many times longer than its table says. The lean recipes with bf16 only in the language model were measured
+# about as fast as `fp16-lm-lean` on such CPUs (section 7's table), but are skipped too.
 
 # %%
 short = SHORT
@@ -324,24 +411,39 @@ agreement
 # %% [markdown]
 # ## 7 · Three classes of CPU, and how long on yours
 #
-# Which recipe wins, and how fast, depends on the CPU's class. One machine (the build machine: 2 vCPUs of an AMD EPYC
-# Zen 5 with AVX-512 BF16, no AMX) was made to behave like older CPUs by capping the vector instructions its libraries
-# may use, set before torch starts: `ONEDNN_MAX_CPU_ISA` (oneDNN: PyTorch's CPU matrix products and convolutions),
-# `MKL_ENABLE_INSTRUCTIONS` (Intel MKL) and `ATEN_CPU_CAPABILITY` (PyTorch's own vectorised kernels: softmax, layer
-# norm, element-wise operations). What the caps do not emulate: the clock speed, the caches and the memory bandwidth
-# stay the build machine's, so an older CPU of the same class is slower still. Each recipe that fits 12.7 GB, one
-# process per recipe, the full-size architecture with random weights, default recycles (`python -m tools.cpu_bench
-# classes`; ✔ marks the recipe `cpu.choose_recipe()` picked under that cap; the uncapped class is the machine of
-# section 2's benchmark, so its lengths missing here are there):
+# Which recipe wins, and how fast, depends on the CPU's class. All three classes were measured on one CPU, the AMD
+# EPYC of the provenance line below (AVX-512 BF16, no AMX, 2 vCPUs). It was made to behave like older CPUs by capping
+# the instructions its libraries may use, set before torch starts (`cpu.CPU_CLASSES`).
+#
+# PyTorch's x86 builds bring two math libraries (`torch.__config__.show()` lists them: MKL-DNN, oneDNN's former
+# name, and `BLAS_INFO=mkl`):
+# - `ONEDNN_MAX_CPU_ISA` caps oneDNN, which PyTorch uses for bf16 matrix products on a CPU
+#   ([its cap](https://oneapi-src.github.io/oneDNN/dev_guide_cpu_dispatcher_control.html));
+# - `MKL_ENABLE_INSTRUCTIONS` caps Intel MKL (Math Kernel Library), PyTorch's BLAS for fp32 matrix products
+#   ([its cap](https://www.intel.com/content/www/us/en/docs/onemkl/developer-guide-linux/2024-2/instruction-set-specific-dispatch-on-intel-archs.html));
+# - `ATEN_CPU_CAPABILITY` caps PyTorch's own vectorised kernels: softmax, layer norm, element-wise operations
+#   ([PyTorch's CPU kernels](https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/README.md)).
+#
+# What the caps do not emulate: the clock speed, the caches and the memory bandwidth stay this CPU's, so an older CPU
+# of the same class is slower still. And MKL's documentation says its cap works on Intel processors only: on this AMD
+# CPU the fp32 products may have run uncapped, as the nearly equal fp32 columns of the matrix-product table below
+# suggest. The times of the fp32-arithmetic recipes (`fp16-lm-lean`, `fp16-lm`) in the older classes may therefore be
+# optimistic.
+#
+# Each recipe that fits 12.7 GB, one process per recipe, the full-size architecture with random weights, default
+# recycles (`python -m tools.cpu_bench classes`), seconds per fold. ✔ marks the recipe `cpu.choose_recipe()` picked
+# under that cap. AVX-512 BF16 is the uncapped CPU of section 2's benchmark: its lengths missing here are there.
 
-# %%
+# %% tags=["show-output"]
 classes = pd.read_csv(data.repo_file("figures/08_cpu_classes.csv"))
-print(classes["provenance"].iloc[0].split(" · instruction cap")[0])
+print(provenance(classes).split(" · instruction cap")[0])
 marked = classes.assign(recipe=classes["recipe"] + classes["chosen here"].map({True: " ✔", False: ""}))
 marked.pivot_table(index=["CPU class", "recipe"], columns="length", values="fold seconds", sort=False).sort_index(axis=1)
 
-# %%
-matmul = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))
+# %% [markdown]
+# Matrix products per class (GFLOPS; the first product is section 1's probe, the second an ESM-2 MLP layer for 1CA2):
+
+# %% tags=["show-output"]
 matmul.pivot_table(index="CPU class", columns=["product", "dtype"], values="GFLOPS", sort=False)
 
 # %% [markdown]
@@ -362,8 +464,9 @@ pd.DataFrame({f"measured, {mine} (s)": row["fold seconds"], "estimated here (s)"
 # - A CPU runs ESMFold; the limits are RAM while loading and time.
 # - Load the language model from the checkpoint's fp16 and convert it directly (bf16, int8) — never through fp32 — and
 #   measure anonymous memory, not only RSS.
-# - Choose the precision by measuring: bf16 on a CPU with AVX-512 BF16 or AMX is several times faster than fp32;
-#   elsewhere it is emulated and slower, and fp32 arithmetic (`fp16-lm-lean`) wins. The lean trunk helps either way,
+# - Choose the precision by measuring: on a CPU with bf16 instructions (AVX-512 BF16; AMX CPUs have it too) bf16
+#   multiplies several times faster than fp32; elsewhere it is emulated and slower, and fp32 arithmetic
+#   (`fp16-lm-lean`) wins. The lean trunk helps either way,
 #   with chunks small enough to stay in the CPU's caches (measure the size on yours).
 # - Time ≈ LM + passes × (trunk + structure module): recycles are the main lever left, at an accuracy cost only the
 #   real weights can measure.
