@@ -513,7 +513,8 @@ def _card(card) -> "gpu.GPU":
 
     if isinstance(card, gpu.GPU):
         return card
-    return gpu.GPU(f"a {card:g} GiB card", None, float(card), gpu.ASSUMED_CONTEXT_GIB)
+    article = "an" if f"{card:g}".startswith(("8", "11", "18")) else "a"
+    return gpu.GPU(f"{article} {card:g} GiB card", None, float(card), gpu.ASSUMED_CONTEXT_GIB)
 
 
 def hardware_table(source: str | None = None):
@@ -668,11 +669,28 @@ class TooLongError(ValueError):
 _LADDER = ("fp32", "fp16", "int8-lm", "int8", "int4")
 
 
+def _how_read(how: str) -> str:
+    """`grid_estimate`'s 'how', as a phrase for a message: which committed grid lengths the number was read from."""
+    if how == "grid point":
+        return "a length of the committed grid"
+    return how.replace("residues", "residues of the committed grid", 1) if "between" in how else how
+
+
+def _checked_trunk(chunk_size) -> str:
+    """`_trunk_label`, plus the chunk size the grid was read at when it holds not the one asked (the next larger)."""
+    label = _grid_chunk_label(chunk_size)
+    if chunk_size in (None, "none", LEAN) or label == str(chunk_size):
+        return _trunk_label(chunk_size)
+    read_as = "no chunking" if label == "none" else f"chunk size {label}"
+    return f"{_trunk_label(chunk_size)}, read as {read_as}: the grid's next larger, more memory"
+
+
 def check_fits(variant: str, length: int, chunk_size=None, card=None) -> float:
     """Return the predicted GPU memory (GiB, as nvidia-smi would show it on `card`) of folding `length` residues with
     `variant`; raise TooLongError naming the next recipe or chunk size that fits if it does not fit `card` (a
     `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
-    (`grid_estimate`: interpolated between grid lengths), so it answers at once."""
+    (`grid_estimate`: a power law between the two grid lengths around it, not the next grid length), so it answers
+    at once; the message says which grid lengths (and which chunk size, when the grid lacks the one asked) it read."""
     from helpers import gpu
 
     card = _card(card if card is not None else (gpu.current() or gpu.T4))
@@ -680,15 +698,16 @@ def check_fits(variant: str, length: int, chunk_size=None, card=None) -> float:
     def need(v, chunk):
         return grid_estimate(v, length, chunk)["reserved (GiB)"]
 
-    if need(variant, chunk_size) <= card.usable_gib:
-        return need(variant, chunk_size) + card.context_gib
+    asked = grid_estimate(variant, length, chunk_size)
+    if asked["reserved (GiB)"] <= card.usable_gib:
+        return asked["reserved (GiB)"] + card.context_gib
     have = f"{card.name} ({card.usable_gib:.1f} GiB for PyTorch after the CUDA context)"
-    wanted = f"{length} residues with '{variant}' ({_trunk_label(chunk_size)}) need about " \
-             f"{need(variant, chunk_size):.1f} GiB, more than {have}."
+    wanted = (f"{length} residues with '{variant}' ({_checked_trunk(chunk_size)}) are predicted to need about "
+              f"{asked['reserved (GiB)']:.1f} GiB ({_how_read(asked['how'])}), more than {have}.")
     options = [(v, c) for v in _LADDER[_LADDER.index(variant) if variant in _LADDER else 0:]
                for c in (chunk_size, 64, 32, LEAN) if v != variant or c != chunk_size]
     for v, c in options:
         if need(v, c) <= card.usable_gib:
-            raise TooLongError(f"{wanted} Predicted to fit: '{v}' with {_trunk_label(c)} (≈ {need(v, c):.1f} GiB).")
+            raise TooLongError(f"{wanted} Predicted to fit: '{v}' with {_checked_trunk(c)} (≈ {need(v, c):.1f} GiB).")
     raise TooLongError(f"{wanted} No recipe of notebooks 01–07 is predicted to fit: fold a shorter piece (a domain), "
                        "or offload the language model (notebook 06).")

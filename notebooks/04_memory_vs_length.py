@@ -74,9 +74,11 @@ if DRIVE_CACHE:
 # %% [markdown]
 # ## Parameters
 # Which recipes, chunk sizes and lengths the sweep measures. The sweep times **one trunk pass** per fold
-# (`num_recycles=0`): peak memory does not depend on the number of passes (an H100 measured the same peak for 1 and 4
-# passes at 480 aa), and four passes would take four times as long. `FULL = True` runs the whole grid — every recipe
-# × chunk size none/128/64/32 × lengths up to where a T4 runs out: hours on a T4.
+# (`num_recycles=0`): one pass reaches nearly the same peak memory as the default four (section 3 prints an H100's
+# measurement), and four would take up to four times as long (the language model runs once either way).
+#
+# `FULL = True` runs the whole grid — every recipe × chunk size none/128/64/32 × lengths up to where a T4 runs out.
+# That is many times the folds of the quick grid, and the T4 time estimate above does not include it.
 
 # %%
 DEVICE = notebook.start()  # "cuda"
@@ -87,15 +89,26 @@ if FULL:
 else:
     RECIPES, CHUNKS, LENGTHS = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768]
 SWEEP_RECYCLES = 0  # one trunk pass per fold in the sweep (None: the default 4)
-STAGE_LENGTH = 256  # section 5's protein length
+STAGE_LENGTH = 256  # section 2's protein length
 
 # %% [markdown]
-# ## 1 · One protein, three chunk sizes
+# ## 1 · One protein, with and without chunking
 #
-# `model.trunk.set_chunk_size(n)` makes triangle attention work on n rows of the pair representation at a time
-# (`None`: all at once). The same protein, folded unchunked and with chunk 32, each inside `memory.measure` —
-# notebook 01's `reset_peak_memory_stats` / `max_memory_allocated` pair, with reserved memory and nvidia-smi's number
-# beside it. First what the predictor expects on a free T4:
+# ESMFold's folding trunk works on a **pair representation**: one vector for every pair of residues (i, j), an
+# L × L × 128 tensor for a protein of L residues. **Triangle attention** updates pair (i, j) by attending over the
+# pairs (i, k) of its row, with a bias from (j, k), the third edge of the triangle i–j–k (a second triangle attention
+# does the same along columns). It computes one score per attention head for every (i, j, k): heads × L³ numbers. `model.trunk.set_chunk_size(n)` makes triangle attention
+# work on n rows of the pair representation at a time (`None`: all rows at once). Section 4 computes these sizes.
+#
+# The same protein is folded unchunked and with chunk 32, each inside `memory.measure`. It records three numbers
+# (notebook 01's `reset_peak_memory_stats` / `max_memory_allocated` pair gives the first):
+# - **peak allocated**: the most bytes held by live tensors at any moment;
+# - **peak reserved**: allocated plus the **allocator cache**, freed blocks that PyTorch's caching allocator keeps
+#   for reuse instead of handing them back to the driver;
+# - **nvidia-smi**: what the GPU's own tool shows for the whole process, reserved plus the **CUDA context** (the
+#   memory of the CUDA driver and libraries).
+#
+# First what the predictor expects on a free T4 (section 6 shows how it predicts without a GPU):
 
 # %%
 import pandas as pd
@@ -114,8 +127,8 @@ print(notebook.label(f"fp16, {origin}, one trunk pass"))
 pd.DataFrame(chunk_rows)
 
 # %% [markdown]
-# Unchunked, the fold is predicted not to fit a T4, and on one it runs out of memory — caught, freed, explained
-# (`may_run_out=True` says the cell expects it). Chunked, the same fold fits.
+# Unchunked, the fold is predicted to need far more than a T4 offers (the first line above), so on a T4 it runs out
+# of memory — caught, freed, explained (`may_run_out=True` says the cell expects it). Chunked, it is predicted to fit.
 
 # %% [markdown]
 # ## 2 · Where the time goes
@@ -133,10 +146,10 @@ print(notebook.label(f"stages of one fold, fp16, {STAGE_LENGTH} aa, chunk 64"))
 pd.Series(stages).round(3)
 
 # %% [markdown]
-# With the real model the trunk dominates time: 4 passes × 48 blocks, in fp32 in every recipe of notebooks 02–03.
-# Halving or quantizing the language model changes only the first row — which is why fp16 is not faster than fp32
-# (notebook 03 compares int8's stages with fp32's). Memory peaks inside the trunk passes (pair representation and
-# triangle attention); the language model's own activations are small at these lengths.
+# On a GPU with the real model, compare the rows. The trunk runs 4 passes of 48 blocks (section 6 prints the
+# architecture's counts), and its activations stay fp32 in every recipe of notebooks 02–03. fp16 halves only the
+# language model, which runs once: the first row is the only one it can shorten (notebook 03 compares int8's stages
+# with fp32's). The peak column shows which stage sets the fold's peak memory.
 
 # %% [markdown]
 # ## 3 · The sweep
@@ -144,9 +157,21 @@ pd.Series(stages).round(3)
 # `benchmark.sweep` is section 1's cell in a loop: for each recipe it loads the model **once**, then folds sequences
 # of increasing length with each chunk size, resetting the peak-memory counters before every fold. A sweep looks for
 # the edge: a recipe/chunk size that runs out of memory skips its longer lengths (the error is caught; the kernel
-# survives). Sequences are
-# real: the first L residues of the SARS-CoV-2 spike protein (UniProt P0DTC2, 1,273 aa) — memory and time depend on
-# the length, not the letters; past 1,273 the sequence is repeated, and the table says so.
+# survives). Sequences are real: the first L residues of the SARS-CoV-2 spike protein
+# ([UniProt P0DTC2](https://www.uniprot.org/uniprotkb/P0DTC2), 1,273 aa) — memory and time depend on the length, not
+# the letters; past 1,273 the sequence is repeated, and the table says so. Beside each measurement the table shows
+# the predictor's number for the same fold (section 6).
+#
+# Timing one trunk pass per fold is safe for memory. An H100 folded the same protein with one pass and with the
+# default four (`figures/09_gpu_check.csv`):
+
+# %% tags=["show-output"]
+gpu_check = pd.read_csv(data.repo_file("figures/09_gpu_check.csv"))  # the local copy, or the published one in Colab
+passes = gpu_check[(gpu_check["step"] == "fold") & (gpu_check["recipe"] == "int8") & (gpu_check["length"] == 480)]
+passes = passes.astype({"length": int, "trunk passes": int})
+print(passes[["device", "recipe", "length", "trunk passes", "peak allocated (GiB)"]].to_string(index=False))
+one, four = (passes.loc[passes["trunk passes"] == n, "peak allocated (GiB)"].iloc[0] for n in (1, 4))
+print(f"one pass peaks {(four - one) / four:.1%} below four passes")
 
 # %%
 from pathlib import Path
@@ -164,36 +189,48 @@ sweep[["variant", "chunk size", "length", "status", "seconds", "≤ s, 4 passes"
 # ## 4 · Memory against length
 #
 # Solid lines are unchunked, dotted ones use chunk size 32 (for the quick grid); the dotted horizontal lines are each
-# recipe's weights alone — the floor no fold can go below. The hollow squares are the seed article's published
-# `nvidia-smi` readings, **cited** from [its repository](https://github.com/davideaguglia/ESMFold) (GPU not stated,
-# no chunking; `nvidia-smi` also counts the CUDA context — 1.14 GiB on an H100 — and the allocator's cache, which
-# peak-allocated does not).
+# recipe's weights alone — the floor no fold can go below. The hollow squares are `nvidia-smi` readings **cited**
+# from the article this series starts from, the *seed* ([its repository](https://github.com/davideaguglia/ESMFold);
+# GPU not stated, no chunking). `nvidia-smi` also counts the CUDA context and the allocator cache (section 1), which
+# peak allocated does not.
 
 # %%
 plots.plot_memory_vs_length(sweep, seed=data.SEED_MEMORY_GB, budget_gib=gpu.T4.usable_gib, provenance=provenance,
                             title=notebook.label("Peak memory (allocated) against length"));
 
 # %% [markdown]
-# **Reading the curves.**
-# - **The floor** is the weights: 13.1 GiB (fp32), 7.9 GiB (fp16 LM), 3.3 GiB (int8). Everything above it is
-#   activations.
-# - **Quadratic growth** comes from the pair representation: L × L × 128 channels, 4 bytes each, plus the output
-#   heads' L × L × 64 logits. A trunk block keeps several pair tensors alive.
-# - **Cubic bursts** come from triangle attention, which materialises heads × L × L × L attention logits at once.
-#   This is what `set_chunk_size` splits into row blocks.
-# - **Chunking does not remove everything**: the triangle multiplicative updates and the pair transition MLP
-#   (4 × 128 channels over all L² pairs) are never chunked, so even chunk 32 grows with L². Notebook 07 attacks those.
-#
-# The sizes, from the real architecture's configuration:
+# **Reading the curves.** The cell after this list computes each size from the real architecture.
+# - **The floor** is the weights. Everything above it is activations.
+# - **Quadratic growth** comes from the pair representation, L × L × 128 fp32 numbers, and the output heads'
+#   logits: L × L × 64 each for the distogram head (a distance distribution in 64 bins for every pair) and the pTM
+#   head (pTM: predicted TM-score, the model's confidence in the whole fold). A trunk block keeps several pair
+#   tensors alive.
+# - **Cubic bursts** come from triangle attention's logits, heads × L × L × L scores computed at once; its softmax
+#   briefly makes a second tensor of the same size (section 6 counts both). With `set_chunk_size(n)` it computes
+#   them for n rows at a time, heads × n × L × L, and writes each chunk's result into one pair-sized output.
+# - **Chunking does not remove everything.** The **triangle multiplicative updates** (pair (i, j) updated from the
+#   products of pairs (i, k) and (j, k), summed over all k) and the pair transition (a two-layer MLP on every pair,
+#   4 × 128 hidden channels) are never chunked. So even chunk 32 grows with L². Notebook 07 attacks those.
 
 # %% tags=["show-output"]
-trunk_sizes = models.load_config("random-full").esmfold_config.trunk
+architecture = models.meta_model("random-full")  # the real architecture on the meta device: shapes, no weights
+trunk_sizes = architecture.config.esmfold_config.trunk
 heads = trunk_sizes.pairwise_state_dim // trunk_sizes.pairwise_head_width
+bins = architecture.distogram_head.out_features  # the pTM head has as many
+transition = architecture.trunk.blocks[0].mlp_pair.mlp[1]  # the pair transition's first Linear
+for variant in ("fp32", "fp16", "int8"):  # the committed weight table (figures/03_variant_weights.csv)
+    print(f"floor, {variant}: {fit.variant_weight_bytes(variant) / 2**30:.2f} GiB of weights")
+print(f"pair representation: {trunk_sizes.pairwise_state_dim} channels; output heads: {bins} bins; pair transition: "
+      f"{transition.in_features} → {transition.out_features} channels; triangle attention: {heads} heads of "
+      f"{trunk_sizes.pairwise_head_width} channels")
 for L in (480, 768):
     pair = L * L * trunk_sizes.pairwise_state_dim * 4 / 2**30
+    head_logits = L * L * bins * 4 / 2**30
     logits = heads * L**3 * 4 / 2**30
-    print(f"L = {L}: one fp32 pair tensor {pair:.2f} GiB; triangle attention's logits ({heads} heads × L³) "
-          f"{logits:.2f} GiB")
+    chunk_logits = heads * 32 * L**2 * 4 / 2**30
+    print(f"L = {L}: one fp32 pair tensor {pair:.2f} GiB; one output head's L × L × {bins} logits "
+          f"{head_logits:.2f} GiB; triangle attention's logits ({heads} heads × L³ × 4 bytes) {logits:.2f} GiB "
+          f"unchunked, {chunk_logits:.3f} GiB for 32 rows at a time")
 
 # %% [markdown]
 # ## 5 · Time against length, and what chunking costs
@@ -203,9 +240,9 @@ plots.plot_time_vs_length(sweep, provenance=provenance,
                           title=notebook.label("Seconds per trunk pass against length (one pass per fold)"));
 
 # %% [markdown]
-# Time grows faster than linearly: the trunk's pair operations are O(L²) per block and triangle attention O(L³).
-# Smaller chunks do the same arithmetic in more, smaller pieces — a little slower on a GPU, because each piece
-# launches its own kernels.
+# Time grows faster than linearly: per block, the pair transition's work grows as L², triangle attention's and the
+# triangle multiplications' as L³. Smaller chunks do the same arithmetic in more, smaller pieces, each with its own
+# GPU kernel launches; the sweep's `seconds` column shows what that costs on your GPU.
 
 # %% [markdown]
 # ## 6 · Will it fit? Predicting peak memory without a GPU
@@ -215,68 +252,141 @@ plots.plot_time_vs_length(sweep, provenance=provenance,
 # tensor that is alive at each step, freeing them when Python frees them. The highest count is the peak that
 # `torch.cuda.max_memory_allocated` would report. No weights are downloaded and no GPU is needed.
 #
-# First one trunk block, by hand. Under `FakeTensorMode`, building the block and its inputs allocates nothing;
-# `memory.LiveBytes` (a dispatch mode that sees every tensor PyTorch creates) counts the bytes of the tensors alive
-# at each step of its forward pass:
+# Two pieces of PyTorch do it. Inside `with FakeTensorMode():`, every tensor created, and every module built, is
+# fake. A `TorchDispatchMode` is a hook that PyTorch calls for every operation it runs (a matmul, a softmax, an
+# addition): the counter below records the storage of each tensor an operation returns, and a `weakref.finalize`
+# callback tells it when Python frees that storage.
+#
+# First one trunk block of the real architecture, by hand: on fake tensors, then the same code on real tensors
+# (on this machine's CPU; on a GPU also with `torch.cuda.max_memory_allocated`).
 
 # %% tags=["show-output"]
 import contextlib
+import weakref
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
 
-trunk_config = models.load_config("random-full").esmfold_config.trunk  # the real architecture's sizes
-BLOCK_L = 256
+
+class CountLiveBytes(TorchDispatchMode):
+    """Sees every operation PyTorch runs; adds up the bytes of the tensors alive now, and keeps the peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self.bytes_of = {}  # id of each storage alive now → its bytes
+
+    def track(self, tensor):
+        storage = tensor.untyped_storage()  # a view shares its base's storage: counted once
+        key = id(storage)
+        if key not in self.bytes_of:
+            self.bytes_of[key] = storage.nbytes()
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self.forget, key)  # runs when Python frees the storage
+
+    def forget(self, key):
+        self.live -= self.bytes_of.pop(key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))  # run the operation (on fake tensors: shapes only)
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self.track(leaf)
+        return out
 
 
-def block_activations(block, L, fake_mode=None):
-    """Peak bytes (GiB) that one forward pass of `block` adds at L residues, counted by LiveBytes; with `fake_mode`,
-    on fake tensors."""
-    mode = fake_mode if fake_mode is not None else contextlib.nullcontext()
-    with mode:
-        s = torch.zeros(1, L, trunk_config.sequence_state_dim)
-        z = torch.zeros(1, L, L, trunk_config.pairwise_state_dim)
-        mask = torch.ones(1, L)
-    counter = memory.LiveBytes()
-    with mode, counter, torch.no_grad():
-        for tensor in (s, z, mask):
+def activation_peak(module, *inputs, mode=None):
+    """Peak bytes one forward pass of `module` adds over its inputs and weights (inside `mode`, if given)."""
+    counter = CountLiveBytes()
+    with mode or contextlib.nullcontext(), counter, torch.no_grad():
+        for tensor in (*inputs, *module.parameters(), *module.buffers()):
             counter.track(tensor)
-        counter.track_module(block)
-        counter.reset_peak()
         before = counter.live
-        block(s, z, mask=mask, chunk_size=None)
-    return (counter.peak - before) / 2**30
+        module(*inputs)
+    return counter.peak - before
 
 
-fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-with fake_mode:
-    fake_block = EsmFoldTriangularSelfAttentionBlock(trunk_config).eval()
-print("a fake weight:", type(fake_block.tri_att_start.mha.linear_q.weight).__name__,
-      tuple(fake_block.tri_att_start.mha.linear_q.weight.shape), "— a shape, no data")
-predicted = block_activations(fake_block, BLOCK_L, fake_mode)
-real_block = EsmFoldTriangularSelfAttentionBlock(trunk_config).eval()  # real tensors (random weights) on this CPU
-measured = block_activations(real_block, BLOCK_L)
-print(f"one trunk block at L = {BLOCK_L}: {predicted:.3f} GiB of activations on fake tensors, {measured:.3f} GiB "
-      "counted during a real forward pass")
+trunk_config = models.load_config("random-full").esmfold_config.trunk  # the real architecture's sizes
+BLOCK_L, GIB = 256, 2**30
+
+
+def block_and_inputs():
+    """One trunk block and its inputs (sequence state, pair representation, mask) at BLOCK_L residues."""
+    block = EsmFoldTriangularSelfAttentionBlock(trunk_config).eval()
+    inputs = (torch.zeros(1, BLOCK_L, trunk_config.sequence_state_dim),
+              torch.zeros(1, BLOCK_L, BLOCK_L, trunk_config.pairwise_state_dim), torch.ones(1, BLOCK_L))
+    return block, inputs
+
+
+fake_mode = FakeTensorMode()
+with fake_mode:  # built here: fake weights and inputs, no memory
+    fake_block, fake_inputs = block_and_inputs()
+weight = fake_block.tri_att_start.mha.linear_q.weight
+print(f"a fake weight: {type(weight).__name__} of shape {tuple(weight.shape)} — no data")
+predicted = activation_peak(fake_block, *fake_inputs, mode=fake_mode)
+in_attention = activation_peak(fake_block.tri_att_start, fake_inputs[1], mode=fake_mode)
+
+real_block, real_inputs = block_and_inputs()  # real tensors on the CPU (randomly initialised)
+counted = activation_peak(real_block, *real_inputs)
+print(f"one trunk block at L = {BLOCK_L}, peak activations over its inputs and weights:")
+print(f"  predicted on fake tensors:          {predicted / GIB:.3f} GiB")
+print(f"  counted on real tensors (CPU):      {counted / GIB:.3f} GiB  (real / fake = {counted / predicted:.4f})")
+if DEVICE.startswith("cuda"):
+    gpu_block, gpu_inputs = real_block.to(DEVICE), [t.to(DEVICE) for t in real_inputs]
+    with torch.no_grad():
+        gpu_block(*gpu_inputs)  # a first pass: the CUDA libraries allocate their workspaces once
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        gpu_block(*gpu_inputs)
+        torch.cuda.synchronize()
+    allocated = torch.cuda.max_memory_allocated() - before
+    print(f"  max_memory_allocated on the GPU:    {allocated / GIB:.3f} GiB  (GPU / fake = {allocated / predicted:.4f})")
+    del gpu_block, gpu_inputs
+    memory.free_memory()
+logits = (trunk_config.pairwise_state_dim // trunk_config.pairwise_head_width) * BLOCK_L**3 * 4
+print(f"  of which triangle attention alone:  {in_attention / GIB:.3f} GiB — its logits and their softmax, "
+      f"2 × {logits / GIB:.3f} GiB, and pair-sized tensors")
+print(f"  the helper, fit.block_peak({BLOCK_L}):   {fit.block_peak(BLOCK_L)['activations peak (GiB)']:.3f} GiB")
 
 # %% [markdown]
-# The two agree: the fake run allocates nothing, yet sees every tensor the real one makes. (`fit.block_peak` is this
-# cell as a function.) The whole model is the same idea at scale: 36 language-model layers, 4 × 48 trunk blocks, the
-# structure module and the heads — about a minute on a laptop's CPU. Two spots in the model read values (pTM's argmax)
-# and get a stand-in index; quantized recipes use the fp32 trace for activations plus their exact quantized weight
-# bytes, because Quanto's tensors do not run on fake tensors.
+# The fake run allocates nothing, yet sees every tensor the real one makes: the same bytes, counted the same way.
+# The helpers do exactly this: `memory.LiveBytes` is `CountLiveBytes` with two additions for whole folds, and
+# `fit.block_peak` is this cell as a function (its number is the last line).
+#
+# The whole model is the same idea at scale; the cell below prints its counts of layers and blocks and how long the
+# trace took (`seconds to predict`). The two additions: pTM's computation reads values from tensors (an argmax), and
+# on fake tensors `LiveBytes` returns a stand-in index of the same size. Quantized recipes use the fp32 trace for
+# activations plus their exact quantized weight bytes, because Quanto's tensors do not run on fake tensors.
 
 # %% tags=["show-output"]
+full_config = models.load_config("random-full")
+print(f"{full_config.num_hidden_layers} language-model layers; {full_config.esmfold_config.trunk.num_blocks} trunk "
+      "blocks per pass, 4 passes by default")
 query = fit.predict_peak("fp16", 480, chunk_size=None)
 pd.Series(query)
 
 # %% [markdown]
-# The seed article measured ≈ 14.4 GB (13.4 GiB) with `nvidia-smi` for this point. The prediction is peak
-# *allocated*; `nvidia-smi` also shows the CUDA context (1.14 GiB on an H100) and what PyTorch's caching allocator keeps
-# beyond the live tensors. `predicted nvidia-smi (GiB)` above adds both, with terms measured on an H100 — it lies 2–8 %
-# above each of the seed's readings (README, "Measured on a GPU").
-#
+# The prediction gives peak *allocated* and, as `predicted nvidia-smi (GiB)`, what `nvidia-smi` should show: the
+# allocated peak plus the allocator cache (a share of the activations) and the CUDA context, both terms measured on an
+# H100 ([how good is the predictor?](../docs/results.md#how-good-is-the-predictor)). Against the seed's own
+# `nvidia-smi` reading for this fold, and its other readings (`figures/04_seed_comparison.csv`):
+
+# %% tags=["show-output"]
+seed = pd.read_csv(data.repo_file("figures/04_seed_comparison.csv"))  # the local copy, or the published one in Colab
+cited = seed[seed["estimate / seed"] != "—"]
+reading = cited[(cited["seed recipe"] == "fp16-seed") & (cited["length"] == 480)].iloc[0]
+print(f"the seed's nvidia-smi reading, fp16 language model at 480 aa: {data.SEED_MEMORY_GB['fp16-seed'][480]} GB "
+      f"= {float(reading['seed nvidia-smi (GiB)']):.2f} GiB; predicted: {query['predicted nvidia-smi (GiB)']:.2f} GiB")
+print(f"terms: CUDA context {fit.CUDA_CONTEXT_GIB} GiB (H100), allocator cache {fit.CACHE_SHARE} × activations")
+ratios = cited["estimate / seed"].astype(float)
+print(f"over the seed's {len(cited)} readings, predicted / seed lies between {ratios.min():.3f} and {ratios.max():.3f}")
+
+# %% [markdown]
 # Every point of the sweep above carries the prediction next to the measurement:
 
 # %%
@@ -285,28 +395,46 @@ plots.plot_prediction_vs_measurement(sweep, provenance=provenance);  # under a s
 # %% [markdown]
 # ## 7 · Which recipe fits my hardware?
 #
-# The table below was computed with the predictor over a grid of lengths (64 … 1,536) and chunk sizes, for every
-# recipe (`python -m tools.grid grid`, then `python -m tools.figures`): the longest grid length whose predicted need
-# fits each GPU size after its CUDA context, with the largest (fastest) chunk size that gets there; "borderline" — an
-# estimate, not a verdict — where the need comes within 0.5 GiB of the limit, closer than the assumed CUDA context
-# and the allocator cache measured on an H100 can promise. It is a **prediction**, committed with its provenance in
-# `figures/04_max_length.csv`; the README shows the same table.
+# The table below applies the predictor to a grid of lengths and chunk sizes, for every recipe. For each GPU size it
+# gives the longest grid length whose predicted need fits after the card's CUDA context, with the largest (fastest)
+# chunk size that gets there. "Borderline" — an estimate, not a verdict — marks a need within a margin of the limit
+# (printed below), closer than the assumed CUDA context and the allocator cache measured on an H100 can promise.
+#
+# It is a **prediction**, committed with its provenance in `figures/04_max_length.csv`; `fit.hardware_table()`
+# recomputes it from the committed grid, and the [results page](../docs/results.md#which-recipe-fits-my-hardware)
+# shows the same table.
 
 # %% tags=["show-output"]
+from IPython.display import display
+
 table = pd.read_csv(data.repo_file("figures/04_max_length.csv"))  # the local copy, or the published one in Colab
-table
+print(f"grid lengths: {', '.join(map(str, fit.GRID_LENGTHS))}; the lean trunk's (notebook 07) also "
+      f"{', '.join(map(str, fit.LEAN_GRID_LENGTHS[len(fit.GRID_LENGTHS):]))}")
+print(f"borderline: within {gpu.BORDERLINE_GIB} GiB of the card's limit")
+print("provenance:", table["provenance"].iloc[0])  # one provenance for every row
+with pd.option_context("display.max_colwidth", None, "display.max_columns", None, "display.width", None):
+    display(table.drop(columns="provenance"))
 
 # %% [markdown]
 # **Ask before you fold.** `fit.check_fits` returns the predicted need, or stops with a message that names a recipe
-# predicted to fit — a clear error instead of an out-of-memory crash twenty minutes into a download:
+# predicted to fit — a clear error before any download or load, instead of an out-of-memory crash later.
+#
+# It reads the committed grid at the length you ask. Between two grid lengths it interpolates: a power law through
+# the two neighbours (400 residues: between 384 and 512), and its message says which lengths it read. The number it
+# returns is what `nvidia-smi` should show on that card, so it adds the card's CUDA context: for a T4 an assumed
+# one, smaller than the H100's that section 6's `predicted nvidia-smi` adds. The last line compares the two at 480 aa.
 
 # %% tags=["show-output"]
 for variant, length in [("fp16", 400), ("fp32", 700)]:
     try:
-        print(f"{variant}, {length} aa: fits a free T4, ≈ {fit.check_fits(variant, length, card=gpu.T4):.1f} GiB "
-              "as nvidia-smi would show it")
+        need = fit.check_fits(variant, length, card=gpu.T4)
+        print(f"{variant}, {length} aa: fits a free T4, ≈ {need:.1f} GiB as nvidia-smi would show it "
+              f"({fit.grid_estimate(variant, length)['how']})")
     except fit.TooLongError as err:
         print(err)
+print(f"fp16, 480 aa: {fit.check_fits('fp16', 480, card=gpu.T4):.2f} GiB with a T4's assumed "
+      f"{gpu.T4.context_gib} GiB CUDA context; section 6's trace: {query['predicted nvidia-smi (GiB)']:.2f} GiB with "
+      f"the H100's {fit.CUDA_CONTEXT_GIB} GiB")
 
 # %% tags=["show-output"]
 from IPython.display import Image
@@ -318,10 +446,11 @@ Image(filename=str(data.repo_file("figures/04_predicted_memory.png")))  # the co
 # - Peak memory = weights (the floor) + activations that grow with L² (pair representation, output heads) and, in
 #   triangle attention, L³. Quantization lowers the floor; chunking flattens the L³ part; neither touches the
 #   unchunked L² parts.
-# - Time is dominated by the 4 trunk passes, which every recipe here runs in fp32; a sweep can time one pass
-#   (`num_recycles=0`) — the peak is the same.
-# - `fit.predict_peak(variant, length, chunk_size)` answers “will it fit?” on a CPU by running the real model code on
-#   fake tensors; the README's hardware table was computed with it.
+# - Time: the trunk's 4 passes keep fp32 activations in every recipe here, and only the language model's row is
+#   shortened by fp16; a sweep can time one pass (`num_recycles=0`), whose peak is nearly four passes' (section 3).
+# - `FakeTensorMode` plus a `TorchDispatchMode` that counts live storages predicts a peak without a GPU or weights;
+#   on one trunk block it matches the real run's count. `fit.predict_peak(variant, length, chunk_size)` does it for
+#   the whole model; the hardware table and `fit.check_fits` read its committed grid.
 #
 # ## Exercises
 # 1. Predict the peak for the longest protein you care about with the recipe you can afford. Does it fit a T4?

@@ -186,6 +186,27 @@ def test_check_fits_says_too_long_and_names_a_recipe_that_fits():
     assert fit.check_fits("fp16", 400, None, card=gpu.T4) < fit.check_fits("fp16", 480, None, card=gpu.T4)
 
 
+def test_check_fits_checks_the_length_asked_and_says_which_grid_lengths_it_read():
+    """400 residues lie between the grid's 384 and 512: the need is interpolated between the two, not rounded up to
+    512's, and the message names 400 with that need and the grid lengths it was read from."""
+    low, high = (fit.grid_estimate("fp16", n, None)["reserved (GiB)"] for n in (384, 512))
+    need = fit.grid_estimate("fp16", 400, None)["reserved (GiB)"]
+    assert low < need < high - 1.0  # 512's need is over a GiB more: rounding up would answer for another protein
+    context = gpu.ASSUMED_CONTEXT_GIB  # a card given in GiB is assumed to have this context
+    # a card that holds 400 residues but not 512: it fits, and the answer is 400's need
+    assert fit.check_fits("fp16", 400, None, card=need + context + 0.1) == pytest.approx(need + context)
+    # a card that does not: the message states 400's need, read between 384 and 512
+    with pytest.raises(fit.TooLongError) as raised:
+        fit.check_fits("fp16", 400, None, card=need + context - 0.1)
+    message = str(raised.value)
+    assert message.startswith(f"400 residues with 'fp16' (chunk size none) are predicted to need about {need:.1f} GiB "
+                              "(interpolated between 384 and 512 residues of the committed grid)"), message
+    assert f"{high:.1f} GiB" not in message.split("Predicted to fit")[0]
+    # a chunk size the grid lacks is read at the next larger one, and the message says so
+    with pytest.raises(fit.TooLongError, match=r"chunk size 48, read as chunk size 64"):
+        fit.check_fits("fp16", 400, 48, card=4.0)
+
+
 def test_sweep_measures_every_point_and_the_prediction_matches_on_cpu():
     from helpers import benchmark
 
