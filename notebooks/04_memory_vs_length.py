@@ -31,7 +31,7 @@
 # - how to predict a fold's peak memory on a CPU in seconds — no weights, no GPU — by running the real model code on
 #   *fake* tensors, and the “Which recipe fits my hardware?” table computed that way.
 #
-# **Estimated run time on a free Colab T4:** about 15 minutes, a fresh runtime's setup and 8.4 GB download included
+# **Estimated run time on a free Colab T4:** about 14 minutes, a fresh runtime's setup and 8.4 GB download included
 # (2.4 min); 4 checkpoint reads, 36 folds, 5 of them at the edge of memory on purpose (they may run out; the notebook
 # catches it) — *an estimate from the series' run plan (figures/t4_plan.csv), not a measurement: fold times measured
 # on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the ratios of the two GPUs' published

@@ -39,7 +39,7 @@
 # measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
 # ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
 # download at 100 MB/s (below the 106–175 MB/s reported on Colab); not measured on a T4*. The optional last section,
-# off by default, adds about 25 minutes.
+# off by default, adds about 24 minutes.
 
 # %% [markdown]
 # ## Setup
@@ -679,7 +679,7 @@ fit.recipe_table()
 # %% [markdown]
 # ## 9 · Optional: 3,056 residues on a T4
 #
-# **This optional section on a free Colab T4:** about 25 minutes (an estimate from the run plan, as in the header).
+# **This optional section on a free Colab T4:** about 24 minutes (an estimate from the run plan, as in the header).
 #
 # Human ATM, the kinase that signals DNA double-strand breaks (UniProt
 # [Q13315](https://www.uniprot.org/uniprotkb/Q13315/entry)), is one chain about as long as the lean trunk is
