@@ -8,9 +8,8 @@ import os
 import re
 import sys
 import warnings
-from pathlib import Path
 
-from helpers import data, gpu, models, rehearsal
+from helpers import cpu, data, gpu, models, rehearsal
 
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
 TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
@@ -108,20 +107,12 @@ def start(needs_gpu: bool = True) -> str:
 
 
 def device_name(device: str) -> str:
-    """Human name of the device: the GPU's model, or the CPU's."""
+    """Human name of the device: the GPU's model, or the CPU's (`cpu.cpu_name`)."""
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "CPU"
+    return cpu.cpu_name()
 
 
 def provenance(device: str, source: str | None = None) -> dict:

@@ -1,6 +1,7 @@
 """Model loading: stand-ins go through from_pretrained with an explicit dtype; the full architecture's counts."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,9 +49,20 @@ def test_load_model_always_passes_an_explicit_dtype_and_device_map(monkeypatch):
     assert model.trunk.chunk_size == 32 and not model.training
 
 
-def test_chunk_size_is_set_explicitly_even_when_the_config_differs(tiny):
-    model, _ = tiny
-    assert model.trunk.chunk_size is None  # unchunked unless asked, whatever TrunkConfig's default (128) says
+def test_chunk_size_is_set_explicitly_even_when_the_config_differs(tmp_path):
+    """A checkpoint whose config asks for chunk 128 still loads unchunked unless a chunk size is asked."""
+    source = Path(models.checkpoint_path("tiny"))
+    for file in source.iterdir():
+        if file.name != "config.json":
+            (tmp_path / file.name).symlink_to(file)
+    config = json.loads((source / "config.json").read_text())
+    config["esmfold_config"]["trunk"]["chunk_size"] = 128
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model, _ = models.load_model("fp32", device="cpu", source=str(tmp_path), allow_cpu=True)
+    assert model.config.esmfold_config.trunk.chunk_size == 128  # the config did differ
+    assert model.trunk.chunk_size is None
+    model, _ = models.load_model("fp32", device="cpu", source=str(tmp_path), allow_cpu=True, chunk_size=32)
+    assert model.trunk.chunk_size == 32
 
 
 def test_stand_in_checkpoint_stores_lm_in_fp16_and_the_rest_in_fp32():

@@ -1,5 +1,6 @@
 """Project promises: pins agree, notebooks are paired and clean, badges agree, README commands, notebook anatomy."""
 
+import importlib
 import json
 import re
 import shutil
@@ -301,3 +302,20 @@ def test_the_runner_writes_a_row_per_notebook_with_its_provenance(monkeypatch, t
     rows = pd.read_csv(tmp_path / "rows.csv")
     assert rows["notebook"].tolist() == ["01_x.ipynb"] and rows["status"].tolist() == ["passed"]
     assert {"device", "torch", "transformers", "weights", "date", "nvidia-smi peak (GiB)"} <= set(rows.columns)
+
+
+
+TOOLS = sorted(p.stem for p in (ROOT / "tools").glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_every_maintainer_tool_imports_and_says_how_it_is_run(name):
+    """Each tools/ module imports (most run only by hand, so nothing else would notice an import error), and its
+    docstring gives the command that runs it: `python -m tools.<name>`, or a make target that the Makefile points at
+    the module."""
+    module = importlib.import_module(f"tools.{name}")
+    doc = module.__doc__ or ""
+    targets = re.findall(r"make ([\w-]+)", doc)
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"python -m tools.{name}" in doc or (targets and f"tools.{name}" in makefile), (
+        f"tools/{name}.py: its docstring should say how it is run")
