@@ -220,9 +220,16 @@ def uses_bf16(recipe: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
+def probe_gflops() -> dict[str, float]:
+    """`matmul_gflops` of the probe product in fp32 and bf16, measured once per process: every bf16 decision and every
+    printed ratio reads these two numbers."""
+    return {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
+
+
 def bf16_speedup() -> float:
-    """How many times faster this CPU multiplies in bf16 than in fp32 (`matmul_gflops`, measured once per process)."""
-    return matmul_gflops(torch.bfloat16) / matmul_gflops(torch.float32)
+    """How many times faster this CPU multiplies in bf16 than in fp32 (`probe_gflops`)."""
+    probe = probe_gflops()
+    return probe["bfloat16"] / probe["float32"]
 
 
 def fast_here(recipe: str) -> bool:

@@ -631,9 +631,7 @@ def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32
 
     rows = []
     for length in lengths:
-        steps = [("original model, chunk %d" % chunk_size, None)]
-        steps += [(f"+ {change}", lean.LeanOptions.only(*lean.CHANGES[:i + 1])) for i, change in enumerate(lean.CHANGES)]
-        for label, options in steps:
+        for label, options in lean.cumulative_steps(chunk_size):
             if (length, label) in skip:
                 continue
             result = predict_peak(variant, length, chunk_size, num_recycles=num_recycles, lean=options)

@@ -96,6 +96,13 @@ CHANGES = ("sdpa_attention", "trimul", "pair_mlp", "seq_to_pair", "recycling", "
            "one_projection", "park_lm")
 
 
+def cumulative_steps(chunk_size: int = 32) -> list[tuple[str, LeanOptions | None]]:
+    """Notebook 07's steps, (label, options): the original model with trunk chunk `chunk_size`, then each of CHANGES
+    switched on after the ones before it. Predictions, measurements and figures join on these labels."""
+    return [(f"original model, chunk {chunk_size}", None)] + [
+        (f"+ {change}", LeanOptions.only(*CHANGES[:i + 1])) for i, change in enumerate(CHANGES)]
+
+
 def _row_chunks(length: int, rows: int | None):
     """Slices over `length` rows, `rows` at a time (None: the default LeanOptions' chunk)."""
     step = rows or LeanOptions().chunk_rows(length)

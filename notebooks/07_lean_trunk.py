@@ -585,11 +585,9 @@ assert worst < 0.01, "the lean model must give the original's coordinates"
 
 # %%
 sequence, origin = data.sequence_of_length(L_STEPS)
-options = [None] + [lean.LeanOptions.only(*lean.CHANGES[:i + 1]) for i in range(len(lean.CHANGES))]
-labels = ["original model, chunk 32"] + [f"+ {c}" for c in lean.CHANGES]
 measured = []
 with memory.gpu_budget(T4):
-    for label, opts in zip(labels, options):
+    for label, opts in lean.cumulative_steps(32):  # the labels of the predicted table above
         lean.undo_lean(model)
         if opts is not None:
             lean.make_lean(model, opts)

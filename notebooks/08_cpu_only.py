@@ -129,9 +129,8 @@ pd.DataFrame([cpu.cpu_features()], index=["present"])
 
 # %%
 threads = cpu.set_threads()  # one thread per CPU this process may use (Colab: 2); more threads than cores only slows down
-gflops = {str(dtype).replace("torch.", ""): round(cpu.matmul_gflops(dtype), 1)
-          for dtype in (torch.float32, torch.bfloat16)}
-speedup = cpu.bf16_speedup()  # the same two products, measured once for the whole notebook (`cpu.fast_here` reuses it)
+gflops = {dtype: round(value, 1) for dtype, value in cpu.probe_gflops().items()}  # measured once per notebook
+speedup = cpu.bf16_speedup()  # their ratio; `cpu.fast_here` and `cpu.choose_recipe` read the same two numbers
 print(f"{threads} threads · a 256 × 1024 by 1024 × 1024 matrix product: {gflops} GFLOPS — bf16 is {speedup:.2f}× fp32 "
       f"· CPU class: {cpu.cpu_class()}")
 

@@ -185,13 +185,23 @@ def variant_table_markdown() -> str:
     return "\n".join(lines)
 
 
+def _traced(torch_version: str, transformers_version: str, date: str) -> str:
+    """The start of every predicted table's provenance: what was traced, with which versions, when."""
+    return (f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {torch_version}, "
+            f"transformers {transformers_version}, {date})")
+
+
+def _grid_traced(grid: pd.DataFrame) -> str:
+    """`_traced` for tables read from the committed grid."""
+    return _traced(grid["torch"].iloc[0], grid["transformers"].iloc[0], grid["date"].iloc[0])
+
+
 def max_length_table(out_dir: Path) -> Path:
     """The "Which recipe fits my hardware?" table, predicted from the committed grid, as figures/04_max_length.csv."""
     grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
     table = fit.hardware_table()
     table["provenance"] = (
-        f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
-        f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles, grid lengths "
+        f"{_grid_traced(grid)}, default recycles, grid lengths "
         f"{', '.join(map(str, sorted(grid['length'].unique())))}; {_estimate_rule()}"
     )
     path = out_dir / "04_max_length.csv"
@@ -295,8 +305,7 @@ def recipe_table(out_dir: Path) -> Path:
     grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
     table = fit.recipe_table()
     table["provenance"] = (
-        f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch {grid['torch'].iloc[0]}, "
-        f"transformers {grid['transformers'].iloc[0]}, {grid['date'].iloc[0]}), default recycles; first recipe of "
+        f"{_grid_traced(grid)}, default recycles; first recipe of "
         f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk that fits: {_estimate_rule()}; "
         "cells show the need as nvidia-smi would (with the card's CUDA context)"
     )
@@ -318,12 +327,11 @@ def lean_steps_table(out_dir: Path) -> Path:
     import torch
 
     path = out_dir / "07_lean_steps.csv"
-    labels = ["original model, chunk 32"] + [f"+ {change}" for change in lean.CHANGES]
+    labels = [label for label, _ in lean.cumulative_steps(32)]
     kept = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["length", "step"])
     kept = kept[kept["step"].isin(labels)]
     new = fit.lean_steps("int8", (1000, 2000), num_recycles=1, skip=set(zip(kept["length"], kept["step"])))
-    new["provenance"] = (f"predicted, not measured: fake-tensor trace of the esmfold_v1 architecture (torch "
-                         f"{torch.__version__}, transformers {transformers.__version__}, {_dt.date.today().isoformat()}), "
+    new["provenance"] = (f"{_traced(torch.__version__, transformers.__version__, _dt.date.today().isoformat())}, "
                          "default recycles (2 passes traced: later passes allocate as the second), int8 weights (exact "
                          "bytes) + fp32 activations; values: peak allocated (no CUDA context)")
     table = pd.concat([kept, new], ignore_index=True)
