@@ -170,11 +170,11 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
         model, tokenizer = models.load_model(variant, device=device, source=source)
         weights = models.resident_bytes(model) / memory.GIB
         for chunk in chunk_sizes:
-            if chunk == "lean":  # the lean trunk of notebook 07
+            if chunk == lean.LEAN:  # the lean trunk of notebook 07
                 lean.make_lean(model)
             else:
                 lean.undo_lean(model)
-            model.trunk.set_chunk_size(None if chunk == "lean" else chunk)
+            model.trunk.set_chunk_size(None if chunk == lean.LEAN else chunk)
             stopped = False
             for length in sorted(lengths):
                 row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights,

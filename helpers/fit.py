@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import torch
 
+from helpers import lean
 from helpers.memory import LiveBytes
 
 
@@ -260,7 +261,7 @@ def _peak_bytes(variant: str, source: str | None, traced_weights, activations, p
     `parked`: the lean model parks the language model once it has run, so the fold's peak is the larger of the
     language model's phase (every weight on the GPU) and the trunk's (the recipe's LM weights off the GPU). A recipe
     that offloads its LM never has it on the GPU; `_weights_and_temporary` already leaves it out."""
-    from helpers import lean, models
+    from helpers import models
 
     weights, extra = _weights_and_temporary(variant, source, traced_weights)
     recipe = models.RECIPES[variant]
@@ -340,8 +341,8 @@ GRID_PROFILES = ("fp32", "fp16-lm")
 
 #: Lengths of the lean model's grid (notebook 07): it reaches further.
 LEAN_GRID_LENGTHS = GRID_LENGTHS + (1792, 2048, 2560, 3072)
-#: The "chunk size" label of the lean trunk in grids and tables.
-LEAN = "lean"
+#: The "chunk size" label of the lean trunk in grids and tables (defined by `lean`).
+LEAN = lean.LEAN
 
 
 #: The committed grid's columns of the lean model's traces that split the fold where the LM is parked (`Trace`).
@@ -363,8 +364,6 @@ def _grid_row_peak(variant: str, source, row, parked: bool, batch: int = 1):
 
 
 def _default_lean():
-    from helpers import lean
-
     return lean.LeanOptions()
 
 
@@ -626,8 +625,6 @@ def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32
     starting from the original model with trunk chunk `chunk_size` (notebook 07); `skip`: (length, step) pairs not to
     trace (rows kept from an earlier run). Minutes at L = 2,000."""
     import pandas as pd
-
-    from helpers import lean
 
     rows = []
     for length in lengths:

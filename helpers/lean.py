@@ -91,6 +91,9 @@ class LeanOptions:
         return cls(**{name: name in names for name in CHANGES}, rows=rows, positions=positions, park_from=park_from)
 
 
+#: The `chunk_size` that asks for the lean trunk instead of a trunk chunk size (`models.load_model`, grids, tables).
+LEAN = "lean"
+
 #: The changes in the order the notebook switches them on.
 CHANGES = ("sdpa_attention", "trimul", "pair_mlp", "seq_to_pair", "recycling", "structure_module", "heads",
            "one_projection", "park_lm")

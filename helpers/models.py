@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import data, gpu
+from helpers import data, gpu, lean
 
 #: The real model on the Hugging Face hub.
 REAL_MODEL_ID = "facebook/esmfold_v1"
@@ -337,9 +337,7 @@ def load_model(
     if recipe.half_lm_after_load:
         model.esm = model.esm.half()
     model.eval()
-    if chunk_size == "lean":
-        from helpers import lean
-
+    if chunk_size == lean.LEAN:
         lean.make_lean(model)
         chunk_size = None
     model.trunk.set_chunk_size(chunk_size)
