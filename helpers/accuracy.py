@@ -107,40 +107,40 @@ def score_against_experiment(result: folding.FoldResult, target: dict) -> dict:
     return scores
 
 
-def evaluate(variants: list[str], targets: list[dict], device: str, source: str | None = None,
+def evaluate(recipes: list[str], targets: list[dict], device: str, source: str | None = None,
              reference: str = "fp32", chunk_size: int | None = 64, keep: dict | None = None) -> pd.DataFrame:
-    """Fold every target with every variant (each variant loaded once) and score it against the reference variant's
-    prediction (tier 1) and against experiment (tier 2); one tidy row per target × variant, with provenance.
+    """Fold every target with every recipe (each recipe loaded once) and score it against the reference recipe's
+    prediction (tier 1) and against experiment (tier 2); one tidy row per target × recipe, with provenance.
 
     On a GPU, each fold is first predicted (`fit.verdict`): one that does not fit is skipped, with the reason in its
     row and printed; a borderline one is tried, and an out-of-memory is caught and recorded. Where the reference
-    variant has no prediction for a target, tier 1 uses the next variant in `variants` that has one, and the row's
-    'reference' column says which. Pass a dict as `keep` to receive the predictions, keyed by (variant, target)."""
+    recipe has no prediction for a target, tier 1 uses the next recipe in `recipes` that has one, and the row's
+    'reference' column says which. Pass a dict as `keep` to receive the predictions, keyed by (recipe, target)."""
     from tqdm.auto import tqdm
 
     from helpers import fit, gpu, notebook
 
-    order = [reference] + [v for v in variants if v != reference]
+    order = [reference] + [v for v in recipes if v != reference]
     predictions: dict = {} if keep is None else keep
     rows = []
     bar = tqdm(total=len(order) * len(targets), desc="evaluate")
-    for variant in order:
-        model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
+    for recipe in order:
+        model, tokenizer = models.load_model(recipe, device=device, source=source, chunk_size=chunk_size)
         for target in targets:
-            row = {"target": target["target"], "variant": variant, "length": len(target["sequence"])}
-            verdict, why = fit.verdict(variant, row["length"], chunk_size) if gpu.current() else ("fits", "")
+            row = {"target": target["target"], "recipe": recipe, "length": len(target["sequence"])}
+            verdict, why = fit.verdict(recipe, row["length"], chunk_size) if gpu.current() else ("fits", "")
             if verdict == "over":
                 row.update(status="skipped", reason=why)
-                print(f"skipped {variant} for {target['target']}: {why}")
+                print(f"skipped {recipe} for {target['target']}: {why}")
             else:
-                with memory.measure(f"{variant} {target['target']}", device=device,
+                with memory.measure(f"{recipe} {target['target']}", device=device,
                                     may_run_out=verdict == "borderline") as record:
                     result = folding.fold(model, tokenizer, target["sequence"])
                 row["status"], row["seconds"] = record["status"], record["seconds"]
             if row["status"] == "ok":
-                predictions[(variant, target["target"])] = result
+                predictions[(recipe, target["target"])] = result
                 row.update({"pTM": result.ptm, "mean pLDDT (Cα)": result.mean_plddt_ca})
-                # the reference's prediction, or the first variant's in `order` that folded this target
+                # the reference's prediction, or the first recipe's in `order` that folded this target
                 row["reference"] = next(v for v in order if (v, target["target"]) in predictions)
                 row.update(metrics.compare_predictions(predictions[(row["reference"], target["target"])], result))
                 row.update(score_against_experiment(result, target))
@@ -155,16 +155,16 @@ def evaluate(variants: list[str], targets: list[dict], device: str, source: str 
     return table
 
 
-def paired_bootstrap(table: pd.DataFrame, metric: str, variant: str, reference: str = "fp32", n: int = 2000,
+def paired_bootstrap(table: pd.DataFrame, metric: str, recipe: str, reference: str = "fp32", n: int = 2000,
                      seed: int = 0) -> dict:
-    """Mean paired difference (variant − reference) of a metric over targets, with a 95 % bootstrap interval."""
-    wide = table.pivot(index="target", columns="variant", values=metric)[[reference, variant]].dropna()
-    differences = (wide[variant] - wide[reference]).to_numpy()
+    """Mean paired difference (recipe − reference) of a metric over targets, with a 95 % bootstrap interval."""
+    wide = table.pivot(index="target", columns="recipe", values=metric)[[reference, recipe]].dropna()
+    differences = (wide[recipe] - wide[reference]).to_numpy()
     if len(differences) == 0:
-        return {"variant": variant, "metric": metric, "targets": 0, "mean difference": float("nan"),
+        return {"recipe": recipe, "metric": metric, "targets": 0, "mean difference": float("nan"),
                 "95% CI low": float("nan"), "95% CI high": float("nan")}
     rng = np.random.default_rng(seed)
     means = rng.choice(differences, size=(n, len(differences)), replace=True).mean(axis=1)
-    return {"variant": variant, "metric": metric, "targets": len(differences),
+    return {"recipe": recipe, "metric": metric, "targets": len(differences),
             "mean difference": float(differences.mean()),
             "95% CI low": float(np.percentile(means, 2.5)), "95% CI high": float(np.percentile(means, 97.5))}

@@ -1,4 +1,4 @@
-"""Load a variant, fold a sequence, and record both steps' memory and time in one row (variants compared side by side)."""
+"""Load a recipe, fold a sequence, and record both steps' memory and time in one row (recipes compared side by side)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import pandas as pd
 from helpers import folding, lean, memory, metrics, models
 
 
-def load_and_fold(variant: str, sequence: str, device: str, chunk_size: int | None = 64, source: str | None = None,
+def load_and_fold(recipe: str, sequence: str, device: str, chunk_size: int | None = 64, source: str | None = None,
                   num_recycles: int | None = None):
-    """Load `variant`, fold `sequence` once, free the model; return (row of measurements, FoldResult or None)."""
-    row = {"variant": variant, "recipe": models.RECIPES[variant].description, "length": len(sequence),
+    """Load `recipe`, fold `sequence` once, free the model; return (row of measurements, FoldResult or None)."""
+    row = {"recipe": recipe, "description": models.RECIPES[recipe].description, "length": len(sequence),
            "chunk size": chunk_size}
     result = None
     model = None
-    with memory.measure(f"load {variant}", device=device) as load:
-        model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
+    with memory.measure(f"load {recipe}", device=device) as load:
+        model, tokenizer = models.load_model(recipe, device=device, source=source, chunk_size=chunk_size)
     row.update({f"load {k}": v for k, v in load.items() if k not in ("label", "device", "cpu peak is")})
     if load["status"] == "ok":
         row["weights (GiB)"] = models.resident_bytes(model) / memory.GIB  # offloaded weights not counted
-        with memory.measure(f"fold {variant}", device=device) as fold:
+        with memory.measure(f"fold {recipe}", device=device) as fold:
             result = folding.fold(model, tokenizer, sequence, num_recycles=num_recycles)
         row.update({f"fold {k}": v for k, v in fold.items() if k not in ("label", "device", "cpu peak is")})
         if result is not None:
@@ -30,7 +30,7 @@ def load_and_fold(variant: str, sequence: str, device: str, chunk_size: int | No
 
 
 def agreement_table(results: dict, reference: str = "fp32") -> pd.DataFrame:
-    """Agreement of every variant's prediction with the reference variant's (TM-score, RMSD, lDDT-Cα, ΔpLDDT, ΔpTM)."""
+    """Agreement of every recipe's prediction with the reference recipe's (TM-score, RMSD, lDDT-Cα, ΔpLDDT, ΔpTM)."""
     base = results[reference]
     rows = {name: metrics.compare_predictions(base, other) for name, other in results.items() if other is not None}
     return pd.DataFrame(rows).T
@@ -139,22 +139,22 @@ def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "", 
     return record
 
 
-def _predicted(variant: str, length: int, chunk, source: str | None) -> float:
+def _predicted(recipe: str, length: int, chunk, source: str | None) -> float:
     """The predictor's peak allocated (GiB) for a sweep point, for the model that computes it: the tiny stand-in's own
     trace (on a CPU the measurement must match it), else the full-size esmfold_v1 from the committed grid (instant) —
     also in a rehearsal, where the tiny model stands in for the full-size one."""
     from helpers import fit, rehearsal
 
     if models.weights_source(source) == "tiny" and not rehearsal.active():
-        return fit.lookup_or_predict(variant, length, chunk, "tiny")
-    return fit.grid_estimate(variant, length, chunk)["allocated (GiB)"]
+        return fit.lookup_or_predict(recipe, length, chunk, "tiny")
+    return fit.grid_estimate(recipe, length, chunk)["allocated (GiB)"]
 
 
-def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True,
+def sweep(recipes, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True,
           num_recycles: int | None = None) -> pd.DataFrame:
-    """Measure peak memory and time of one fold per (variant, chunk size, length): one load per variant, peaks reset
+    """Measure peak memory and time of one fold per (recipe, chunk size, length): one load per recipe, peaks reset
     before each point, a progress bar; a sweep looks for the edge of the GPU's memory, so a fold that runs out is
-    expected — its variant/chunk size skips the longer lengths. `num_recycles=0` times one trunk pass (the peak is the
+    expected — its recipe/chunk size skips the longer lengths. `num_recycles=0` times one trunk pass (the peak is the
     same as with the default 4; the time is about a quarter).
 
     On CUDA, "peak allocated" is torch's; on a CPU, the live tensor bytes are counted as they are allocated. With
@@ -165,9 +165,9 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
     from helpers import data, fit
 
     rows = []
-    bar = tqdm(total=len(variants) * len(lengths) * len(chunk_sizes), desc="sweep")
-    for variant in variants:
-        model, tokenizer = models.load_model(variant, device=device, source=source)
+    bar = tqdm(total=len(recipes) * len(lengths) * len(chunk_sizes), desc="sweep")
+    for recipe in recipes:
+        model, tokenizer = models.load_model(recipe, device=device, source=source)
         weights = models.resident_bytes(model) / memory.GIB
         for chunk in chunk_sizes:
             if chunk == lean.LEAN:  # the lean trunk of notebook 07
@@ -177,19 +177,19 @@ def sweep(variants, lengths, chunk_sizes, device: str, source: str | None = None
             model.trunk.set_chunk_size(None if chunk == lean.LEAN else chunk)
             stopped = False
             for length in sorted(lengths):
-                row = {"variant": variant, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights,
+                row = {"recipe": recipe, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights,
                        "trunk passes": 4 if num_recycles is None else num_recycles + 1}
                 if stopped:
                     row["status"] = "skipped (shorter length ran out of memory)"
                 else:
                     sequence, origin = data.sequence_of_length(length)
-                    record = measure_fold(model, tokenizer, sequence, device, f"{variant} L={length}",
+                    record = measure_fold(model, tokenizer, sequence, device, f"{recipe} L={length}",
                                           num_recycles=num_recycles, may_run_out=True)
                     row.update({k: v for k, v in record.items() if k not in ("label", "cpu peak is")})
                     row["sequence"] = origin
                     stopped = record["status"] == "OOM"
                     if predict and not stopped:
-                        row["predicted peak allocated (GiB)"] = _predicted(variant, length, chunk, source)
+                        row["predicted peak allocated (GiB)"] = _predicted(recipe, length, chunk, source)
                 rows.append(row)
                 bar.update()
         del model

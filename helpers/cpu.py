@@ -172,10 +172,10 @@ def ram_sampler(interval: float = 0.05):
 
 @dataclass(frozen=True)
 class CpuRecipe:
-    """A CPU recipe: the loader variant it starts from, what happens to the LM after loading, and the trunk."""
+    """A CPU recipe: the loader recipe it starts from, what happens to the LM after loading, and the trunk."""
 
     description: str
-    variant: str  # a models.RECIPES name, loaded on the CPU
+    base: str  # a models.RECIPES name, loaded on the CPU
     lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16), torchao "int8-dynamic"/"int8-weight-only"
     trunk_bf16: bool = False  # cast the fp32 trunk, structure module and heads to bf16 after loading
     lean: bool = False  # the lean trunk of notebook 07
@@ -266,13 +266,13 @@ def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
 
         from helpers import data
 
-        weights = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
-        return float(weights.loc[spec.variant, "total"]) / 1e9  # exact bytes, measured on the full architecture
+        weights = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
+        return float(weights.loc[spec.base, "total"]) / 1e9  # exact bytes, measured on the full architecture
     counts = models.component_parameters(models.meta_model(source))
     lm = counts["language model (ESM-2)"]
     rest = counts["total"] - lm
-    lm_mapped = spec.variant == "fp16" and spec.lm is None and not spec.trunk_bf16
-    rest_mapped = not spec.trunk_bf16 and spec.variant != "int8"  # Quanto's int8 weights are made while loading
+    lm_mapped = spec.base == "fp16" and spec.lm is None and not spec.trunk_bf16
+    rest_mapped = not spec.trunk_bf16 and spec.base != "int8"  # Quanto's int8 weights are made while loading
     return (lm * 2 * lm_mapped + rest * 4 * rest_mapped) / 1e9
 
 
@@ -326,7 +326,7 @@ def load_cpu(recipe: str, source: str | None = None):
                                     "runtime with notebook 03 (section 4), and copy the folder here.")
         model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
         return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
-    model, tokenizer = models.load_model(spec.variant, device="cpu", source=source,
+    model, tokenizer = models.load_model(spec.base, device="cpu", source=source,
                                          chunk_size=None if spec.lean else 64, allow_cpu=True)
     if spec.trunk_bf16:
         model.to(torch.bfloat16)  # parameter by parameter: LM fp16 → bf16, the rest fp32 → bf16

@@ -149,7 +149,7 @@ def sequence_of_length(length: int) -> tuple[str, str]:
 
 
 #: The seed article's GPU memory (nvidia-smi, "GB" as it reports them; no trunk chunking; GPU not stated), read from
-#: its text and plots — cited from github.com/davideaguglia/ESMFold, not measured here. {variant: {length: GB}}
+#: its text and plots — cited from github.com/davideaguglia/ESMFold, not measured here. {recipe: {length: GB}}
 SEED_MEMORY_GB = {
     "fp32": {30: 15.0, 256: 16.0, 480: 20.3},
     "fp16-seed": {30: 9.2, 256: 10.2, 480: 14.4},

@@ -51,26 +51,26 @@ CACHE_SHARE = 0.25
 QUANTO_ALLOWANCE_GIB = 0.4
 
 
-def nvidia_smi_estimate(variant: str, allocated_gib, weights_gib, context_gib: float = CUDA_CONTEXT_GIB):
+def nvidia_smi_estimate(recipe: str, allocated_gib, weights_gib, context_gib: float = CUDA_CONTEXT_GIB):
     """What nvidia-smi will show for a fold predicted to peak at `allocated_gib` (weights + activations, GiB): the
     live tensors, the allocator's cache (CACHE_SHARE of the activations), the CUDA context (default: the H100's, as
     measured; `gpu.T4.context_gib` for a T4), and for Quanto recipes an allowance. Works on numbers and on pandas
     columns alike."""
     from helpers import models
 
-    quanto = variant in models.RECIPES and models.RECIPES[variant].quanto is not None
+    quanto = recipe in models.RECIPES and models.RECIPES[recipe].quanto is not None
     activations = allocated_gib - weights_gib
     return (allocated_gib + CACHE_SHARE * activations + context_gib
             + (QUANTO_ALLOWANCE_GIB if quanto else 0.0))
 
 
-def activation_profile(variant: str) -> str:
+def activation_profile(recipe: str) -> str:
     """Which fake model traces a recipe's activations: 'fp32', 'fp16-lm' or 'bf16' (`models.Recipe.profile`)."""
     from helpers import models
 
-    if variant not in models.RECIPES:
-        raise ValueError(f"No activation profile is known for recipe {variant!r}")
-    return models.RECIPES[variant].profile
+    if recipe not in models.RECIPES:
+        raise ValueError(f"No activation profile is known for recipe {recipe!r}")
+    return models.RECIPES[recipe].profile
 
 
 class Trace(NamedTuple):
@@ -211,20 +211,20 @@ def _offloaded_lm_bytes(source: str) -> tuple[int, int]:
     return sum(p.numel() for p in lm.parameters()) * 2, largest * 2
 
 
-def _weights_and_temporary(variant: str, source: str | None, traced_weights):
-    """(weight bytes, transient bytes) of a variant: the traced weights for unquantized variants; for quantized ones
+def _weights_and_temporary(recipe: str, source: str | None, traced_weights):
+    """(weight bytes, transient bytes) of a recipe: the traced weights for unquantized recipes; for quantized ones
     the exact quantized bytes, plus one dequantized fp32 weight for Quanto; for LM offloading the traced weights
     without the LM's parameters, plus one LM layer on the GPU at a time."""
     from helpers import models
 
-    recipe = models.RECIPES[variant]
-    if recipe.offload_lm:
+    spec = models.RECIPES[recipe]
+    if spec.offload_lm:
         lm, layer = _offloaded_lm_bytes(source or "random-full")
         return traced_weights - lm, layer
-    if not recipe.quantized:
+    if not spec.quantized:
         return traced_weights, 0
-    temporary = 0 if recipe.torchao else _largest_linear_bytes(source or "random-full")
-    return variant_weight_bytes(variant, source), temporary
+    temporary = 0 if spec.torchao else _largest_linear_bytes(source or "random-full")
+    return recipe_weight_bytes(recipe, source), temporary
 
 
 @functools.lru_cache(maxsize=None)
@@ -238,22 +238,22 @@ def _committed_grid():
 
 
 @functools.lru_cache(maxsize=None)
-def variant_weight_bytes(variant: str, source: str | None = None, part: str = "total") -> int:
-    """Exact weight bytes of a loaded variant (`part`: 'total' or a stage of `models.weights_bytes`, e.g. 'language
-    model (ESM-2)'): from the committed per-variant table for esmfold_v1, else by loading."""
+def recipe_weight_bytes(recipe: str, source: str | None = None, part: str = "total") -> int:
+    """Exact weight bytes of a loaded recipe (`part`: 'total' or a stage of `models.weights_bytes`, e.g. 'language
+    model (ESM-2)'): from the committed per-recipe table for esmfold_v1, else by loading."""
     import pandas as pd
 
     from helpers import data, models
 
     source = source or "random-full"
     if source in ("random-full", models.REAL_MODEL_ID):
-        table = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
-        return int(table.loc[variant, part])
-    model, _ = models.load_model(variant, device="cpu", source=source)
+        table = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
+        return int(table.loc[recipe, part])
+    model, _ = models.load_model(recipe, device="cpu", source=source)
     return models.weights_bytes(model)[part]
 
 
-def _peak_bytes(variant: str, source: str | None, traced_weights, activations, parked: bool = False,
+def _peak_bytes(recipe: str, source: str | None, traced_weights, activations, parked: bool = False,
                 lm_weights=0, lm_activations=0, parked_activations=0):
     """(weight bytes, peak allocated bytes, weight bytes on the GPU at that peak) of a recipe from a trace's numbers
     (scalars or pandas columns alike).
@@ -263,20 +263,20 @@ def _peak_bytes(variant: str, source: str | None, traced_weights, activations, p
     that offloads its LM never has it on the GPU; `_weights_and_temporary` already leaves it out."""
     from helpers import models
 
-    weights, extra = _weights_and_temporary(variant, source, traced_weights)
-    recipe = models.RECIPES[variant]
-    if parked and recipe.offload_lm:
+    weights, extra = _weights_and_temporary(recipe, source, traced_weights)
+    spec = models.RECIPES[recipe]
+    if parked and spec.offload_lm:
         lm = 0
-    elif parked and recipe.quantized:
-        lm = variant_weight_bytes(variant, source, "language model (ESM-2)")
+    elif parked and spec.quantized:
+        lm = recipe_weight_bytes(recipe, source, "language model (ESM-2)")
     else:
         lm = lm_weights  # traced in the recipe's own precision
     lm_most = float(lm.max()) if hasattr(lm, "max") else float(lm)  # a pandas column holds one value per row
-    if parked and not recipe.offload_lm and not lean.parkable(lm_most):
+    if parked and not spec.offload_lm and not lean.parkable(lm_most):
         parked = False  # too big for CPU RAM: the lean model keeps it on the GPU
     if not parked:
         return weights, weights + activations + extra, weights
-    trunk_extra = 0 if recipe.offload_lm else extra  # offloading's extra is one LM layer, gone once the LM has run
+    trunk_extra = 0 if spec.offload_lm else extra  # offloading's extra is one LM layer, gone once the LM has run
     before = weights + lm_activations + extra
     after = weights - lm + parked_activations + trunk_extra
     if hasattr(before, "where"):  # pandas columns
@@ -289,15 +289,15 @@ def parks_lm(lean, length: int) -> bool:
     return lean is not None and lean.parks(length)
 
 
-def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
+def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
                  source: str | None = None, batch: int = 1, lean=None) -> dict:
     """Predicted peak GPU memory of one fold (what `torch.cuda.max_memory_allocated` would report), in GiB.
 
     `source` picks the architecture: the full-size esmfold_v1 by default (only its configuration is read), or 'tiny'.
     `lean` (a `helpers.lean.LeanOptions`) traces the memory-lean model of notebook 07 instead of the original.
 
-    Runs the real transformers model code on fake tensors with the variant's activation precision, counting live
-    tensor bytes. Quantized variants combine that exact activation trace with their exact quantized weight bytes
+    Runs the real transformers model code on fake tensors with the recipe's activation precision, counting live
+    tensor bytes. Quantized recipes combine that exact activation trace with their exact quantized weight bytes
     (Quanto and torchao tensors do not run on fake tensors) plus one dequantized fp32 weight (Quanto's temporary).
     """
     import time
@@ -305,28 +305,28 @@ def predict_peak(variant: str, length: int, chunk_size: int | None = None, num_r
     from helpers import models
 
     start = time.perf_counter()
-    folder = fake_folder(activation_profile(variant), source, lean)
+    folder = fake_folder(activation_profile(recipe), source, lean)
     trace = folder.trace(length, chunk_size, num_recycles, batch)
     parked = parks_lm(lean, length)
-    weights, peak, resident = _peak_bytes(variant, source, trace.weights, trace.peak - trace.weights, parked,
+    weights, peak, resident = _peak_bytes(recipe, source, trace.weights, trace.peak - trace.weights, parked,
                                           trace.lm_weights, trace.lm_activations, trace.parked_activations)
-    recipe = models.RECIPES[variant]
+    spec = models.RECIPES[recipe]
     gib = 1024**3
     return {
-        "variant": variant,
+        "recipe": recipe,
         "length": length,
         "chunk size": chunk_size,
         "weights (GiB)": weights / gib,
         "activations peak (GiB)": (peak - resident) / gib,
         "weights at the peak (GiB)": resident / gib,
         "predicted peak allocated (GiB)": peak / gib,
-        "predicted nvidia-smi (GiB)": nvidia_smi_estimate(variant, peak / gib, resident / gib),
+        "predicted nvidia-smi (GiB)": nvidia_smi_estimate(recipe, peak / gib, resident / gib),
         "lean": lean is not None,
         "LM parked": parked,
         "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "")
-        + (" + exact quantized weight bytes" if recipe.quantized else "")
-        + (" − offloaded LM weights + one LM layer" if recipe.offload_lm else "")
-        + (", LM parked in CPU RAM after it ran" if parked and not recipe.offload_lm else ""),
+        + (" + exact quantized weight bytes" if spec.quantized else "")
+        + (" − offloaded LM weights + one LM layer" if spec.offload_lm else "")
+        + (", LM parked in CPU RAM after it ran" if parked and not spec.offload_lm else ""),
         "seconds to predict": time.perf_counter() - start,
     }
 
@@ -354,13 +354,13 @@ def _parked_on_grid(length: int, chunk_label: str) -> bool:
     return chunk_label == LEAN and parks_lm(_default_lean(), length)
 
 
-def _grid_row_peak(variant: str, source, row, parked: bool, batch: int = 1):
+def _grid_row_peak(recipe: str, source, row, parked: bool, batch: int = 1):
     """(weights, peak allocated, weights on the GPU at the peak) in bytes of a grid row (or columns) for a recipe."""
     if parked:
         lm, before, after = (row[c] for c in PARKING_COLUMNS)
-        return _peak_bytes(variant, source, row["weights bytes (traced)"], row["activation bytes"] * batch, True, lm,
+        return _peak_bytes(recipe, source, row["weights bytes (traced)"], row["activation bytes"] * batch, True, lm,
                            before * batch, after * batch)
-    return _peak_bytes(variant, source, row["weights bytes (traced)"], row["activation bytes"] * batch)
+    return _peak_bytes(recipe, source, row["weights bytes (traced)"], row["activation bytes"] * batch)
 
 
 def _default_lean():
@@ -368,7 +368,7 @@ def _default_lean():
 
 
 @functools.lru_cache(maxsize=None)  # a trace off the grid takes seconds to minutes and always gives the same bytes
-def _allocated_and_weights(variant: str, length: int, chunk_size, source: str | None) -> tuple[float, float, float]:
+def _allocated_and_weights(recipe: str, length: int, chunk_size, source: str | None) -> tuple[float, float, float]:
     """(predicted peak allocated GiB, weights GiB, GiB of weights on the GPU at the peak): from the committed grid when
     the point is on it, else traced now."""
     from helpers import models
@@ -378,15 +378,15 @@ def _allocated_and_weights(variant: str, length: int, chunk_size, source: str | 
     if source in ("random-full", models.REAL_MODEL_ID):
         grid = _committed_grid()
         label = str(chunk_size or "none")
-        hit = grid[(grid["profile"] == activation_profile(variant)) & (grid["length"] == length)
+        hit = grid[(grid["profile"] == activation_profile(recipe)) & (grid["length"] == length)
                    & (grid["chunk size"].astype(str) == label)]
         if len(hit):
-            weights, peak, resident = _grid_row_peak(variant, source, hit.iloc[0], _parked_on_grid(length, label))
+            weights, peak, resident = _grid_row_peak(recipe, source, hit.iloc[0], _parked_on_grid(length, label))
             return peak / gib, weights / gib, resident / gib
     if chunk_size == LEAN:
-        result = predict_peak(variant, length, source=source, lean=_default_lean())
+        result = predict_peak(recipe, length, source=source, lean=_default_lean())
     else:
-        result = predict_peak(variant, length, chunk_size, source=source)
+        result = predict_peak(recipe, length, chunk_size, source=source)
     return result["predicted peak allocated (GiB)"], result["weights (GiB)"], result["weights at the peak (GiB)"]
 
 
@@ -396,11 +396,11 @@ def forget_cached_predictions() -> None:
     _allocated_and_weights.cache_clear()
 
 
-def lookup_or_predict(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
+def lookup_or_predict(recipe: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
     """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
     the point is on it, else traced now. `source` names another architecture (e.g. 'tiny'); `chunk_size='lean'` is
     the lean trunk of notebook 07."""
-    return _allocated_and_weights(variant, length, chunk_size, source)[0]
+    return _allocated_and_weights(recipe, length, chunk_size, source)[0]
 
 
 def _grid_chunk_label(chunk_size) -> str:
@@ -441,7 +441,7 @@ def _interpolate(curve, column: str, length: int) -> tuple[float, str]:
     return low * (length / lengths[i - 1]) ** exponent, f"interpolated between {lengths[i - 1]} and {lengths[i]} residues"
 
 
-def grid_estimate(variant: str, length: int, chunk_size=None, batch: int = 1) -> dict:
+def grid_estimate(recipe: str, length: int, chunk_size=None, batch: int = 1) -> dict:
     """Predicted peak memory of one fold of the full-size esmfold_v1, read from the committed grid without tracing
     (instant): exact at the grid's lengths, a power law between two of them, the shortest length's below the grid,
     L³ growth beyond it (stated in 'how'). A batch of padded sequences is counted as `batch` times one sequence's
@@ -450,9 +450,9 @@ def grid_estimate(variant: str, length: int, chunk_size=None, batch: int = 1) ->
     the CUDA context)."""
     from helpers import models
 
-    profile = activation_profile(variant)
+    profile = activation_profile(recipe)
     if profile not in GRID_PROFILES:
-        raise ValueError(f"The committed grid has no '{profile}' activations (recipe {variant!r}): it covers "
+        raise ValueError(f"The committed grid has no '{profile}' activations (recipe {recipe!r}): it covers "
                          f"{', '.join(GRID_PROFILES)}; trace it with `predict_peak` instead.")
     label = _grid_chunk_label(chunk_size)
     curve = _grid_curve(profile, label)
@@ -462,45 +462,45 @@ def grid_estimate(variant: str, length: int, chunk_size=None, batch: int = 1) ->
         row[PARKING_COLUMNS[0]] = int(curve[PARKING_COLUMNS[0]].iloc[0])
         for column in PARKING_COLUMNS[1:]:
             row[column] = _interpolate(curve, column, length)[0]
-    weights, peak, resident = _grid_row_peak(variant, None, row, _parked_on_grid(length, label), batch)
+    weights, peak, resident = _grid_row_peak(recipe, None, row, _parked_on_grid(length, label), batch)
     gib = 1024**3
     activations_gib = (peak - resident) / gib
-    quanto = QUANTO_ALLOWANCE_GIB if models.RECIPES[variant].quanto else 0.0
+    quanto = QUANTO_ALLOWANCE_GIB if models.RECIPES[recipe].quanto else 0.0
     return {"weights (GiB)": weights / gib, "activations (GiB)": activations_gib, "allocated (GiB)": peak / gib,
             "reserved (GiB)": peak / gib + CACHE_SHARE * activations_gib + quanto,
             "how": how + (f", × {batch} sequences" if batch > 1 else "")}
 
 
-def predicted_nvidia_smi(variant: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
+def predicted_nvidia_smi(recipe: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
     """What nvidia-smi is predicted to show for this fold (GiB): `lookup_or_predict` plus the allocator's cache, the
     CUDA context and, for Quanto, an allowance (`nvidia_smi_estimate`). The number to hold against a GPU's memory."""
-    allocated, _, resident = _allocated_and_weights(variant, length, chunk_size, source)
-    return nvidia_smi_estimate(variant, allocated, resident)
+    allocated, _, resident = _allocated_and_weights(recipe, length, chunk_size, source)
+    return nvidia_smi_estimate(recipe, allocated, resident)
 
 
-#: Variants in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
-TABLE_VARIANTS = ("fp32", "fp16", "fp16-offload", "int8-lm", "int8", "float8", "int4", "torchao-int8wo")
+#: Recipes in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
+TABLE_RECIPES = ("fp32", "fp16", "fp16-offload", "int8-lm", "int8", "float8", "int4", "torchao-int8wo")
 
 
 def predicted_grid(source: str | None = None):
-    """The committed grid with each variant's predicted peak allocated GiB (weights + traced activations)."""
+    """The committed grid with each recipe's predicted peak allocated GiB (weights + traced activations)."""
     import pandas as pd
 
     grid = _committed_grid()
     rows = []
-    for variant in TABLE_VARIANTS:
-        part = grid[grid["profile"] == activation_profile(variant)].copy()
+    for recipe in TABLE_RECIPES:
+        part = grid[grid["profile"] == activation_profile(recipe)].copy()
         if part.empty:
             continue
-        part["variant"] = variant
+        part["recipe"] = recipe
         parked = [_parked_on_grid(n, str(c)) for n, c in zip(part["length"], part["chunk size"])]
         for is_parked, group in part.groupby(parked):
-            weights, peak, resident = _grid_row_peak(variant, source, group, bool(is_parked))
+            weights, peak, resident = _grid_row_peak(recipe, source, group, bool(is_parked))
             part.loc[group.index, "weights (GiB)"] = weights / 1024**3
             part.loc[group.index, "predicted peak allocated (GiB)"] = peak / 1024**3
             part.loc[group.index, "LM parked"] = bool(is_parked)
             part.loc[group.index, "predicted nvidia-smi (GiB)"] = nvidia_smi_estimate(
-                variant, peak / 1024**3, resident / 1024**3)
+                recipe, peak / 1024**3, resident / 1024**3)
         part["predicted reserved (GiB)"] = part["predicted nvidia-smi (GiB)"] - CUDA_CONTEXT_GIB
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
@@ -517,7 +517,7 @@ def _card(card) -> "gpu.GPU":
 
 
 def hardware_table(source: str | None = None):
-    """Longest grid length each variant folds on each card of `gpu.CARDS` (predicted memory PyTorch holds ≤ the card's
+    """Longest grid length each recipe folds on each card of `gpu.CARDS` (predicted memory PyTorch holds ≤ the card's
     usable memory), with the chunk size that gets there (the largest — fastest — that fits; 'none' = unchunked);
     "(borderline)" where that need is within `gpu.BORDERLINE_GIB` of the card's usable memory."""
     import pandas as pd
@@ -527,8 +527,8 @@ def hardware_table(source: str | None = None):
     grid = predicted_grid(source)
     grid["trunk"] = (grid["chunk size"].astype(str) == LEAN).map({True: " + lean trunk", False: ""})
     rows = []
-    for (variant, trunk), part in grid.groupby(["variant", "trunk"], sort=False):
-        row = {"variant": variant + trunk, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
+    for (recipe, trunk), part in grid.groupby(["recipe", "trunk"], sort=False):
+        row = {"recipe": recipe + trunk, "weights (GiB)": round(float(part["weights (GiB)"].iloc[0]), 2)}
         for label, card in gpu.CARDS.items():
             fit = longest_fitting(part, card)
             if fit is None:
@@ -546,7 +546,7 @@ _CHUNK_ORDER = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}
 
 
 def longest_fitting(part, card) -> tuple[int, str, float] | None:
-    """(longest length, chunk label, its predicted need in GiB of PyTorch memory) of the rows of one variant's
+    """(longest length, chunk label, its predicted need in GiB of PyTorch memory) of the rows of one recipe's
     predicted grid that fit `card` (a `gpu.GPU` or GiB), taking the fastest chunk size at that length; None if none
     fits."""
     from helpers import gpu
@@ -584,13 +584,13 @@ def recommend(card, length: int) -> tuple[str, int | str | None, float] | None:
     card = _card(card)
     if length > _LONGEST_PLANNED:
         return None
-    candidates = [(variant, chunk) for variant in RECOMMEND_LADDER for chunk in CHUNK_LADDER
+    candidates = [(recipe, chunk) for recipe in RECOMMEND_LADDER for chunk in CHUNK_LADDER
                   if chunk == LEAN or length <= max(GRID_LENGTHS)]
-    needs = [grid_estimate(variant, length, chunk)["reserved (GiB)"] for variant, chunk in candidates]
+    needs = [grid_estimate(recipe, length, chunk)["reserved (GiB)"] for recipe, chunk in candidates]
     for margin in (gpu.BORDERLINE_GIB, 0.0):  # a recipe that fits with a margin first; a borderline one only if none
-        for (variant, chunk), need in zip(candidates, needs):
+        for (recipe, chunk), need in zip(candidates, needs):
             if need <= card.usable_gib - margin:
-                return variant, chunk, need + card.context_gib
+                return recipe, chunk, need + card.context_gib
     return None
 
 
@@ -619,7 +619,7 @@ def _trunk_label(chunk) -> str:
     return "the lean trunk (notebook 07)" if chunk == LEAN else f"chunk size {chunk or 'none'}"
 
 
-def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32, num_recycles: int | None = None,
+def lean_steps(recipe: str = "int8", lengths=(1000, 2000), chunk_size: int = 32, num_recycles: int | None = None,
                skip=()):
     """Predicted peak (GiB, allocated) of one fold as the lean trunk's changes are switched on one after another,
     starting from the original model with trunk chunk `chunk_size` (notebook 07); `skip`: (length, step) pairs not to
@@ -631,8 +631,8 @@ def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32
         for label, options in lean.cumulative_steps(chunk_size):
             if (length, label) in skip:
                 continue
-            result = predict_peak(variant, length, chunk_size, num_recycles=num_recycles, lean=options)
-            rows.append({"variant": variant, "length": length, "step": label,
+            result = predict_peak(recipe, length, chunk_size, num_recycles=num_recycles, lean=options)
+            rows.append({"recipe": recipe, "length": length, "step": label,
                          "predicted peak allocated (GiB)": result["predicted peak allocated (GiB)"],
                          "activations peak (GiB)": result["activations peak (GiB)"],
                          "seconds to predict": result["seconds to predict"]})
@@ -640,19 +640,19 @@ def lean_steps(variant: str = "int8", lengths=(1000, 2000), chunk_size: int = 32
     return pd.DataFrame(rows)
 
 
-def verdict(variant: str, length: int, chunk_size=None, card=None) -> tuple[str, str]:
+def verdict(recipe: str, length: int, chunk_size=None, card=None) -> tuple[str, str]:
     """('fits' | 'borderline' | 'over', one sentence saying why) for one fold of the full-size model on `card` (a
     `gpu.GPU` or GiB; default: this GPU, else a free T4) — from the committed grid (`grid_estimate`)."""
     from helpers import gpu
 
     card = _card(card if card is not None else (gpu.current() or gpu.T4))
-    need = grid_estimate(variant, length, chunk_size)["reserved (GiB)"]
+    need = grid_estimate(recipe, length, chunk_size)["reserved (GiB)"]
     said = gpu.verdict(need, card.usable_gib)
     words = {"fits": "fits (estimate)", "over": "does not fit (estimate)",
              "borderline": f"borderline (estimate): within {gpu.BORDERLINE_GIB} GiB of the limit, closer than the "
                            "estimate can promise — its allocator-cache and CUDA-context terms were measured on an H100 "
                            "or assumed"}
-    return said, (f"{length} residues, '{variant}', {_trunk_label(chunk_size)}: predicted {need:.2f} GiB of the "
+    return said, (f"{length} residues, '{recipe}', {_trunk_label(chunk_size)}: predicted {need:.2f} GiB of the "
                   f"{card.usable_gib:.2f} GiB PyTorch can use on a {card.name} — {words[said]}")
 
 
@@ -680,9 +680,9 @@ def _checked_trunk(chunk_size) -> str:
     return f"{_trunk_label(chunk_size)}, read as {read_as}: the grid's next larger, more memory"
 
 
-def check_fits(variant: str, length: int, chunk_size=None, card=None) -> float:
+def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     """Return the predicted GPU memory (GiB, as nvidia-smi would show it on `card`) of folding `length` residues with
-    `variant`; raise TooLongError naming the next recipe or chunk size that fits if it does not fit `card` (a
+    `recipe`; raise TooLongError naming the next recipe or chunk size that fits if it does not fit `card` (a
     `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
     (`grid_estimate`: a power law between the two grid lengths around it, not the next grid length), so it answers
     at once; the message says which grid lengths (and which chunk size, when the grid lacks the one asked) it read."""
@@ -693,14 +693,14 @@ def check_fits(variant: str, length: int, chunk_size=None, card=None) -> float:
     def need(v, chunk):
         return grid_estimate(v, length, chunk)["reserved (GiB)"]
 
-    asked = grid_estimate(variant, length, chunk_size)
+    asked = grid_estimate(recipe, length, chunk_size)
     if asked["reserved (GiB)"] <= card.usable_gib:
         return asked["reserved (GiB)"] + card.context_gib
     have = f"{card.name} ({card.usable_gib:.1f} GiB for PyTorch after the CUDA context)"
-    wanted = (f"{length} residues with '{variant}' ({_checked_trunk(chunk_size)}) are predicted to need about "
+    wanted = (f"{length} residues with '{recipe}' ({_checked_trunk(chunk_size)}) are predicted to need about "
               f"{asked['reserved (GiB)']:.1f} GiB ({_how_read(asked['how'])}), more than {have}.")
-    options = [(v, c) for v in _LADDER[_LADDER.index(variant) if variant in _LADDER else 0:]
-               for c in (chunk_size, 64, 32, LEAN) if v != variant or c != chunk_size]
+    options = [(v, c) for v in _LADDER[_LADDER.index(recipe) if recipe in _LADDER else 0:]
+               for c in (chunk_size, 64, 32, LEAN) if v != recipe or c != chunk_size]
     for v, c in options:
         if need(v, c) <= card.usable_gib:
             raise TooLongError(f"{wanted} Predicted to fit: '{v}' with {_checked_trunk(c)} (≈ {need(v, c):.1f} GiB).")

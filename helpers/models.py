@@ -22,13 +22,13 @@ STAND_INS = ("tiny", "random-full")
 #: esmfold_v1 tokenizer vocabulary: AlphaFold residue order, then special tokens (token id = AlphaFold residue index).
 AF2_VOCAB = list("ARNDCQEGHILKMFPSTWYV") + ["X", "<pad>", "<mask>", "<cls>", "<sep>", "<eos>"]
 
-#: Every module outside the ESM-2 language model (kept out of quantization by the `*-lm` variants).
+#: Every module outside the ESM-2 language model (kept out of quantization by the `*-lm` recipes).
 NON_LM_MODULES = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a variant reaches its precision: a dtype, optional fp16 LM, optional quantization, optional post-step."""
+    """How a recipe reaches its precision: a dtype, optional fp16 LM, optional quantization, optional post-step."""
 
     description: str
     dtype: torch.dtype = torch.float32
@@ -298,13 +298,13 @@ def offload_device_map(device: str) -> dict:
 
 
 def load_model(
-    variant: str = "fp32",
+    recipe: str = "fp32",
     device: str | None = None,
     source: str | None = None,
     chunk_size: int | str | None = None,
     allow_cpu: bool = False,
 ):
-    """Return (model, tokenizer) for a named variant on `device`, always via `from_pretrained` with an explicit dtype.
+    """Return (model, tokenizer) for a named recipe on `device`, always via `from_pretrained` with an explicit dtype.
 
     `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says;
     `chunk_size="lean"` makes the model memory-lean instead (`helpers.lean`, notebook 07). `allow_cpu=True` lets the
@@ -314,27 +314,27 @@ def load_model(
     """
     from transformers import AutoTokenizer, EsmForProteinFolding
 
-    if variant not in RECIPES:
-        raise ValueError(f"Unknown variant {variant!r}; choose one of {list(RECIPES)}")
-    recipe = RECIPES[variant]
+    if recipe not in RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}; choose one of {list(RECIPES)}")
+    spec = RECIPES[recipe]
     device = (device or default_device()) if allow_cpu else require_gpu(source, device)
     on_gpu = device.startswith("cuda") or gpu.emulated() is not None
-    if recipe.needs_bf16 and on_gpu and not gpu.bf16_arithmetic():
+    if spec.needs_bf16 and on_gpu and not gpu.bf16_arithmetic():
         raise RuntimeError(
-            f"The '{variant}' variant needs bf16 arithmetic, which this GPU ({gpu.current().name}) lacks: compute "
+            f"The '{recipe}' recipe needs bf16 arithmetic, which this GPU ({gpu.current().name}) lacks: compute "
             "capability 8.0 or newer has it, a T4 (7.5) does not. Use 'fp16' (fp16 language model, fp32 trunk) instead."
         )
     path = checkpoint_path(source)
     config = load_config(path)
-    config.esmfold_config.fp16_esm = recipe.fp16_esm  # explicit: the hub config says False, the class default True
+    config.esmfold_config.fp16_esm = spec.fp16_esm  # explicit: the hub config says False, the class default True
     device_map, extra = device, {}
-    if recipe.offload_lm:
+    if spec.offload_lm:
         device_map, extra = offload_device_map(device), {"offload_folder": str(data.cache_dir() / "offload")}
     model = EsmForProteinFolding.from_pretrained(
-        path, config=config, dtype=recipe.dtype, device_map=device_map,
-        quantization_config=_quantization_config(recipe), **extra
+        path, config=config, dtype=spec.dtype, device_map=device_map,
+        quantization_config=_quantization_config(spec), **extra
     )
-    if recipe.half_lm_after_load:
+    if spec.half_lm_after_load:
         model.esm = model.esm.half()
     model.eval()
     if chunk_size == lean.LEAN:

@@ -30,8 +30,8 @@ def plot_plddt(plddt, title: str = "", provenance: str = "", ax=None):
     return ax
 
 
-def plot_variant_bars(table, columns: list[str], title: str = "", provenance: str = "", budget_gib: float | None = None):
-    """One bar panel per column of a variants table (index = variant); an optional GPU budget line; returns the Figure."""
+def plot_recipe_bars(table, columns: list[str], title: str = "", provenance: str = "", budget_gib: float | None = None):
+    """One bar panel per column of a recipes table (index = recipe); an optional GPU budget line; returns the Figure."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.6), squeeze=False)
@@ -90,7 +90,7 @@ def recipe_colour(name: str) -> str | None:
 
 def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = None,
                           seed: dict | None = None, title: str = "", provenance: str = "", ax=None):
-    """Peak memory against sequence length, one line per (variant, chunk size); weights floors dotted; the seed's
+    """Peak memory against sequence length, one line per (recipe, chunk size); weights floors dotted; the seed's
     published numbers (if given, in GB as `data.SEED_MEMORY_GB` holds them) as hollow markers; a GPU budget line.
     Returns the Axes."""
     import matplotlib.pyplot as plt
@@ -98,15 +98,15 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
     styles = {"none": "-", "128": "--", "64": "-.", "32": ":"}
-    for (variant, chunk), part in table.groupby(["variant", table["chunk size"].astype(str)], sort=False):
+    for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part.dropna(subset=[value]).sort_values("length")
-        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=recipe_colour(variant),
-                label=f"{variant}, chunk {chunk}")
-    for variant, part in table.groupby("variant", sort=False):
-        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipe_colour(variant), lw=0.8, ls=(0, (1, 3)))
-    for variant, points in (seed or {}).items():  # the seed reports GB (10⁹ bytes); the axes are GiB
+        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=recipe_colour(recipe),
+                label=f"{recipe}, chunk {chunk}")
+    for recipe, part in table.groupby("recipe", sort=False):
+        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipe_colour(recipe), lw=0.8, ls=(0, (1, 3)))
+    for recipe, points in (seed or {}).items():  # the seed reports GB (10⁹ bytes); the axes are GiB
         ax.plot(list(points), [gb * 1e9 / 1024**3 for gb in points.values()], "s", mfc="none", ms=8, mew=1.5,
-                color=recipe_colour(variant) or "black", label=f"seed article, {variant} (cited nvidia-smi, in GiB)")
+                color=recipe_colour(recipe) or "black", label=f"seed article, {recipe} (cited nvidia-smi, in GiB)")
     if budget_gib:
         ax.axhline(budget_gib, color="red", lw=1.5)
         ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib:.2f} GiB", color="red", va="bottom", fontsize=8)
@@ -121,18 +121,18 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
 
 
 def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", ax=None, title: str = ""):
-    """Seconds per fold against sequence length, one line per (variant, chunk size); the seed's times if given."""
+    """Seconds per fold against sequence length, one line per (recipe, chunk size); the seed's times if given."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.5))
-    for (variant, chunk), part in table.groupby(["variant", table["chunk size"].astype(str)], sort=False):
+    for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part[part["status"] == "ok"].sort_values("length")
-        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=recipe_colour(variant),
-                ls={"none": "-", "128": "--", "64": "-.", "32": ":"}.get(chunk, "-"), label=f"{variant}, chunk {chunk}")
-    for variant, points in (seed or {}).items():
-        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipe_colour(variant) or "black",
-                label=f"seed article, {variant} (cited)")
+        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=recipe_colour(recipe),
+                ls={"none": "-", "128": "--", "64": "-.", "32": ":"}.get(chunk, "-"), label=f"{recipe}, chunk {chunk}")
+    for recipe, points in (seed or {}).items():
+        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipe_colour(recipe) or "black",
+                label=f"seed article, {recipe} (cited)")
     ax.set_xlabel("sequence length L (residues)")
     passes = sorted(set(table["trunk passes"])) if "trunk passes" in table else [4]
     ax.set_ylabel(f"seconds per fold ({'/'.join(map(str, passes))} trunk pass{'es' if passes != [1] else ''})")
@@ -144,7 +144,7 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
     return ax
 
 
-def _scatter_by_variant(table, x: str, y: str, title: str, xlabel: str, ylabel: str, top: float, provenance: str,
+def _scatter_by_recipe(table, x: str, y: str, title: str, xlabel: str, ylabel: str, top: float, provenance: str,
                         ax, x_scale: float = 1.0, size=(5, 5)):
     """Points of y against x, one colour per recipe, with the y = x diagonal from 0 to `top`."""
     import matplotlib.pyplot as plt
@@ -152,8 +152,8 @@ def _scatter_by_variant(table, x: str, y: str, title: str, xlabel: str, ylabel: 
     if ax is None:
         _, ax = plt.subplots(figsize=size)
     ok = table.dropna(subset=[x, y])
-    for variant, part in ok.groupby("variant", sort=False):
-        ax.plot(part[x] * x_scale, part[y], "o", color=recipe_colour(variant), label=variant, alpha=0.8)
+    for recipe, part in ok.groupby("recipe", sort=False):
+        ax.plot(part[x] * x_scale, part[y], "o", color=recipe_colour(recipe), label=recipe, alpha=0.8)
     ax.plot([0, top], [0, top], color="black", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -169,13 +169,13 @@ def plot_prediction_vs_measurement(table, provenance: str = "", ax=None):
     measured, predicted = "peak allocated (GiB)", "predicted peak allocated (GiB)"
     ok = table.dropna(subset=[measured, predicted])
     top = max(ok[measured].max(), ok[predicted].max()) * 1.05
-    return _scatter_by_variant(table, measured, predicted, "“Will it fit?” prediction vs measurement",
+    return _scatter_by_recipe(table, measured, predicted, "“Will it fit?” prediction vs measurement",
                                "measured peak allocated (GiB)", "predicted peak allocated (GiB)", top, provenance, ax)
 
 
 def plot_calibration(table, provenance: str = "", ax=None):
     """Mean pLDDT against lDDT-Cα to the experiment, one point per target and recipe; the diagonal is perfect calibration."""
-    ax = _scatter_by_variant(table, "lDDT-Cα", "mean pLDDT (Cα, scored residues)", "Is pLDDT calibrated?",
+    ax = _scatter_by_recipe(table, "lDDT-Cα", "mean pLDDT (Cα, scored residues)", "Is pLDDT calibrated?",
                              "lDDT-Cα to the experimental structure (× 100)", "mean pLDDT (Cα)", 100, provenance, ax,
                              x_scale=100, size=(5.5, 5))
     ax.set_xlim(0, 100)
@@ -189,13 +189,13 @@ def plot_metric_histograms(table, columns: list[str], seed_plddt: dict | None = 
 
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns):
-        for variant, part in table.groupby("variant", sort=False):
+        for recipe, part in table.groupby("recipe", sort=False):
             values = part[column].dropna()
             if len(values):
-                ax.hist(values, bins=10, histtype="step", lw=1.5, color=recipe_colour(variant), label=variant)
+                ax.hist(values, bins=10, histtype="step", lw=1.5, color=recipe_colour(recipe), label=recipe)
         if seed_plddt and "pLDDT" in column:
-            for variant, value in seed_plddt.items():
-                ax.axvline(value, ls="--", lw=1, color=recipe_colour(variant) or "black", label=f"seed, {variant} (cited)")
+            for recipe, value in seed_plddt.items():
+                ax.axvline(value, ls="--", lw=1, color=recipe_colour(recipe) or "black", label=f"seed, {recipe} (cited)")
         ax.set_title(column, fontsize=9)
         ax.set_ylabel("targets")
         ax.legend(fontsize=7)

@@ -250,7 +250,7 @@ print("dtypes:", sorted({str(p.dtype) for p in model.parameters()}),
 # %%
 sequence = data.REFERENCE_65AA
 model.trunk.set_chunk_size(64)
-with memory.measure("fold 65 aa", device=DEVICE, variant="fp32", length=len(sequence), chunk_size=64) as fold_record:
+with memory.measure("fold 65 aa", device=DEVICE, recipe="fp32", length=len(sequence), chunk_size=64) as fold_record:
     inputs = tokenizer([sequence], return_tensors="pt", add_special_tokens=False).to(DEVICE)
     with torch.inference_mode():
         outputs = model(**inputs, num_recycles=None)

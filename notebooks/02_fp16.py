@@ -346,7 +346,7 @@ summary
 # %%
 bar_columns = [c for c in ["weights (GiB)", "load peak allocated (GiB)", "fold peak allocated (GiB)",
                            "load peak RSS, CPU (GiB)", "fold seconds"] if c in table.columns]
-plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"fp32 vs fp16 language model ({len(COMPARE)} aa, "
+plots.plot_recipe_bars(table, bar_columns, title=notebook.label(f"fp32 vs fp16 language model ({len(COMPARE)} aa, "
                                                                  f"chunk {CHUNK})"),
                         provenance=notebook.provenance_line(DEVICE),
                         budget_gib=gpu.budget_gib());

@@ -354,16 +354,16 @@ summary
 
 # %%
 bar_columns = [c for c in ["weights (GiB)", "fold peak allocated (GiB)", "fold seconds", "load seconds"] if c in table.columns]
-plots.plot_variant_bars(table, bar_columns, title=notebook.label(f"Quantization recipes ({len(COMPARE)} aa, chunk {CHUNK})"),
+plots.plot_recipe_bars(table, bar_columns, title=notebook.label(f"Quantization recipes ({len(COMPARE)} aa, chunk {CHUNK})"),
                         provenance=notebook.provenance_line(DEVICE),
                         budget_gib=gpu.budget_gib());
 
 # %% [markdown]
 # The weights column is exact and does not depend on the device. For the full-size architecture it was computed once
-# for every recipe, each loaded on a CPU (committed as `figures/03_variant_weights.csv`):
+# for every recipe, each loaded on a CPU (committed as `figures/03_recipe_weights.csv`):
 
 # %% tags=["show-output"]
-weights = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
+weights = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
 print(weights["provenance"].iloc[0].split(", random-full")[0] + "; the full-size architecture, exact bytes")
 pd.DataFrame({"weights (GB)": weights["total"] / 1e9, "weights (GiB)": weights["total"] / memory.GIB,
               "of which language model (GiB)": weights["language model (ESM-2)"] / memory.GIB}).round(2)

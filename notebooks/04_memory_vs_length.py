@@ -182,7 +182,7 @@ Path("outputs").mkdir(exist_ok=True)
 sweep.assign(provenance=provenance).to_csv("outputs/04_sweep.csv", index=False)
 sweep["≤ s, 4 passes"] = sweep["seconds"] * 4 / sweep["trunk passes"]  # an upper bound: the LM runs once anyway
 print(notebook.label("the sweep (seconds: one trunk pass; ≤ s, 4 passes: what the default recycles would take at most)"))
-sweep[["variant", "chunk size", "length", "status", "seconds", "≤ s, 4 passes", "peak allocated (GiB)",
+sweep[["recipe", "chunk size", "length", "status", "seconds", "≤ s, 4 passes", "peak allocated (GiB)",
        "predicted peak allocated (GiB)"]].round(3)
 
 # %% [markdown]
@@ -218,8 +218,8 @@ trunk_sizes = architecture.config.esmfold_config.trunk
 heads = trunk_sizes.pairwise_state_dim // trunk_sizes.pairwise_head_width
 bins = architecture.distogram_head.out_features  # the pTM head has as many
 transition = architecture.trunk.blocks[0].mlp_pair.mlp[1]  # the pair transition's first Linear
-for variant in ("fp32", "fp16", "int8"):  # the committed weight table (figures/03_variant_weights.csv)
-    print(f"floor, {variant}: {fit.variant_weight_bytes(variant) / 2**30:.2f} GiB of weights")
+for recipe in ("fp32", "fp16", "int8"):  # the committed weight table (figures/03_recipe_weights.csv)
+    print(f"floor, {recipe}: {fit.recipe_weight_bytes(recipe) / 2**30:.2f} GiB of weights")
 print(f"pair representation: {trunk_sizes.pairwise_state_dim} channels; output heads: {bins} bins; pair transition: "
       f"{transition.in_features} → {transition.out_features} channels; triangle attention: {heads} heads of "
       f"{trunk_sizes.pairwise_head_width} channels")
@@ -425,11 +425,11 @@ with pd.option_context("display.max_colwidth", None, "display.max_columns", None
 # one, smaller than the H100's that section 6's `predicted nvidia-smi` adds. The last line compares the two at 480 aa.
 
 # %% tags=["show-output"]
-for variant, length in [("fp16", 400), ("fp32", 700)]:
+for recipe, length in [("fp16", 400), ("fp32", 700)]:
     try:
-        need = fit.check_fits(variant, length, card=gpu.T4)
-        print(f"{variant}, {length} aa: fits a free T4, ≈ {need:.1f} GiB as nvidia-smi would show it "
-              f"({fit.grid_estimate(variant, length)['how']})")
+        need = fit.check_fits(recipe, length, card=gpu.T4)
+        print(f"{recipe}, {length} aa: fits a free T4, ≈ {need:.1f} GiB as nvidia-smi would show it "
+              f"({fit.grid_estimate(recipe, length)['how']})")
     except fit.TooLongError as err:
         print(err)
 print(f"fp16, 480 aa: {fit.check_fits('fp16', 480, card=gpu.T4):.2f} GiB with a T4's assumed "
@@ -449,7 +449,7 @@ Image(filename=str(data.repo_file("figures/04_predicted_memory.png")))  # the co
 # - Time: the trunk's 4 passes keep fp32 activations in every recipe here, and only the language model's row is
 #   shortened by fp16; a sweep can time one pass (`num_recycles=0`), whose peak is nearly four passes' (section 3).
 # - `FakeTensorMode` plus a `TorchDispatchMode` that counts live storages predicts a peak without a GPU or weights;
-#   on one trunk block it matches the real run's count. `fit.predict_peak(variant, length, chunk_size)` does it for
+#   on one trunk block it matches the real run's count. `fit.predict_peak(recipe, length, chunk_size)` does it for
 #   the whole model; the hardware table and `fit.check_fits` read its committed grid.
 #
 # ## Exercises
@@ -472,7 +472,7 @@ print(f"chunk 32 saves {saving:.2f} GiB at L = 768 (fp16 LM)")
 # @title Solution 3 — how time scales
 import numpy as np
 
-ok = sweep[(sweep["status"] == "ok") & (sweep["variant"] == RECIPES[0]) & (sweep["chunk size"] == "none")]
+ok = sweep[(sweep["status"] == "ok") & (sweep["recipe"] == RECIPES[0]) & (sweep["chunk size"] == "none")]
 k, _ = np.polyfit(np.log(ok["length"]), np.log(ok["seconds"]), 1)
 print(f"seconds ∝ L^{k:.2f} for {RECIPES[0]} (unchunked) over L = {ok['length'].min()}–{ok['length'].max()}"
       if len(ok) > 1 else f"{RECIPES[0]} unchunked fitted fewer than two lengths: try another recipe")

@@ -76,7 +76,7 @@ if DRIVE_CACHE:
 DEVICE = notebook.start()  # "cuda"
 BENCHMARK = "local"  # "local": the 20 shared experimental structures; "cameo": 183 CAMEO 2022 targets
 MAX_TARGETS = None  # None: every target
-VARIANTS = ["fp32", "fp16", "int8", "int4"]
+RECIPES = ["fp32", "fp16", "int8", "int4"]
 REFERENCE = "fp32"
 CHUNK = 64
 
@@ -203,8 +203,8 @@ pd.DataFrame(targets)[["target", "file", "chain"]].assign(length=[len(t["sequenc
 
 # %% tags=["show-output"]
 for target in targets:
-    for variant in VARIANTS:
-        said, why = fit.verdict(variant, len(target["sequence"]), CHUNK, gpu.T4)
+    for recipe in RECIPES:
+        said, why = fit.verdict(recipe, len(target["sequence"]), CHUNK, gpu.T4)
         if said != "fits":
             print(f"{target['target']}: {why}")
 
@@ -212,11 +212,11 @@ for target in targets:
 from pathlib import Path
 
 predictions = {}
-results = accuracy.evaluate(VARIANTS, targets, DEVICE, reference=REFERENCE, chunk_size=CHUNK, keep=predictions)
+results = accuracy.evaluate(RECIPES, targets, DEVICE, reference=REFERENCE, chunk_size=CHUNK, keep=predictions)
 Path("outputs").mkdir(exist_ok=True)
 results.to_csv("outputs/05_accuracy.csv", index=False)
 print(notebook.label("every target × recipe"))
-results.filter(["target", "variant", "status", "reference", "TM-score vs reference", "TM-score", "lDDT-Cα", "GDT-TS",
+results.filter(["target", "recipe", "status", "reference", "TM-score vs reference", "TM-score", "lDDT-Cα", "GDT-TS",
                 "mean pLDDT (Cα)"]).round(3)
 
 # %% [markdown]
@@ -224,18 +224,18 @@ results.filter(["target", "variant", "status", "reference", "TM-score vs referen
 
 # %%
 tier1 = ["TM-score vs reference", "Cα-RMSD vs reference (Å)", "lDDT-Cα vs reference", "ΔpLDDT mean (Cα)", "ΔpTM"]
-compared = results[results["variant"] != results["reference"]]
+compared = results[results["recipe"] != results["reference"]]
 print(notebook.label(f"tier 1: each recipe against {REFERENCE} (or, where {REFERENCE} did not fold, the reference "
                      "column's recipe)"))
-compared.groupby("variant", sort=False)[tier1].agg(["mean", "min", "max"]).round(4).assign(
-    targets=compared.groupby("variant", sort=False).size())
+compared.groupby("recipe", sort=False)[tier1].agg(["mean", "min", "max"]).round(4).assign(
+    targets=compared.groupby("recipe", sort=False).size())
 
 # %% [markdown]
 # Per residue, for one protein (1CA2, the seed's, when it is in the set): where does each recipe move the confidence?
 
 # %%
 shown = "1CA2_A" if any(t["target"] == "1CA2_A" for t in targets) else targets[0]["target"]
-plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS}, reference=REFERENCE,
+plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in RECIPES}, reference=REFERENCE,
                              provenance=notebook.provenance_line(DEVICE));
 
 # %% [markdown]
@@ -249,12 +249,12 @@ plots.plot_plddt_differences({v: predictions.get((v, shown)) for v in VARIANTS},
 # %%
 tier2 = ["TM-score", "lDDT-Cα", "GDT-TS", "Cα-RMSD (Å)", "contact precision (L/5, |i−j|≥24)", "mean pLDDT (Cα)"]
 print(notebook.label("tier 2: against the experimental structures"))
-results.groupby("variant", sort=False)[tier2].mean().round(3)
+results.groupby("recipe", sort=False)[tier2].mean().round(3)
 
 # %%
-intervals = pd.DataFrame([accuracy.paired_bootstrap(results, metric, variant, reference=REFERENCE)
-                          for metric in ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"] for variant in VARIANTS
-                          if variant != REFERENCE])
+intervals = pd.DataFrame([accuracy.paired_bootstrap(results, metric, recipe, reference=REFERENCE)
+                          for metric in ["TM-score", "lDDT-Cα", "mean pLDDT (Cα)"] for recipe in RECIPES
+                          if recipe != REFERENCE])
 covered = intervals["targets"] if len(intervals) else pd.Series([0])  # targets folded by both recipes of a pair
 span = f"{covered.min()}" if covered.min() == covered.max() else f"{covered.min()}–{covered.max()}"
 print(notebook.label(f"paired differences to {REFERENCE}, 95 % bootstrap intervals over {span} of {len(targets)} "
@@ -318,8 +318,8 @@ accuracy.paired_bootstrap(results, "GDT-TS", "int8")
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — where int4 moves most
-int4 = results[(results["variant"] == "int4") & (results["status"] == "ok")]
-if int4.empty:  # e.g. VARIANTS without "int4"
+int4 = results[(results["recipe"] == "int4") & (results["status"] == "ok")]
+if int4.empty:  # e.g. RECIPES without "int4"
     print("int4 folded no target here: nothing to compare")
 else:
     worst = int4.loc[int4["TM-score vs reference"].idxmin()]

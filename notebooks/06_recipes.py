@@ -109,11 +109,11 @@ WORK.mkdir(parents=True, exist_ok=True)
 
 # %% tags=["show-output"]
 rows = []
-for variant in ["fp16", "fp16-offload", "int8", "int4"]:
+for recipe in ["fp16", "fp16-offload", "int8", "int4"]:
     for chunk in [None, 64, 32]:
-        row = {"recipe": variant, "chunk size": chunk or "none"}
+        row = {"recipe": recipe, "chunk size": chunk or "none"}
         for length in [1024, 1280, 1536]:
-            need = fit.grid_estimate(variant, length, chunk)["reserved (GiB)"]
+            need = fit.grid_estimate(recipe, length, chunk)["reserved (GiB)"]
             said = gpu.verdict(need, gpu.T4.usable_gib)
             row[f"L = {length}"] = f"{need + gpu.T4.context_gib:.1f} GiB" + {"fits": " ✓", "borderline": " ?"}.get(said, "")
         rows.append(row)
@@ -129,12 +129,12 @@ pd.DataFrame(rows)
 
 # %% tags=["show-output"]
 lengths = [length for length in fit.GRID_LENGTHS if length <= 1536]
-for variant in ["fp16", "fp16-offload", "int8", "int4"]:
+for recipe in ["fp16", "fp16-offload", "int8", "int4"]:
     fitting = [length for length in lengths
-               if gpu.verdict(fit.grid_estimate(variant, length, 64)["reserved (GiB)"], gpu.T4.usable_gib) == "fits"]
-    saved = max(fit.grid_estimate(variant, length, 64)["reserved (GiB)"]
-                - fit.grid_estimate(variant, length, 32)["reserved (GiB)"] for length in lengths)
-    print(f"{variant:>12}, chunk 64: longest grid length predicted to fit a T4: {max(fitting, default='none')} aa · "
+               if gpu.verdict(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"], gpu.T4.usable_gib) == "fits"]
+    saved = max(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"]
+                - fit.grid_estimate(recipe, length, 32)["reserved (GiB)"] for length in lengths)
+    print(f"{recipe:>12}, chunk 64: longest grid length predicted to fit a T4: {max(fitting, default='none')} aa · "
           f"chunk 32 instead saves at most {saved:.3f} GiB at any length")
 smallest = min((fit.grid_estimate(v, 1280, 64)["reserved (GiB)"], v) for v in ["fp16", "fp16-offload", "int8", "int4"])
 print(f"at 1280 aa the smallest need is {smallest[0]:.2f} GiB ({smallest[1]}, chunk 64), over the "
@@ -198,14 +198,14 @@ if long_fold["status"] == "ok":
 
 # %% tags=["show-output"]
 per_stage = pd.read_csv(data.repo_file("figures/01_weights_per_stage.csv")).set_index("stage")["parameters"]
-per_variant = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")
-lm_bytes = per_variant.loc["fp16", "language model (ESM-2)"]
+per_recipe = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
+lm_bytes = per_recipe.loc["fp16", "language model (ESM-2)"]
 print(f"language model: {per_stage['language model (ESM-2)'] / 1e9:.2f} B of {per_stage.sum() / 1e9:.2f} B parameters "
       "(figures/01_weights_per_stage.csv)")
 print(f"the language model in fp16: {lm_bytes / 1e9:.2f} GB = {lm_bytes / 2**30:.2f} GiB — what offloading moves to "
       f"CPU RAM (a free Colab runtime has {cpu.COLAB_RAM_GB} GB)")
 print(f"what stays on the GPU (trunk, structure module, heads; fp32): "
-      f"{(per_variant.loc['fp16', 'total'] - lm_bytes) / 2**30:.2f} GiB (figures/03_variant_weights.csv)")
+      f"{(per_recipe.loc['fp16', 'total'] - lm_bytes) / 2**30:.2f} GiB (figures/03_recipe_weights.csv)")
 print(f"trunk: {trunk_config['num_blocks']} blocks × {trunk_config['max_recycles']} passes by default; "
       "language model: 1 pass")
 
@@ -491,7 +491,7 @@ fit.recommend(6.0, 400)
 # (`figures/04_max_length.csv`, predicted):
 
 # %% tags=["show-output"]
-hardware = pd.read_csv(data.repo_file("figures/04_max_length.csv")).set_index("variant")
+hardware = pd.read_csv(data.repo_file("figures/04_max_length.csv")).set_index("recipe")
 t4_column = next(column for column in hardware.columns if column.startswith("free T4"))
 with pd.option_context("display.max_colwidth", None):
     display(hardware.loc[["fp16", "fp16-offload", "int8", "int4"], [t4_column, "6 GB"]])

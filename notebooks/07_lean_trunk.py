@@ -110,7 +110,7 @@ else:
 # %% tags=["show-output"]
 pair = pd.DataFrame({"L": [512, 1000, 1500, 2000]})
 pair["one pair tensor, fp32 (GiB)"] = (pair["L"] ** 2 * 128 * 4 / 2**30).round(2)
-pair["int8 weights (GiB)"] = round(fit.variant_weight_bytes("int8") / 2**30, 2)
+pair["int8 weights (GiB)"] = round(fit.recipe_weight_bytes("int8") / 2**30, 2)
 pair["a T4's room after the CUDA context and weights, in pair tensors"] = (
     (gpu.T4.usable_gib - pair["int8 weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
 pair
@@ -127,7 +127,7 @@ pair
 # | where | what is alive | `set_chunk_size` helps? |
 # |---|---|---|
 # | triangle attention (×2 per block) | a layer-normed copy of z, q/k/v/gate projections (4 pair tensors), and the logits: heads × L × L × L | only the logits |
-# | triangle multiplication (×2 per block) | layer-normed z, projections a and b with their gates, the product, its norm (5–6 pair tensors) | no — its in-place variant exists in the code but is never called |
+# | triangle multiplication (×2 per block) | layer-normed z, projections a and b with their gates, the product, its norm (5–6 pair tensors) | no — its in-place recipe exists in the code but is never called |
 # | pair transition MLP | 128 → 512 channels: 4 pair tensors wide | no |
 # | sequence-to-pair | an L × L × 256 intermediate + output | no |
 # | recycling loop | the all-zero initial pair state (allocated anyway), the recycled pair, their sum, the current pair | no |
@@ -669,7 +669,7 @@ pd.DataFrame(timing)
 
 # %% tags=["show-output"]
 table = fit.hardware_table()
-table[table["variant"].str.contains("lean") | table["variant"].isin(["int8", "int4"])]
+table[table["recipe"].str.contains("lean") | table["recipe"].isin(["int8", "int4"])]
 
 # %% tags=["show-output"]
 fit.recipe_table()

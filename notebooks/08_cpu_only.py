@@ -96,7 +96,7 @@ ROOM_FOR_QUANTO = cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_r
 # ESMFold's fp32 weights — which is why a GPU is usually taken for granted. The sizes:
 
 # %% tags=["show-output"]
-weights = pd.read_csv(data.repo_file("figures/03_variant_weights.csv")).set_index("variant")  # exact bytes
+weights = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")  # exact bytes
 print(f"RAM of a free Colab CPU runtime: {cpu.COLAB_RAM_GB} GB\n"
       f"ESMFold in fp32: {weights.loc['fp32', 'total'] / 1e9:.1f} GB, of which the language model "
       f"{weights.loc['fp32', 'language model (ESM-2)'] / 1e9:.1f} GB "

@@ -56,14 +56,14 @@ def test_a_prediction_equal_to_the_experiment_scores_perfectly_on_the_observed_r
 def test_paired_bootstrap_interval():
     rows = []
     for i in range(30):
-        rows.append({"target": f"t{i}", "variant": "fp32", "TM-score": 0.8 + 0.005 * (i % 5)})
-        rows.append({"target": f"t{i}", "variant": "int8", "TM-score": 0.8 + 0.005 * (i % 5) - 0.01})
+        rows.append({"target": f"t{i}", "recipe": "fp32", "TM-score": 0.8 + 0.005 * (i % 5)})
+        rows.append({"target": f"t{i}", "recipe": "int8", "TM-score": 0.8 + 0.005 * (i % 5) - 0.01})
     table = pd.DataFrame(rows)
     result = accuracy.paired_bootstrap(table, "TM-score", "int8")
     assert result["targets"] == 30 and result["mean difference"] == pytest.approx(-0.01)
     assert result["95% CI low"] == pytest.approx(-0.01) and result["95% CI high"] == pytest.approx(-0.01)
     noisy = table.copy()
-    noisy.loc[noisy["variant"] == "int8", "TM-score"] += np.random.default_rng(1).normal(0, 0.02, 30)
+    noisy.loc[noisy["recipe"] == "int8", "TM-score"] += np.random.default_rng(1).normal(0, 0.02, 30)
     interval = accuracy.paired_bootstrap(noisy, "TM-score", "int8")
     assert interval["95% CI low"] < interval["mean difference"] < interval["95% CI high"]
 
@@ -74,7 +74,7 @@ def test_evaluate_rows_have_both_tiers_and_provenance():
     table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny", keep=kept)
     assert set(kept) == {(v, t["target"]) for v in ("fp32", "fp16") for t in targets}
     assert len(table) == 4 and (table["status"] == "ok").all()
-    assert (table[table["variant"] == "fp32"]["TM-score vs reference"] == 1.0).all()
+    assert (table[table["recipe"] == "fp32"]["TM-score vs reference"] == 1.0).all()
     assert (table["reference"] == "fp32").all()
     assert {"TM-score", "lDDT-Cα", "GDT-TS", "weights", "device", "date", "torch", "transformers"} <= set(table.columns)
     assert (table["weights"] == "tiny").all()
@@ -88,7 +88,7 @@ def test_on_a_t4_a_fold_that_does_not_fit_is_skipped_and_the_next_recipe_is_the_
     short, long = targets[0], targets[-1]  # 35 residues; 5H73, 390 residues: fp32 does not fit a T4 (chunk 64)
     rehearsal.install(on_gpu=True)
     try:
-        table = accuracy.evaluate(["fp32", "fp16"], [short, long], "cpu", source="tiny").set_index(["variant", "target"])
+        table = accuracy.evaluate(["fp32", "fp16"], [short, long], "cpu", source="tiny").set_index(["recipe", "target"])
     finally:
         rehearsal.uninstall()
     assert table.loc[("fp32", long["target"]), "status"] == "skipped"
@@ -117,7 +117,7 @@ def test_an_out_of_memory_of_the_reference_is_caught_and_the_next_recipe_stands_
         table = accuracy.evaluate(["fp32", "fp16"], targets, "cpu", source="tiny", keep=kept)
     finally:
         rehearsal.uninstall()
-    rows = table.set_index(["variant", "target"])
+    rows = table.set_index(["recipe", "target"])
     assert rows.loc[("fp32", hit["target"]), "status"] == "OOM"
     assert rows.loc[("fp16", hit["target"]), "reference"] == "fp16"
     assert rows.loc[("fp16", targets[0]["target"]), "reference"] == "fp32"

@@ -136,8 +136,8 @@ def test_recommend_returns_a_recipe_that_fits_or_none():
         for length in (200, 700, 1300):
             pick = fit.recommend(card, length)
             if pick is not None:
-                variant, chunk, need = pick
-                assert need <= card.total_gib and variant in fit.RECOMMEND_LADDER
+                recipe, chunk, need = pick
+                assert need <= card.total_gib and recipe in fit.RECOMMEND_LADDER
     assert fit.recommend(gpu.T4, 300)[0] == "fp16"  # a T4 folds 300 aa with the plain fp16 recipe
     assert fit.recommend(2.0, 100) is None  # nothing fits 2 GiB (the trunk alone is 2.6 GiB in fp32)
     assert fit.recommend(1000.0, 5000) is None  # beyond the grid: no guess

@@ -63,18 +63,18 @@ def grid():
 def test_full_size_weights_floors(grid):
     counts = models.component_parameters(models.meta_model("random-full"))
     lm = counts["language model (ESM-2)"]
-    fp32 = grid[grid["variant"] == "fp32"]["weights (GiB)"].iloc[0] * GIB
-    fp16 = grid[grid["variant"] == "fp16"]["weights (GiB)"].iloc[0] * GIB
+    fp32 = grid[grid["recipe"] == "fp32"]["weights (GiB)"].iloc[0] * GIB
+    fp16 = grid[grid["recipe"] == "fp16"]["weights (GiB)"].iloc[0] * GIB
     assert fp32 == pytest.approx(counts["total"] * 4, abs=20_000)  # + a few kB of buffers
     assert fp16 == pytest.approx(lm * 2 + (counts["total"] - lm) * 4, abs=20_000)
-    int8 = grid[grid["variant"] == "int8"]["weights (GiB)"].iloc[0]
+    int8 = grid[grid["recipe"] == "int8"]["weights (GiB)"].iloc[0]
     assert 3.2 < int8 < 3.4
 
 
-@pytest.mark.parametrize("variant", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("recipe", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("chunk", ["none", "32"])
-def test_predicted_peak_grows_with_length(grid, variant, chunk):
-    part = grid[(grid["variant"] == variant) & (grid["chunk size"].astype(str) == chunk)].sort_values("length")
+def test_predicted_peak_grows_with_length(grid, recipe, chunk):
+    part = grid[(grid["recipe"] == recipe) & (grid["chunk size"].astype(str) == chunk)].sort_values("length")
     assert len(part) >= 5
     assert part["predicted peak allocated (GiB)"].is_monotonic_increasing
     assert (part["predicted peak allocated (GiB)"] > part["weights (GiB)"]).all()
@@ -126,8 +126,8 @@ def test_the_predictor_against_the_gpu_measurements():
             continue
         chunk = None if row["chunk size"] == "none" else int(row["chunk size"])
         if row["length"] in fit.GRID_LENGTHS:  # off the grid: traced (minutes)
-            variant = "fp16" if row["recipe"] == "fp16-seed" else row["recipe"]
-            assert fit.predicted_nvidia_smi(variant, row["length"], chunk) == pytest.approx(
+            recipe = "fp16" if row["recipe"] == "fp16-seed" else row["recipe"]
+            assert fit.predicted_nvidia_smi(recipe, row["length"], chunk) == pytest.approx(
                 row["predicted nvidia-smi (GiB)"], rel=1e-9)
     ok = table[table["status"] == "ok"]
     assert len(ok) >= 30
@@ -154,22 +154,22 @@ def test_hardware_table_is_consistent_and_in_the_readme():
     table = pd.read_csv(figures.figures_dir() / "04_max_length.csv")
     assert table.drop(columns="provenance").astype(str).equals(fit.hardware_table().astype(str))
     # every recipe, with chunking and with the lean trunk of notebook 07
-    assert set(table["variant"]) == set(fit.TABLE_VARIANTS) | {f"{v} + lean trunk" for v in fit.TABLE_VARIANTS}
+    assert set(table["recipe"]) == set(fit.TABLE_RECIPES) | {f"{v} + lean trunk" for v in fit.TABLE_RECIPES}
     for _, row in table.iterrows():
         lengths = [_length(row[label]) for label in gpu.CARDS]
-        assert lengths == sorted(lengths), row["variant"]  # more memory never folds less
-    assert table.set_index("variant").loc["fp32", "8 GB"] == "does not fit"  # 13.1 GiB of weights
-    rows = table.set_index("variant")
-    for variant in fit.TABLE_VARIANTS:  # the lean trunk never folds less than chunking on a T4
-        chunked, lean = (_length(rows.loc[v, T4_COLUMN]) for v in (variant, f"{variant} + lean trunk"))
-        assert lean >= chunked, variant
+        assert lengths == sorted(lengths), row["recipe"]  # more memory never folds less
+    assert table.set_index("recipe").loc["fp32", "8 GB"] == "does not fit"  # 13.1 GiB of weights
+    rows = table.set_index("recipe")
+    for recipe in fit.TABLE_RECIPES:  # the lean trunk never folds less than chunking on a T4
+        chunked, lean = (_length(rows.loc[v, T4_COLUMN]) for v in (recipe, f"{recipe} + lean trunk"))
+        assert lean >= chunked, recipe
 
 
 def test_a_cell_at_the_edge_of_a_card_is_marked_borderline():
     grid = fit.predicted_grid()
-    part = grid[(grid["variant"] == "int8") & (grid["chunk size"].astype(str) != fit.LEAN)]
+    part = grid[(grid["recipe"] == "int8") & (grid["chunk size"].astype(str) != fit.LEAN)]
     longest, chunk, need = fit.longest_fitting(part, gpu.T4)
-    cell = fit.hardware_table().set_index("variant").loc["int8", T4_COLUMN]
+    cell = fit.hardware_table().set_index("recipe").loc["int8", T4_COLUMN]
     assert cell.startswith(f"{longest} aa") and need <= gpu.T4.usable_gib
     assert cell.endswith("(borderline)") == (need > gpu.T4.usable_gib - gpu.BORDERLINE_GIB)
 
@@ -232,7 +232,7 @@ def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_
             seen.append(url)
 
         def read(self):
-            return b"variant,total\nint8,1\n"
+            return b"recipe,total\nint8,1\n"
 
         def __enter__(self):
             return self
@@ -243,9 +243,9 @@ def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_
     monkeypatch.setattr(data, "repo_root", lambda: tmp_path / "site-packages")
     monkeypatch.setenv("ESMFOLD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(url))
-    path = data.repo_file("figures/03_variant_weights.csv")
-    assert seen == [f"https://raw.githubusercontent.com/{data.REPO}/{data.REF}/figures/03_variant_weights.csv"]
-    assert path.read_text().startswith("variant,total") and data.repo_file("figures/03_variant_weights.csv") == path
+    path = data.repo_file("figures/03_recipe_weights.csv")
+    assert seen == [f"https://raw.githubusercontent.com/{data.REPO}/{data.REF}/figures/03_recipe_weights.csv"]
+    assert path.read_text().startswith("recipe,total") and data.repo_file("figures/03_recipe_weights.csv") == path
     assert len(seen) == 1  # cached
 
 
@@ -263,6 +263,6 @@ def test_committed_grid_data_the_lean_trunk_holds_at_most_two_and_a_half_pair_te
 def test_the_t4_limits_of_the_lean_trunk_reach_three_thousand_residues_with_int8():
     """Computed from the committed grid by the hardware table's code: int8 + lean ≥ 3,000 aa on a free T4, fp16 + lean
     ≥ 2,000, fp16-offload + lean ≥ 2,500."""
-    rows = fit.hardware_table().set_index("variant")
+    rows = fit.hardware_table().set_index("recipe")
     for recipe, at_least in (("int8", 3000), ("fp16", 2000), ("fp16-offload", 2500)):
         assert _length(rows.loc[f"{recipe} + lean trunk", T4_COLUMN]) >= at_least, recipe

@@ -46,7 +46,7 @@ def test_the_plan_covers_the_seed_the_t4_limits_and_the_lean_trunk():
     assert steps["fp32"].cap is None and steps["int8"].cap == gpu_check.T4_CAP_GIB
     for recipe in ("fp16", "int8"):  # the hardware table's T4 limit and one grid step beyond it
         (length, chunk), beyond = gpu_check.t4_limit(recipe)
-        table = fit.hardware_table().set_index("variant")
+        table = fit.hardware_table().set_index("recipe")
         t4_column = next(label for label, card in gpu.CARDS.items() if card is gpu.T4)
         assert table.loc[recipe, t4_column].startswith(f"{length} aa (chunk {chunk or 'none'})")
         probed = [(f.length, f.chunk) for f in steps[recipe].folds if f.recycles == 0 and not f.lean]
@@ -57,7 +57,7 @@ def test_the_plan_covers_the_seed_the_t4_limits_and_the_lean_trunk():
 def test_the_long_plan_probes_each_lean_t4_limit_after_shorter_folds_fresh_and_beyond():
     steps = gpu_check.plan_long()
     assert [s.recipe for s in steps] == ["int8", "int8", "fp16", "fp16", "fp16-offload", "fp16-offload"]
-    table = fit.hardware_table().set_index("variant")
+    table = fit.hardware_table().set_index("recipe")
     t4_column = next(label for label, card in gpu.CARDS.items() if card is gpu.T4)
     for session, fresh in zip(steps[::2], steps[1::2]):
         (limit, _), beyond = gpu_check.t4_limit(session.recipe, lean_trunk=True)

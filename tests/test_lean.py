@@ -121,10 +121,10 @@ def test_the_full_size_lean_model_folds_2000_residues_with_int8_weights_within_a
     assert original > gpu.T4.usable_gib  # the original model with chunk 32 does not even fold 1,536
 
 
-@pytest.mark.parametrize("variant", ["int8", "int4", "fp16-offload"])
-def test_the_lean_trunk_combines_with_quantized_and_offloaded_recipes(variant):
-    plain, tokenizer = models.load_model(variant, device="cpu", source="tiny")
-    lean_model, _ = models.load_model(variant, device="cpu", source="tiny", chunk_size="lean")
+@pytest.mark.parametrize("recipe", ["int8", "int4", "fp16-offload"])
+def test_the_lean_trunk_combines_with_quantized_and_offloaded_recipes(recipe):
+    plain, tokenizer = models.load_model(recipe, device="cpu", source="tiny")
+    lean_model, _ = models.load_model(recipe, device="cpu", source="tiny", chunk_size="lean")
     a, b = folding.fold(plain, tokenizer, SEQS[0]), folding.fold(lean_model, tokenizer, SEQS[0])
     assert np.abs(a.positions - b.positions).max() < POSITIONS_ATOL and abs(a.ptm - b.ptm) < PTM_ATOL
 
@@ -199,8 +199,8 @@ def test_the_predictor_takes_a_parked_language_model_off_the_gpu_for_the_trunk()
     gib = 1024**3
     # int8: the trunk phase (4 GiB over the weights left) is the peak; without parking all weights would stay
     weights, peak, resident = fit._peak_bytes("int8", None, 14 * gib, 6 * gib, True, 10 * gib, 1 * gib, 4 * gib)
-    lm = fit.variant_weight_bytes("int8", None, "language model (ESM-2)")
-    int8 = fit.variant_weight_bytes("int8")
+    lm = fit.recipe_weight_bytes("int8", None, "language model (ESM-2)")
+    int8 = fit.recipe_weight_bytes("int8")
     extra = fit._weights_and_temporary("int8", None, 14 * gib)[1]
     assert (weights, resident) == (int8, int8 - lm) and peak == int8 - lm + 4 * gib + extra
     # a short fold's language-model phase can be the larger: then every weight is counted

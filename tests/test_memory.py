@@ -9,11 +9,11 @@ from helpers import memory
 
 
 def test_measure_records_time_and_cpu_peak():
-    with memory.measure("alloc", device="cpu", variant="x") as record:
+    with memory.measure("alloc", device="cpu", recipe="x") as record:
         block = np.ones(300 * 1024**2 // 8)  # 300 MiB that must show up in the peak
         block.sum()
         del block
-    assert record["status"] == "ok" and record["seconds"] > 0 and record["variant"] == "x"
+    assert record["status"] == "ok" and record["seconds"] > 0 and record["recipe"] == "x"
     assert record["cpu peak is"] == "since this block"  # Linux lets us reset the peak
     with memory.measure("idle", device="cpu") as idle:
         pass

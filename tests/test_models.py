@@ -102,7 +102,7 @@ def test_weights_source_and_stand_in_detection(monkeypatch):
     assert models.is_stand_in() and models.weights_source("some/path") == "some/path"
 
 
-def test_unknown_variant_and_stand_in_are_rejected():
+def test_unknown_recipe_and_stand_in_are_rejected():
     with pytest.raises(ValueError, match="fp32"):
         models.load_model("fp8-magic", device="cpu", source="tiny")
     with pytest.raises(ValueError, match="tiny"):

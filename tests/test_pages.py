@@ -68,7 +68,7 @@ def test_every_generated_block_matches_its_csv(page):
 
 
 def test_the_results_page_shows_every_recipe_that_holds_its_own_weights():
-    block = (ROOT / "docs/results.md").read_text().split("<!-- variants:start -->")[1].split("<!-- variants:end -->")[0]
+    block = (ROOT / "docs/results.md").read_text().split("<!-- weights:start -->")[1].split("<!-- weights:end -->")[0]
     # offloading recipes hold the same weights as their base recipe, only placed elsewhere (notebook 06)
     assert all(f"| `{v}` |" in block for v, r in models.RECIPES.items() if not r.offload_lm)
 

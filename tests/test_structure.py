@@ -71,7 +71,7 @@ def test_ca_rmsd_rigid_motion_and_perturbation(reference_pdb):
 def test_scatter_plots_draw_one_series_per_recipe_and_the_diagonal():
     import pandas as pd
 
-    table = pd.DataFrame({"variant": ["fp32", "int8", "int8"], "peak allocated (GiB)": [1.0, 2.0, None],
+    table = pd.DataFrame({"recipe": ["fp32", "int8", "int8"], "peak allocated (GiB)": [1.0, 2.0, None],
                           "predicted peak allocated (GiB)": [1.1, 2.1, 3.0], "lDDT-Cα": [0.5, 0.6, 0.7],
                           "mean pLDDT (Cα, scored residues)": [55, 62, 70]})
     parity = plots.plot_prediction_vs_measurement(table)

@@ -39,7 +39,7 @@ def _estimate_rule() -> str:
 def _lean_estimate(part: pd.DataFrame) -> pd.Series:
     """What nvidia-smi would show on a T4 for rows of 07_lean_steps.csv (int8 weights: allocated − activations)."""
     allocated = part["predicted peak allocated (GiB)"]
-    return fit.nvidia_smi_estimate(part["variant"].iloc[0], allocated, allocated - part["activations peak (GiB)"],
+    return fit.nvidia_smi_estimate(part["recipe"].iloc[0], allocated, allocated - part["activations peak (GiB)"],
                                    context_gib=gpu.T4.context_gib)
 
 
@@ -95,20 +95,20 @@ def reference_plddt(out_dir: Path) -> Path:
     return _save(ax.figure, out_dir / "01_reference_plddt.png")
 
 
-_VARIANT_PROBE = """
+_RECIPE_PROBE = """
 import json, sys, time, torch
 from helpers import memory, models
-variant = sys.argv[1]
-with memory.measure(variant, device="cpu") as record:
-    model, _ = models.load_model(variant, device="cpu", source="random-full")
+recipe = sys.argv[1]
+with memory.measure(recipe, device="cpu") as record:
+    model, _ = models.load_model(recipe, device="cpu", source="random-full")
 sizes = models.weights_bytes(model)
-print("@@" + json.dumps({"variant": variant, **sizes, "load seconds (CPU)": record["seconds"],
+print("@@" + json.dumps({"recipe": recipe, **sizes, "load seconds (CPU)": record["seconds"],
                          "load peak RSS (GiB)": record["peak RSS, CPU (GiB)"]}))
 """
 
 
-def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
-    """Load each variant of the full-size architecture on CPU (one process each); write its weight bytes per stage.
+def recipe_weights(out_dir: Path, recipes: list[str] | None = None) -> Path:
+    """Load each recipe of the full-size architecture on CPU (one process each); write its weight bytes per stage.
 
     Slow (minutes, ≈ 17 GB of RAM for fp32) and needs the `random-full` stand-in; bytes equal the real model's.
     """
@@ -119,11 +119,11 @@ def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
     import transformers
 
     rows = []
-    for variant in variants or [v for v, r in models.RECIPES.items() if not r.offload_lm]:
-        run = subprocess.run([sys.executable, "-c", _VARIANT_PROBE, variant], capture_output=True, text=True)
+    for recipe in recipes or [v for v, r in models.RECIPES.items() if not r.offload_lm]:
+        run = subprocess.run([sys.executable, "-c", _RECIPE_PROBE, recipe], capture_output=True, text=True)
         line = next((ln for ln in run.stdout.splitlines() if ln.startswith("@@")), None)
         if line is None:
-            print(f"{variant}: failed\n{run.stderr[-2000:]}")
+            print(f"{recipe}: failed\n{run.stderr[-2000:]}")
             continue
         rows.append(json.loads(line[2:]))
         print(rows[-1])
@@ -133,7 +133,7 @@ def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
         f"{transformers.__version__}, {_dt.date.today().isoformat()}, random-full stand-in (same tensors and "
         "bytes as the real weights)"
     )
-    path = out_dir / "03_variant_weights.csv"
+    path = out_dir / "03_recipe_weights.csv"
     table.to_csv(path, index=False)
     return path
 
@@ -141,11 +141,11 @@ def variant_weights(out_dir: Path, variants: list[str] | None = None) -> Path:
 _STAGES = ["language model (ESM-2)", "folding trunk", "structure module", "heads and adapters"]
 
 
-def variant_weights_figure(out_dir: Path) -> Path:
-    """Stacked bars of each variant's weights per stage (from 03_variant_weights.csv) against a T4's budget."""
+def recipe_weights_figure(out_dir: Path) -> Path:
+    """Stacked bars of each recipe's weights per stage (from 03_recipe_weights.csv) against a T4's budget."""
     import matplotlib.pyplot as plt
 
-    table = pd.read_csv(out_dir / "03_variant_weights.csv").set_index("variant")
+    table = pd.read_csv(out_dir / "03_recipe_weights.csv").set_index("recipe")
     fig, ax = plt.subplots(figsize=(9, 4.2))
     bottom = pd.Series(0.0, index=table.index)
     for stage, colour in zip(_STAGES, ["#4C72B0", "#DD8452", "#55A868", "#8172B3"]):
@@ -159,24 +159,24 @@ def variant_weights_figure(out_dir: Path) -> Path:
             color="red", ha="right", fontsize=9)
     ax.set_ylabel("weights (GiB)")
     ax.set_ylim(0, 16.5)
-    ax.set_title("ESMFold weights per loader variant (before any activation)")
+    ax.set_title("ESMFold weights per loader recipe (before any activation)")
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.9))
-    fig.text(0.01, 0.01, "Exact bytes of each variant's tensors — " + table["provenance"].iloc[0], fontsize=6.5,
+    fig.text(0.01, 0.01, "Exact bytes of each recipe's tensors — " + table["provenance"].iloc[0], fontsize=6.5,
              color="0.35", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, out_dir / "03_variant_weights.png")
+    return _save(fig, out_dir / "03_recipe_weights.png")
 
 
-def variant_table_markdown() -> str:
-    """The README's per-variant weights table, rendered from figures/03_variant_weights.csv."""
-    table = pd.read_csv(figures_dir() / "03_variant_weights.csv")
-    lines = ["| variant | recipe | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4's "
+def weights_table_markdown() -> str:
+    """The README's per-recipe weights table, rendered from figures/03_recipe_weights.csv."""
+    table = pd.read_csv(figures_dir() / "03_recipe_weights.csv")
+    lines = ["| recipe | recipe | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4's "
              f"{gpu.T4.usable_gib:.2f} GiB for PyTorch |",
              "|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
         lines.append(
-            f"| `{row['variant']}` | {models.RECIPES[row['variant']].description} | {row['total'] / 1e9:.2f} | "
+            f"| `{row['recipe']}` | {models.RECIPES[row['recipe']].description} | {row['total'] / 1e9:.2f} | "
             f"{row['total'] / memory.GIB:.2f} | {row['language model (ESM-2)'] / memory.GIB:.2f} | "
             f"{row['total'] / memory.GIB / gpu.T4.usable_gib:.0%} |"
         )
@@ -220,7 +220,7 @@ def max_length_figure(out_dir: Path) -> Path:
     for i, (_, row) in enumerate(table.iterrows()):
         lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in budgets]
         xs = [j + (i - len(table) / 2 + 0.5) * width for j in range(len(budgets))]
-        ax.bar(xs, lengths, width=width, color=plots.recipe_colour(row["variant"]), label=row["variant"])
+        ax.bar(xs, lengths, width=width, color=plots.recipe_colour(row["recipe"]), label=row["recipe"])
     ax.set_xticks(range(len(budgets)), budgets)
     ax.set_xlabel("GPU memory")
     ax.set_ylabel("longest protein that fits (residues)")
@@ -238,7 +238,7 @@ def max_length_markdown() -> str:
     budgets = list(gpu.CARDS)
     lines = ["| recipe | weights (GiB) | " + " | ".join(budgets) + " |", "|---|---|" + "---|" * len(budgets)]
     for _, row in table.iterrows():
-        lines.append(f"| `{row['variant']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
+        lines.append(f"| `{row['recipe']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
@@ -471,7 +471,7 @@ def predicted_memory_figure(out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     grid = fit.predicted_grid()
-    grid = grid[grid["variant"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
+    grid = grid[grid["recipe"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
     seed = dict(data.SEED_MEMORY_GB)
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
     plots.plot_memory_vs_length(grid, value="predicted nvidia-smi (GiB)", budget_gib=gpu.T4.total_gib,
@@ -502,9 +502,9 @@ def measured_sweep(out_dir: Path) -> list[Path]:
     if not torch.cuda.is_available() or source == "tiny":
         raise SystemExit("measured figures need a CUDA GPU and the real weights or the random-full stand-in")
     cap = gpu.cap(gpu.session_cap())
-    variants = [v for v in models.RECIPES if v not in ("fp16-seed", "bf16")]
+    recipes = [v for v in models.RECIPES if v not in ("fp16-seed", "bf16")]
     lengths = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
-    table = benchmark.sweep(variants, lengths, [None, 128, 64, 32], "cuda", source=source)
+    table = benchmark.sweep(recipes, lengths, [None, 128, 64, 32], "cuda", source=source)
     line = notebook.provenance_line("cuda", source)
     table["provenance"] = line + (f" · memory cap {cap} GiB" if cap else "")
     csv = out_dir / "04_measured_sweep.csv"
@@ -537,15 +537,15 @@ def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
     rows = []
     for _, row in table.iterrows():
         chunk = fit.LEAN if str(row["lean trunk"]) == "True" else (None if row["chunk size"] == "none" else int(row["chunk size"]))
-        variant = "fp16" if row["recipe"] == "fp16-seed" else row["recipe"]  # the same fold; only the load differs
+        recipe = "fp16" if row["recipe"] == "fp16-seed" else row["recipe"]  # the same fold; only the load differs
         changes = [c.strip() for c in str(row.get("lean changes") or "").split(",") if c.strip() and c != "nan"]
         if chunk == fit.LEAN and changes and set(changes) != set(lean.CHANGES):
             # measured with the lean trunk of its day (some of today's changes): predicted for those changes (a trace)
-            result = fit.predict_peak(variant, int(row["length"]), lean=lean.LeanOptions.only(*changes))
+            result = fit.predict_peak(recipe, int(row["length"]), lean=lean.LeanOptions.only(*changes))
             rows.append({k: result[k] for k in ("predicted peak allocated (GiB)", "predicted nvidia-smi (GiB)")})
             continue
-        rows.append({"predicted peak allocated (GiB)": fit.lookup_or_predict(variant, int(row["length"]), chunk),
-                     "predicted nvidia-smi (GiB)": fit.predicted_nvidia_smi(variant, int(row["length"]), chunk)})
+        rows.append({"predicted peak allocated (GiB)": fit.lookup_or_predict(recipe, int(row["length"]), chunk),
+                     "predicted nvidia-smi (GiB)": fit.predicted_nvidia_smi(recipe, int(row["length"]), chunk)})
     table = pd.concat([table.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
     table["measured / predicted, allocated"] = table["peak allocated (GiB)"] / table["predicted peak allocated (GiB)"]
     table["measured / predicted, nvidia-smi"] = table["nvidia-smi peak (GiB)"] / table["predicted nvidia-smi (GiB)"]
@@ -558,16 +558,16 @@ def seed_comparison(out_dir: Path) -> Path:
     measured = gpu_measurements(out_dir)
     measured = measured[(measured["check"] == GPU_CHECK_CSV) & (measured["recycles"] == "default")]
     rows = []
-    for seed_variant, points in data.SEED_MEMORY_GB.items():
-        variant = "fp16" if seed_variant == "fp16-seed" else seed_variant  # same fold; the seed route only loads differently
+    for seed_recipe, points in data.SEED_MEMORY_GB.items():
+        recipe = "fp16" if seed_recipe == "fp16-seed" else seed_recipe  # same fold; the seed route only loads differently
         for length in sorted(set(points) | {128, 384}):
-            estimate = fit.predicted_nvidia_smi(variant, length, None)
+            estimate = fit.predicted_nvidia_smi(recipe, length, None)
             seed_gib = points[length] * 1e9 / memory.GIB if length in points else None
-            gpu = measured[(measured["recipe"] == variant) & (measured["length"] == length)]
+            gpu = measured[(measured["recipe"] == recipe) & (measured["length"] == length)]
             rows.append({
-                "seed recipe": seed_variant, "length": length,
+                "seed recipe": seed_recipe, "length": length,
                 "seed nvidia-smi (GiB)": round(seed_gib, 2) if seed_gib else "—",
-                "predicted peak allocated (GiB)": round(fit.lookup_or_predict(variant, length, None), 2),
+                "predicted peak allocated (GiB)": round(fit.lookup_or_predict(recipe, length, None), 2),
                 "nvidia-smi estimate (GiB)": round(estimate, 2),
                 "estimate / seed": f"{estimate / seed_gib:.3f}" if seed_gib else "—",
                 "H100 allocated (GiB)": round(float(gpu["peak allocated (GiB)"].iloc[0]), 2) if len(gpu) else "—",
@@ -755,7 +755,7 @@ def cpu_chunks_markdown() -> str:
     return "\n".join(lines)
 
 
-_MARKS = {"variants": variant_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
+_MARKS = {"weights": weights_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
           "recipes": recipe_markdown, "nogpu": cpu_markdown, "cpuclasses": cpu_classes_markdown,
           "lean": lean_markdown, "leancheck": lean_check_markdown, "terms": terms_markdown,
           "seedcache": seed_cache_markdown, "gpufindings": gpu_findings_markdown, "cpufindings": cpu_findings_markdown,
@@ -788,7 +788,7 @@ def update_pages() -> bool:
 
 
 def main(argv: list[str]) -> None:
-    """Write every figure that needs no GPU; `weights` re-measures the per-variant weights CSV (CPU, minutes);
+    """Write every figure that needs no GPU; `weights` re-measures the per-recipe weights CSV (CPU, minutes);
     `measured` first runs the full GPU sweep (a CUDA GPU, hours)."""
     out_dir = figures_dir()
     out_dir.mkdir(exist_ok=True)
@@ -796,10 +796,10 @@ def main(argv: list[str]) -> None:
         for path in measured_sweep(out_dir):
             print("wrote", path)
     if "weights" in argv:
-        print("wrote", variant_weights(out_dir))
+        print("wrote", recipe_weights(out_dir))
     if "lean" in argv:
         print("wrote", lean_steps_table(out_dir))
-    makers = [weights_per_stage, reference_plddt, variant_weights_figure]
+    makers = [weights_per_stage, reference_plddt, recipe_weights_figure]
     if (out_dir / "04_predicted_grid.csv").exists():
         makers += [max_length_table, max_length_figure, predicted_memory_figure, recipe_table]
     if (out_dir / "07_lean_steps.csv").exists():

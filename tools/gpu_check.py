@@ -73,7 +73,7 @@ def t4_limit(recipe: str, lean_trunk: bool = False) -> tuple[tuple[int, int | No
     """((length, chunk), (next grid length, same chunk)) of the hardware table's T4 limit for `recipe` (`lean_trunk`:
     its lean-trunk row; chunk None; beyond the grid's longest length, half a step more)."""
     grid = fit.predicted_grid()
-    part = grid[(grid["variant"] == recipe) & ((grid["chunk size"].astype(str) == fit.LEAN) == lean_trunk)]
+    part = grid[(grid["recipe"] == recipe) & ((grid["chunk size"].astype(str) == fit.LEAN) == lean_trunk)]
     length, chunk, _ = fit.longest_fitting(part, gpu.T4)
     chunk = None if chunk in ("none", fit.LEAN) else int(chunk)
     longer = sorted(n for n in part["length"].unique() if n > length)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from helpers.lean import CHANGES, LeanOptions, make_lean
 
 
-def check_equivalence(variant: str = "fp32", source: str = "random-full", lengths=(64, 96), device: str = "cpu",
+def check_equivalence(recipe: str = "fp32", source: str = "random-full", lengths=(64, 96), device: str = "cpu",
                       chunk_size: int | None = 64, options=None):
     """Fold sequences with the original and the lean model (same loaded weights, loaded once; alone and as one padded
     batch) and return the largest differences per sequence. `options`: a `LeanOptions`, or a list of them (each
@@ -19,7 +19,7 @@ def check_equivalence(variant: str = "fp32", source: str = "random-full", length
 
     from helpers import data, folding, models
 
-    model, tokenizer = models.load_model(variant, device=device, source=source, chunk_size=chunk_size)
+    model, tokenizer = models.load_model(recipe, device=device, source=source, chunk_size=chunk_size)
     sequences = [data.sequence_of_length(n)[0] for n in lengths]
     original = ([folding.fold(model, tokenizer, s) for s in sequences], folding.fold_many(model, tokenizer, sequences))
     rows = []
@@ -30,7 +30,7 @@ def check_equivalence(variant: str = "fp32", source: str = "random-full", length
         for i, sequence in enumerate(sequences):
             for mode, k in (("alone", 0), ("padded batch", 1)):
                 a, b = original[k][i], lean[k][i]
-                rows.append({"variant": variant, "weights": source, "changes": changes, "length": len(sequence),
+                rows.append({"recipe": recipe, "weights": source, "changes": changes, "length": len(sequence),
                              "mode": mode, "max |Δ position| (Å)": float(abs(a.positions - b.positions).max()),
                              "max |Δ pLDDT|": float(abs(a.plddt - b.plddt).max()), "|Δ pTM|": abs(a.ptm - b.ptm)})
     return pd.DataFrame(rows)

@@ -146,7 +146,7 @@ def gpu_fold_seconds(row: dict, model: dict) -> tuple[float, float]:
 def parking_seconds(recipe: str) -> float:
     """T4 seconds the lean model's parking adds to a fold (an estimate): its language model's weights to CPU RAM and,
     at the next fold, back — two copies at PCIE_GB_S."""
-    return 2 * fit.variant_weight_bytes(recipe, None, "language model (ESM-2)") / (PCIE_GB_S * 1e9)
+    return 2 * fit.recipe_weight_bytes(recipe, None, "language model (ESM-2)") / (PCIE_GB_S * 1e9)
 
 
 def load_seconds(row: dict) -> float:
@@ -312,7 +312,7 @@ def _cpu_load_seconds(event: dict) -> float:
 
 def _saved_bytes() -> int:
     """Bytes of the saved Quanto int8 checkpoint (its exact weight bytes)."""
-    weights = pd.read_csv(ROOT / "figures" / "03_variant_weights.csv").set_index("variant")
+    weights = pd.read_csv(ROOT / "figures" / "03_recipe_weights.csv").set_index("recipe")
     return int(weights.loc["int8", "total"])
 
 

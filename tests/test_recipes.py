@@ -1,4 +1,4 @@
-"""Every loader variant on the tiny stand-in: precision where it should be, really quantized, save/reload exact."""
+"""Every loader recipe on the tiny stand-in: precision where it should be, really quantized, save/reload exact."""
 
 import numpy as np
 import pytest
@@ -15,22 +15,22 @@ def fp32_result(tiny):
     return folding.fold(model, tokenizer, SEQ)
 
 
-@pytest.mark.parametrize("variant", list(models.RECIPES))
-def test_every_variant_loads_through_the_loader_and_folds(variant, fp32_result):
-    model, tokenizer = models.load_model(variant, device="cpu", source="tiny")
+@pytest.mark.parametrize("recipe", list(models.RECIPES))
+def test_every_recipe_loads_through_the_loader_and_folds(recipe, fp32_result):
+    model, tokenizer = models.load_model(recipe, device="cpu", source="tiny")
     result = folding.fold(model, tokenizer, SEQ)
     assert result.positions.shape == fp32_result.positions.shape
     assert np.isfinite(result.positions).all() and np.isfinite(result.plddt).all()
-    assert not np.array_equal(result.positions, fp32_result.positions) or variant == "fp32"  # precision changed
+    assert not np.array_equal(result.positions, fp32_result.positions) or recipe == "fp32"  # precision changed
 
 
 def _dtypes(module):
     return {p.dtype for p in module.parameters()}
 
 
-@pytest.mark.parametrize("variant", ["fp16", "fp16-seed"])
-def test_fp16_variants_have_fp16_lm_and_fp32_trunk(variant):
-    model, _ = models.load_model(variant, device="cpu", source="tiny")
+@pytest.mark.parametrize("recipe", ["fp16", "fp16-seed"])
+def test_fp16_recipes_have_fp16_lm_and_fp32_trunk(recipe):
+    model, _ = models.load_model(recipe, device="cpu", source="tiny")
     assert _dtypes(model.esm) == {torch.float16}
     assert _dtypes(model.trunk) == {torch.float32} and _dtypes(model.lddt_head) == {torch.float32}
 
@@ -40,14 +40,14 @@ def test_fp16_route_and_seed_route_give_identical_predictions():
     assert np.array_equal(results[0].positions, results[1].positions)
 
 
-def test_bf16_variant_is_bf16_throughout():
+def test_bf16_recipe_is_bf16_throughout():
     # refused on a T4 before loading: tests/test_gpu.py, with the T4's real answers
     model, _ = models.load_model("bf16", device="cpu", source="tiny")
     assert _dtypes(model) == {torch.bfloat16}
 
 
 @pytest.mark.parametrize(
-    "variant, storage, data_dtype, ratio",
+    "recipe, storage, data_dtype, ratio",
     [
         ("int8", "WeightQBytesTensor", "torch.int8", (0.25, 0.3)),
         ("float8", "WeightQBytesTensor", "torch.float8_e4m3fn", (0.25, 0.3)),
@@ -56,8 +56,8 @@ def test_bf16_variant_is_bf16_throughout():
         ("torchao-int8dq", "Int8Tensor", "torch.int8", (0.25, 0.3)),
     ],
 )
-def test_quantized_linears_are_really_quantized(variant, storage, data_dtype, ratio):
-    model, _ = models.load_model(variant, device="cpu", source="tiny")
+def test_quantized_linears_are_really_quantized(recipe, storage, data_dtype, ratio):
+    model, _ = models.load_model(recipe, device="cpu", source="tiny")
     counts = quantization.quantized_linears(model)
     linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert counts == {storage: linears}, counts
@@ -79,11 +79,11 @@ def test_weights_bytes_shrink_in_the_expected_order():
     assert sizes["fp32"] > sizes["fp16"] > sizes["int8"] > sizes["int4"]
 
 
-@pytest.mark.parametrize("variant", ["int8", "int4", "float8", "int8-lm"])
-def test_quanto_save_and_reload_round_trip_is_exact(variant, tmp_path):
-    model, tokenizer = models.load_model(variant, device="cpu", source="tiny")
-    quantization.save_quantized(model, tmp_path / variant)
-    reloaded = quantization.load_quantized(tmp_path / variant, device="cpu")
+@pytest.mark.parametrize("recipe", ["int8", "int4", "float8", "int8-lm"])
+def test_quanto_save_and_reload_round_trip_is_exact(recipe, tmp_path):
+    model, tokenizer = models.load_model(recipe, device="cpu", source="tiny")
+    quantization.save_quantized(model, tmp_path / recipe)
+    reloaded = quantization.load_quantized(tmp_path / recipe, device="cpu")
     before, after = folding.fold(model, tokenizer, SEQ), folding.fold(reloaded, tokenizer, SEQ)
     assert np.array_equal(before.positions, after.positions) and np.array_equal(before.plddt, after.plddt)
     assert before.ptm == after.ptm and before.pdb == after.pdb
