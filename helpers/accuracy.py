@@ -3,10 +3,13 @@ evaluating every recipe on them (agreement with fp32, and against experiment).""
 
 from __future__ import annotations
 
+import urllib.request
+
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from helpers import data, folding, memory, metrics, models
+from helpers import data, fit, folding, gpu, memory, metrics, models, notebook
 
 #: The 20 experimental structures of the series' local benchmark: (file, chain). Their SEQRES sequences come from the
 #: shared data folder, or from RCSB for users without it.
@@ -48,8 +51,6 @@ def _fasta_records(text: str) -> list[tuple[str, str]]:
 
 def local_targets() -> list[dict]:
     """The 20 local targets with their SEQRES sequences (shared targets_seqres.fasta, else RCSB), shortest first."""
-    import urllib.request
-
     seqres = {}
     shared = data.shared_dir()
     if shared is not None and (shared / "structures" / "targets_seqres.fasta").is_file():
@@ -116,10 +117,6 @@ def evaluate(recipes: list[str], targets: list[dict], device: str, source: str |
     row and printed; a borderline one is tried, and an out-of-memory is caught and recorded. Where the reference
     recipe has no prediction for a target, tier 1 uses the next recipe in `recipes` that has one, and the row's
     'reference' column says which. Pass a dict as `keep` to receive the predictions, keyed by (recipe, target)."""
-    from tqdm.auto import tqdm
-
-    from helpers import fit, gpu, notebook
-
     order = [reference] + [v for v in recipes if v != reference]
     predictions: dict = {} if keep is None else keep
     rows = []

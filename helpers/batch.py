@@ -7,7 +7,9 @@ import csv
 import re
 from pathlib import Path
 
+import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from helpers import data, folding, memory
 
@@ -71,9 +73,6 @@ def fold_fasta(model, tokenizer, fasta, out_dir, recipe: str = "", token_budget:
     that run out of memory even alone get a row with the reason; the run goes on. `stop_after` folds at most that
     many new records (e.g. a first look at a big file). `df.attrs["folded now"]` counts the records folded by this call.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = out_dir / "summary.csv"
@@ -130,8 +129,6 @@ def fold_fasta(model, tokenizer, fasta, out_dir, recipe: str = "", token_budget:
 def ptm_batch_check(model, tokenizer, sequences: list[str], num_recycles: int | None = 0) -> "pd.DataFrame":
     """pTM of each sequence folded alone, inside a padded batch (per sequence, from its masked pTM logits) and the
     model's single batch `ptm` output — the numbers that show why the batch output cannot be used per sequence."""
-    import pandas as pd
-
     alone = [folding.fold(model, tokenizer, s, num_recycles).ptm for s in sequences]
     together = folding.fold_many(model, tokenizer, sequences, num_recycles)
     inputs = folding.batch_inputs(tokenizer, sequences, folding.input_device(model))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import time
 
-from helpers import folding, lean, memory, metrics, models
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from helpers import data, fit, folding, lean, memory, metrics, models, recipes, rehearsal
 
 
 def load_and_fold(recipe: str, sequence: str, device: str, chunk_size: int | None = 64, source: str | None = None,
                   num_recycles: int | None = None):
     """Load `recipe`, fold `sequence` once, free the model; return (row of measurements, FoldResult or None)."""
-    row = {"recipe": recipe, "description": models.RECIPES[recipe].description, "length": len(sequence),
+    row = {"recipe": recipe, "description": recipes.get(recipe).description, "length": len(sequence),
            "chunk size": chunk_size}
     result = None
     model = None
@@ -45,10 +49,6 @@ def stage_times(model, tokenizer, sequence: str, num_recycles: int | None = None
     peak allocated on CUDA, and the live tensor bytes counted on a CPU; it includes the weights. Because the counter
     is reset, a `memory.measure` around this call sees only the last stage's peak: read 'fold peak (GiB)' instead.
     """
-    import time
-
-    import torch
-
     device = folding.input_device(model)  # not the LM's first weight: the lean model may have parked it in CPU RAM
     on_cuda = device.type == "cuda"
     counter = None if on_cuda else memory.LiveBytes()
@@ -143,8 +143,6 @@ def _predicted(recipe: str, length: int, chunk, source: str | None) -> float:
     """The predictor's peak allocated (GiB) for a sweep point, for the model that computes it: the tiny stand-in's own
     trace (on a CPU the measurement must match it), else the full-size esmfold_v1 from the committed grid (instant) —
     also in a rehearsal, where the tiny model stands in for the full-size one."""
-    from helpers import fit, rehearsal
-
     if models.weights_source(source) == "tiny" and not rehearsal.active():
         return fit.lookup_or_predict(recipe, length, chunk, "tiny")
     return fit.grid_estimate(recipe, length, chunk)["allocated (GiB)"]
@@ -160,10 +158,6 @@ def sweep(recipes, lengths, chunk_sizes, device: str, source: str | None = None,
     On CUDA, "peak allocated" is torch's; on a CPU, the live tensor bytes are counted as they are allocated. With
     `predict`, each row also carries the "will it fit?" prediction for the same point.
     """
-    from tqdm.auto import tqdm
-
-    from helpers import data, fit
-
     rows = []
     bar = tqdm(total=len(recipes) * len(lengths) * len(chunk_sizes), desc="sweep")
     for recipe in recipes:

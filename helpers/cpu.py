@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
+from transformers import AutoTokenizer
+from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
 
-from helpers import rehearsal
+from helpers import data, lean, memory, models, quantization, recipes, rehearsal
 
 #: RAM of a free Colab CPU runtime, GB (10⁹ bytes) as Colab reports it.
 COLAB_RAM_GB = 12.7
@@ -28,27 +31,28 @@ FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx
 def cpu_name() -> str:
     """The CPU's model name with its x86 family/model numbers (Linux; virtual machines often hide the exact model),
     else the platform's processor string."""
-    try:
-        info = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-        if "model name" in info:
-            return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
-    except OSError:
-        pass
-    import platform
-
+    info = _cpuinfo()
+    if "model name" in info:
+        return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     return platform.processor() or "unknown CPU"
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    info = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
 
 
 def cpu_features() -> dict[str, bool]:
     """Which of FEATURES this CPU has (Linux /proc/cpuinfo flags)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        flags = set()
+    flags = set(_cpuinfo().get("flags", "").split())
     return {feature: feature in flags for feature in FEATURES}
 
 
@@ -86,13 +90,8 @@ def available_ram_gb() -> float:
     """RAM the kernel says is available now (Linux MemAvailable), GB; in a rehearsal, a free Colab runtime's."""
     if rehearsal.active():
         return COLAB_RAM_GB
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    except OSError:
-        pass
-    return float("inf")
+    available = memory.available_ram_bytes()
+    return float("inf") if available is None else available / 1e9
 
 
 #: The product `matmul_gflops` times: 256 × 1024 by 1024 × 1024 — small, because emulated bf16 is several times
@@ -117,10 +116,6 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, repeats: int = 3, shape=PR
 
 @functools.lru_cache(maxsize=None)
 def _committed_gflops(cpu_class_name: str, dtype: str) -> float:
-    import pandas as pd
-
-    from helpers import data
-
     table = pd.read_csv(data.repo_file("figures/08_cpu_matmul.csv"))
     probe = " × ".join(map(str, PROBE_SHAPE))
     row = table[(table["CPU class"] == cpu_class_name) & (table["product"] == probe) & (table["dtype"] == dtype)]
@@ -137,8 +132,6 @@ def set_threads(threads: int | None = None) -> int:
 
 def status_gb(field: str) -> float:
     """A memory field of /proc/self/status (e.g. 'RssAnon', 'VmHWM') in GB; 0 where it cannot be read."""
-    from helpers import memory
-
     return (memory.status_kib(field) or 0) * 1024 / 1e9
 
 
@@ -147,8 +140,6 @@ def ram_sampler(interval: float = 0.05):
     """Sample this process's anonymous and total resident memory while the block runs; yields a dict filled with
     'peak anonymous RAM (GB)' (heap: what really has to fit) and 'peak RSS (GB)' (also counts the pages of
     memory-mapped checkpoint files, which the kernel can drop)."""
-    from helpers import memory
-
     memory.reset_cpu_peak()
     record = {"peak anonymous RAM (GB)": 0.0}
     stop = threading.Event()
@@ -170,53 +161,9 @@ def ram_sampler(interval: float = 0.05):
         record["peak RSS (GB)"] = status_gb("VmHWM")
 
 
-@dataclass(frozen=True)
-class CpuRecipe:
-    """A CPU recipe: the loader recipe it starts from, what happens to the LM after loading, and the trunk."""
-
-    description: str
-    base: str  # a models.RECIPES name, loaded on the CPU
-    lm: str | None = None  # None (as loaded), "bf16" (cast fp16 → bf16), torchao "int8-dynamic"/"int8-weight-only"
-    trunk_bf16: bool = False  # cast the fp32 trunk, structure module and heads to bf16 after loading
-    lean: bool = False  # the lean trunk of notebook 07
-    judged: bool = True  # False: its accuracy cannot be judged without the real weights
-    load_ram_gb: float = 0.0  # RAM the load needs with the real weights (0: fits 12.7 GB); more → refused, not killed
-    prequantized: bool = False  # reload a saved Quanto checkpoint (notebook 03 § 4) instead of from_pretrained
-
-
-#: CPU recipes, each loadable without ever holding the LM in fp32 except `fp32` (the reference) and `quanto-int8` (the
-#: seed's route, for comparison).
-CPU_RECIPES = {
-    "fp32": CpuRecipe("everything fp32 (the reference; ≈ 14 GB of weights: does not fit 12.7 GB)", "fp32",
-                      load_ram_gb=17),
-    "quanto-int8": CpuRecipe("the seed's route: Quanto int8 weights everywhere, quantized while loading (holds fp32 "
-                             "weights first: does not fit 12.7 GB)", "int8", judged=False, load_ram_gb=24),
-    "fp16-lm": CpuRecipe("LM kept fp16 as stored in the checkpoint (memory-mapped), trunk fp32", "fp16"),
-    "bf16-lm": CpuRecipe("LM cast fp16 → bf16 after loading (no fp32 copy), trunk fp32", "fp16", lm="bf16",
-                         judged=False),
-    "bf16-lm-lean": CpuRecipe("bf16 LM + the lean fp32 trunk of notebook 07", "fp16", lm="bf16", lean=True,
-                              judged=False),
-    "int8dq-lm-lean": CpuRecipe("torchao int8 dynamic LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
-                                "fp16", lm="int8-dynamic", lean=True, judged=False),
-    "quanto-int8-reload": CpuRecipe("the same Quanto int8 model reloaded from a saved pre-quantized checkpoint (made "
-                                    "once where RAM allows: `prequantize`)", "int8", judged=False, prequantized=True),
-    "int8wo-lm-lean": CpuRecipe("torchao int8 weight-only LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
-                                "fp16", lm="int8-weight-only", lean=True, judged=False),
-    "bf16-lean": CpuRecipe("everything bf16 (LM cast from fp16, trunk from fp32, after a memory-mapped load) + lean "
-                           "trunk", "fp16", lm="bf16", trunk_bf16=True, lean=True, judged=False),
-    "fp16-lm-lean": CpuRecipe("LM kept fp16 as stored (memory-mapped) + the lean fp32 trunk with cache-sized chunks: "
-                              "fp32 arithmetic where the work is, for CPUs without fast bf16", "fp16", lean=True),
-}
-
 #: bf16 pays only where this CPU multiplies bf16 clearly faster than fp32 (AVX-512 BF16, AMX); elsewhere it is
 #: emulated, slower than fp32 (figures/08_cpu_matmul.csv has the ratios per CPU class).
 BF16_SPEEDUP_NEEDED = 1.5
-
-
-def uses_bf16(recipe: str) -> bool:
-    """Whether a CPU recipe computes in bf16 (its LM or trunk cast to bf16, or torchao's bf16 activations)."""
-    spec = CPU_RECIPES[recipe]
-    return spec.trunk_bf16 or spec.lm is not None
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,61 +182,53 @@ def bf16_speedup() -> float:
 def fast_here(recipe: str) -> bool:
     """False for a bf16 recipe on a CPU that would emulate bf16 (a bf16 trunk: a fold many times slower than its
     table; bf16 only in the language model: measured about as fast as the chosen recipe, but emulated)."""
-    return not uses_bf16(recipe) or bf16_speedup() >= BF16_SPEEDUP_NEEDED
+    return not recipes.get(recipe).computes_bf16 or bf16_speedup() >= BF16_SPEEDUP_NEEDED
+
+
+#: The two recipes `choose_recipe` picks from: bf16 arithmetic throughout where this CPU has bf16 instructions, else
+#: fp32 arithmetic where the work is (the language model stays fp16 as stored); both with the lean trunk.
+BF16_RECIPE = "bf16-lean"
+FP32_ARITHMETIC_RECIPE = "fp16-lean"
 
 
 def choose_recipe(speedup: float | None = None) -> tuple[str, str]:
-    """(CPU recipe, why) for this CPU from its measured bf16 / fp32 speed ratio (None: measure it): `bf16-lean` where
-    bf16 is at least BF16_SPEEDUP_NEEDED times faster, else `fp16-lm-lean` (fp32 arithmetic in the trunk)."""
+    """(recipe, why) for this CPU from its measured bf16 / fp32 speed ratio (None: measure it): BF16_RECIPE where bf16
+    is at least BF16_SPEEDUP_NEEDED times faster, else FP32_ARITHMETIC_RECIPE."""
     speedup = bf16_speedup() if speedup is None else speedup
     if speedup >= BF16_SPEEDUP_NEEDED:
-        return "bf16-lean", (f"bf16 multiplies {speedup:.2f}× as fast as fp32 on this CPU (≥ {BF16_SPEEDUP_NEEDED}×: "
+        return BF16_RECIPE, (f"bf16 multiplies {speedup:.2f}× as fast as fp32 on this CPU (≥ {BF16_SPEEDUP_NEEDED}×: "
                              "it has bf16 instructions), so everything computes in bf16, with the lean trunk")
-    return "fp16-lm-lean", (f"bf16 multiplies only {speedup:.2f}× as fast as fp32 on this CPU (< {BF16_SPEEDUP_NEEDED}×: "
-                            "no bf16 instructions, it would be emulated), so the trunk keeps fp32 arithmetic, with the "
-                            "lean trunk; the language model stays fp16 as stored")
-
-
-#: torchao configurations of the int8 language-model recipes.
-_TORCHAO = {"int8-dynamic": "Int8DynamicActivationInt8WeightConfig", "int8-weight-only": "Int8WeightOnlyConfig"}
+    return FP32_ARITHMETIC_RECIPE, (f"bf16 multiplies only {speedup:.2f}× as fast as fp32 on this CPU "
+                                    f"(< {BF16_SPEEDUP_NEEDED}×: no bf16 instructions, it would be emulated), so the "
+                                    "trunk keeps fp32 arithmetic, with the lean trunk; the language model stays fp16 "
+                                    "as stored")
 
 
 def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
     """GB of a recipe's weights that stay memory-mapped from the checkpoint (used at every fold, so they count towards
     the RAM a fold needs although they are not anonymous memory): tensors kept in the checkpoint's own dtype — the
-    fp16 LM unless converted, the fp32 rest unless cast; all of a reloaded pre-quantized checkpoint."""
-    from helpers import models
-
-    spec = CPU_RECIPES[recipe]
+    fp16 LM unless converted, the fp32 rest unless cast or quantized; all of a reloaded pre-quantized checkpoint."""
+    spec = recipes.get(recipe)
+    weights = models.expected_weights_bytes(recipe, source)
     if spec.prequantized:  # the whole saved checkpoint stays mapped (safetensors' load_file maps the file)
-        import pandas as pd
-
-        from helpers import data
-
-        weights = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
-        return float(weights.loc[spec.base, "total"]) / 1e9  # exact bytes, measured on the full architecture
-    counts = models.component_parameters(models.meta_model(source))
-    lm = counts["language model (ESM-2)"]
-    rest = counts["total"] - lm
-    lm_mapped = spec.base == "fp16" and spec.lm is None and not spec.trunk_bf16
-    rest_mapped = not spec.trunk_bf16 and spec.base != "int8"  # Quanto's int8 weights are made while loading
-    return (lm * 2 * lm_mapped + rest * 4 * rest_mapped) / 1e9
+        return weights["total"] / 1e9
+    lm = weights["language model (ESM-2)"]
+    lm_mapped = spec.fp16_esm and spec.lm_cast is None and not spec.trunk_bf16
+    rest_mapped = not (spec.trunk_bf16 or spec.quantized or spec.needs_bf16)
+    return (lm * lm_mapped + (weights["total"] - lm) * rest_mapped) / 1e9
 
 
 def prequantized_folder(source: str | None = None) -> Path:
-    """Where `prequantize` saves (and the `quanto-int8-reload` recipe reads) the Quanto int8 checkpoint of `source`."""
-    from helpers import data, models
-
+    """Where `prequantize` saves (and the `int8-reload` recipe reads) the Quanto int8 checkpoint of `source`."""
     name = models.weights_source(source).replace("/", "_")
     return data.cache_dir() / f"esmfold-quanto-int8-{name}"
 
 
 def prequantize(source: str | None = None) -> Path:
-    """Quantize on load (Quanto int8, fp32 activations) once and save it for `quanto-int8-reload`. Needs
-    `CPU_RECIPES["quanto-int8"].load_ram_gb` GB of RAM on a CPU — or run it on a GPU runtime (notebook 03, section 4) and copy the folder (3.5 GB) here."""
-    from helpers import memory, quantization
-
-    model, _ = load_cpu("quanto-int8", source=source)
+    """Quantize on load (Quanto int8, fp32 activations) once and save it for `int8-reload`. Needs
+    `recipes.RECIPES["int8"].load_ram_gb` GB of RAM on a CPU — or run it on a GPU runtime (notebook 03, section 4)
+    and copy the folder here."""
+    model, _ = load_cpu("int8", source=source)
     folder = quantization.save_quantized(model, prequantized_folder(source))
     del model
     memory.free_memory()
@@ -297,10 +236,10 @@ def prequantize(source: str | None = None) -> Path:
 
 
 def load_cpu(recipe: str, source: str | None = None):
-    """(model, tokenizer) of a CPU recipe on the CPU; the LM is never materialised in fp32 (except for `fp32`)."""
-    from helpers import lean, models
-
-    spec = CPU_RECIPES[recipe]
+    """(model, tokenizer) of a recipe on the CPU (notebook 08's low-RAM routes never hold the LM in fp32): a warning
+    first where it computes in bf16 that this CPU emulates, a clear refusal where the RAM it needs to load is missing.
+    Recipes without the lean trunk fold with trunk chunk 64."""
+    spec = recipes.get(recipe)
     if not fast_here(recipe):  # warn before anything slow happens
         # measured with AVX2 only (figures/08_cpu_classes.csv): a bf16 trunk is ~6× slower; bf16 only in the LM is not
         cost = ("its trunk too, so its folds will be many times slower than the committed table" if spec.trunk_bf16
@@ -311,46 +250,24 @@ def load_cpu(recipe: str, source: str | None = None):
     if spec.load_ram_gb and not models.is_stand_in(source) and available_ram_gb() < spec.load_ram_gb:
         raise MemoryError(f"The {recipe} recipe needs ≈ {spec.load_ram_gb:.0f} GB of RAM to load and this machine has "
                           f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use '{choose_recipe()[0]}' "
-                          "(`cpu.choose_recipe()`: the fast recipe on this CPU) or 'fp16-lm' (the checkpoint's own "
+                          "(`cpu.choose_recipe()`: the fast recipe on this CPU) or 'fp16' (the checkpoint's own "
                           "precision).")
-    if spec.prequantized:
-        from transformers import AutoTokenizer
-
-        from helpers import quantization
-
-        folder = prequantized_folder(source)
-        if not (folder / "quantization_map.json").is_file():
-            ram = CPU_RECIPES["quanto-int8"].load_ram_gb
-            raise FileNotFoundError(f"No pre-quantized checkpoint in {folder}. Make it once with "
-                                    f"`helpers.cpu.prequantize()` on a machine with ≈ {ram} GB of RAM, or on a GPU "
-                                    "runtime with notebook 03 (section 4), and copy the folder here.")
-        model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
-        return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
-    model, tokenizer = models.load_model(spec.base, device="cpu", source=source,
-                                         chunk_size=None if spec.lean else 64, allow_cpu=True)
-    if spec.trunk_bf16:
-        model.to(torch.bfloat16)  # parameter by parameter: LM fp16 → bf16, the rest fp32 → bf16
-    if spec.lm == "bf16":
-        model.esm.to(torch.bfloat16)  # parameter by parameter: fp16 → bf16, never fp32
-    elif spec.lm in _TORCHAO:  # fp16 → bf16 (activations in bf16), then int8 weights, layer by layer
-        import torchao.quantization
-
-        model.esm.to(torch.bfloat16)
-        torchao.quantization.quantize_(model.esm, getattr(torchao.quantization, _TORCHAO[spec.lm])())
-    if spec.lean:  # chunks sized for the CPU's caches (not for memory): measured fastest in notebook 08
-        lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS))
-    return model, tokenizer
+    if not spec.prequantized:
+        return models.load_model(recipe, device="cpu", source=source, chunk_size=None if spec.lean else 64,
+                                 allow_cpu=True)
+    folder = prequantized_folder(source)
+    if not (folder / "quantization_map.json").is_file():
+        raise FileNotFoundError(f"No pre-quantized checkpoint in {folder}. Make it once with "
+                                f"`helpers.cpu.prequantize()` on a machine with ≈ {recipes.RECIPES['int8'].load_ram_gb:g} "
+                                "GB of RAM, or on a GPU runtime with notebook 03 (section 4), and copy the folder here.")
+    model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
+    return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
 
 
 def chunk_sweep(length: int = 259, positions=(2**11, 2**12, 2**13, 2**14, 2**16, 2**18), source: str | None = None,
                 dtype: torch.dtype = torch.bfloat16, repeats: int = 3):
     """Seconds per lean trunk block on this CPU for each chunk size (pair positions per chunk): one block of the
     architecture with random weights, in `dtype`, best of `repeats` (a fold runs 48 blocks × 4 passes)."""
-    import pandas as pd
-    from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
-
-    from helpers import lean, models
-
     trunk = models.load_config(source).esmfold_config.trunk
     torch.manual_seed(0)
     block = EsmFoldTriangularSelfAttentionBlock(trunk).eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import urllib.request
 from pathlib import Path
@@ -100,8 +101,6 @@ def fetch(relpath: str) -> Path:
 
 def append_csv(path, rows: list[dict], fields: list[str]) -> None:
     """Append rows to a CSV file, writing the header first if the file is new (resumable result files)."""
-    import csv
-
     path = Path(path)
     new = not path.is_file()
     with open(path, "a", newline="") as handle:

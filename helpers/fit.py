@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import time
 from typing import NamedTuple
 
+import pandas as pd
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from transformers import EsmForProteinFolding
+from transformers.models.esm import modeling_esmfold
+from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
+from transformers.models.esm.openfold_utils import residue_constants, rigid_utils
 
-from helpers import lean
+from helpers import data, gpu, models, recipes
+from helpers.lean import LEAN, LeanOptions, cumulative_steps, make_block_lean, make_lean, parkable
 from helpers.memory import LiveBytes
 
 
 def clear_model_caches() -> None:
     """Empty the transformers ESMFold helpers' functools caches (cached tensors must not leak between fake and real runs)."""
-    from transformers.models.esm import modeling_esmfold
-    from transformers.models.esm.openfold_utils import residue_constants, rigid_utils
-
     for module in (rigid_utils, residue_constants, modeling_esmfold):
         for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)):
@@ -56,21 +62,15 @@ def nvidia_smi_estimate(recipe: str, allocated_gib, weights_gib, context_gib: fl
     live tensors, the allocator's cache (CACHE_SHARE of the activations), the CUDA context (default: the H100's, as
     measured; `gpu.T4.context_gib` for a T4), and for Quanto recipes an allowance. Works on numbers and on pandas
     columns alike."""
-    from helpers import models
-
-    quanto = recipe in models.RECIPES and models.RECIPES[recipe].quanto is not None
+    quanto = recipe in recipes.RECIPES and recipes.RECIPES[recipe].quanto is not None
     activations = allocated_gib - weights_gib
     return (allocated_gib + CACHE_SHARE * activations + context_gib
             + (QUANTO_ALLOWANCE_GIB if quanto else 0.0))
 
 
 def activation_profile(recipe: str) -> str:
-    """Which fake model traces a recipe's activations: 'fp32', 'fp16-lm' or 'bf16' (`models.Recipe.profile`)."""
-    from helpers import models
-
-    if recipe not in models.RECIPES:
-        raise ValueError(f"No activation profile is known for recipe {recipe!r}")
-    return models.RECIPES[recipe].profile
+    """Which fake model traces a recipe's activations (`recipes.PROFILES`, `Recipe.profile`)."""
+    return recipes.get(recipe).profile
 
 
 class Trace(NamedTuple):
@@ -97,12 +97,9 @@ class Trace(NamedTuple):
 class FakeFolder:
     """The real ESMFold model code built on fake tensors (no memory, no weights) for one activation profile."""
 
-    def __init__(self, profile: str = "fp32", source: str | None = None, lean=None):
-        from torch._subclasses.fake_tensor import FakeTensorMode
-        from transformers import EsmForProteinFolding
-
-        from helpers import lean as lean_module, models
-
+    def __init__(self, profile: str = recipes.FP32_ACTIVATIONS, source: str | None = None, lean=None):
+        if profile not in recipes.PROFILES:
+            raise ValueError(f"Unknown activation profile {profile!r}; choose one of {recipes.PROFILES}")
         self.profile = profile
         self.mode = FakeTensorMode(allow_non_fake_inputs=True)
         config = models.load_config(source or "random-full")
@@ -110,15 +107,15 @@ class FakeFolder:
         clear_model_caches()
         with self.mode:
             self.model = EsmForProteinFolding(config).eval()
-            if profile == "fp16-lm":
+            if profile == recipes.LM16_ACTIVATIONS:
                 _cast(self.model.esm, torch.float16)
-            elif profile == "bf16":
+            elif profile == recipes.BF16_ACTIVATIONS:
                 _cast(self.model, torch.bfloat16)
         self._counter = self._parked = None
         if lean is not None:  # the lean forward methods (helpers.lean) run on fake tensors like the original ones;
             # a lean trace parks the language model at every length (the predictor decides which answer applies)
             options = dataclasses.replace(lean, park_from=0) if lean.park_lm else lean
-            lean_module.make_lean(self.model, options, parking=self)
+            make_lean(self.model, options, parking=self)
         clear_model_caches()
 
     def park(self, lm: torch.nn.Module) -> bool:
@@ -156,11 +153,6 @@ def block_peak(length: int, chunk_size: int | None = None, lean=None) -> dict:
     """One full-size trunk block (fp32) run on fake tensors — the predictor's method on a piece small enough to trace
     in seconds: GiB of its inputs and weights, and the peak of the activations it adds at `length` residues, original
     (with `chunk_size`) or lean (`lean`: a `helpers.lean.LeanOptions`)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
-
-    from helpers import lean as lean_module, models
-
     config = models.load_config("random-full").esmfold_config.trunk
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     with mode:
@@ -169,7 +161,7 @@ def block_peak(length: int, chunk_size: int | None = None, lean=None) -> dict:
         pair = torch.zeros(1, length, length, config.pairwise_state_dim)
         mask = torch.ones(1, length)
     if lean is not None:
-        lean_module.make_block_lean(block, lean)
+        make_block_lean(block, lean)
     counter = LiveBytes()
     with mode, counter, torch.no_grad():
         for tensor in (sequence, pair, mask):
@@ -195,8 +187,6 @@ def fake_folder(profile: str, source: str | None = None, lean=None) -> FakeFolde
 @functools.lru_cache(maxsize=None)
 def _largest_linear_bytes(source: str) -> int:
     """fp32 bytes of the architecture's largest Linear weight (Quanto dequantizes one such weight per multiply)."""
-    from helpers import models
-
     return max(m.weight.numel() * 4 for m in models.meta_model(source).modules() if isinstance(m, torch.nn.Linear))
 
 
@@ -204,8 +194,6 @@ def _largest_linear_bytes(source: str) -> int:
 def _offloaded_lm_bytes(source: str) -> tuple[int, int]:
     """(fp16 bytes of the language model's parameters, fp16 bytes of its largest Linear layer): what LM offloading takes
     off the GPU, and the one layer accelerate has on the GPU at a time."""
-    from helpers import models
-
     lm = models.meta_model(source).esm
     largest = max(sum(p.numel() for p in m.parameters()) for m in lm.modules() if isinstance(m, torch.nn.Linear))
     return sum(p.numel() for p in lm.parameters()) * 2, largest * 2
@@ -215,42 +203,20 @@ def _weights_and_temporary(recipe: str, source: str | None, traced_weights):
     """(weight bytes, transient bytes) of a recipe: the traced weights for unquantized recipes; for quantized ones
     the exact quantized bytes, plus one dequantized fp32 weight for Quanto; for LM offloading the traced weights
     without the LM's parameters, plus one LM layer on the GPU at a time."""
-    from helpers import models
-
-    spec = models.RECIPES[recipe]
+    spec = recipes.get(recipe)
     if spec.offload_lm:
         lm, layer = _offloaded_lm_bytes(source or "random-full")
         return traced_weights - lm, layer
     if not spec.quantized:
         return traced_weights, 0
     temporary = 0 if spec.torchao else _largest_linear_bytes(source or "random-full")
-    return recipe_weight_bytes(recipe, source), temporary
+    return models.expected_weights_bytes(recipe, source)["total"], temporary
 
 
 @functools.lru_cache(maxsize=None)
 def _committed_grid():
     """The committed predicted grid (local checkout, or the published repository), read once."""
-    import pandas as pd
-
-    from helpers import data
-
     return pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
-
-
-@functools.lru_cache(maxsize=None)
-def recipe_weight_bytes(recipe: str, source: str | None = None, part: str = "total") -> int:
-    """Exact weight bytes of a loaded recipe (`part`: 'total' or a stage of `models.weights_bytes`, e.g. 'language
-    model (ESM-2)'): from the committed per-recipe table for esmfold_v1, else by loading."""
-    import pandas as pd
-
-    from helpers import data, models
-
-    source = source or "random-full"
-    if source in ("random-full", models.REAL_MODEL_ID):
-        table = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
-        return int(table.loc[recipe, part])
-    model, _ = models.load_model(recipe, device="cpu", source=source)
-    return models.weights_bytes(model)[part]
 
 
 def _peak_bytes(recipe: str, source: str | None, traced_weights, activations, parked: bool = False,
@@ -261,18 +227,16 @@ def _peak_bytes(recipe: str, source: str | None, traced_weights, activations, pa
     `parked`: the lean model parks the language model once it has run, so the fold's peak is the larger of the
     language model's phase (every weight on the GPU) and the trunk's (the recipe's LM weights off the GPU). A recipe
     that offloads its LM never has it on the GPU; `_weights_and_temporary` already leaves it out."""
-    from helpers import models
-
     weights, extra = _weights_and_temporary(recipe, source, traced_weights)
-    spec = models.RECIPES[recipe]
+    spec = recipes.get(recipe)
     if parked and spec.offload_lm:
         lm = 0
     elif parked and spec.quantized:
-        lm = recipe_weight_bytes(recipe, source, "language model (ESM-2)")
+        lm = models.expected_weights_bytes(recipe, source)["language model (ESM-2)"]
     else:
         lm = lm_weights  # traced in the recipe's own precision
     lm_most = float(lm.max()) if hasattr(lm, "max") else float(lm)  # a pandas column holds one value per row
-    if parked and not spec.offload_lm and not lean.parkable(lm_most):
+    if parked and not spec.offload_lm and not parkable(lm_most):
         parked = False  # too big for CPU RAM: the lean model keeps it on the GPU
     if not parked:
         return weights, weights + activations + extra, weights
@@ -300,17 +264,13 @@ def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_re
     tensor bytes. Quantized recipes combine that exact activation trace with their exact quantized weight bytes
     (Quanto and torchao tensors do not run on fake tensors) plus one dequantized fp32 weight (Quanto's temporary).
     """
-    import time
-
-    from helpers import models
-
     start = time.perf_counter()
     folder = fake_folder(activation_profile(recipe), source, lean)
     trace = folder.trace(length, chunk_size, num_recycles, batch)
     parked = parks_lm(lean, length)
     weights, peak, resident = _peak_bytes(recipe, source, trace.weights, trace.peak - trace.weights, parked,
                                           trace.lm_weights, trace.lm_activations, trace.parked_activations)
-    spec = models.RECIPES[recipe]
+    spec = recipes.get(recipe)
     gib = 1024**3
     return {
         "recipe": recipe,
@@ -336,13 +296,12 @@ def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_re
 #: Grid of the committed prediction table: lengths × trunk chunk sizes, per activation profile.
 GRID_LENGTHS = (64, 128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536)
 GRID_CHUNKS = (None, 32, 64, 128)
-GRID_PROFILES = ("fp32", "fp16-lm")
+#: The activation profiles of the hardware table's recipes: the committed grid traces these.
+GRID_PROFILES = tuple(dict.fromkeys(recipes.get(r).profile for r in recipes.shown_in(recipes.HARDWARE_TABLE)))
 
 
 #: Lengths of the lean model's grid (notebook 07): it reaches further.
 LEAN_GRID_LENGTHS = GRID_LENGTHS + (1792, 2048, 2560, 3072)
-#: The "chunk size" label of the lean trunk in grids and tables (defined by `lean`).
-LEAN = lean.LEAN
 
 
 #: The committed grid's columns of the lean model's traces that split the fold where the LM is parked (`Trace`).
@@ -364,15 +323,13 @@ def _grid_row_peak(recipe: str, source, row, parked: bool, batch: int = 1):
 
 
 def _default_lean():
-    return lean.LeanOptions()
+    return LeanOptions()
 
 
 @functools.lru_cache(maxsize=None)  # a trace off the grid takes seconds to minutes and always gives the same bytes
 def _allocated_and_weights(recipe: str, length: int, chunk_size, source: str | None) -> tuple[float, float, float]:
     """(predicted peak allocated GiB, weights GiB, GiB of weights on the GPU at the peak): from the committed grid when
     the point is on it, else traced now."""
-    from helpers import models
-
     source = source or "random-full"
     gib = 1024**3
     if source in ("random-full", models.REAL_MODEL_ID):
@@ -425,8 +382,6 @@ def _grid_curve(profile: str, chunk_label: str):
 def _interpolate(curve, column: str, length: int) -> tuple[float, str]:
     """A column of a grid curve at `length`: exact at its lengths, a power law between two, the shortest length's
     below, L³ growth beyond the longest (said in the second value)."""
-    import math
-
     lengths = list(curve.index)
     values = curve[column]
     if length in lengths:
@@ -448,8 +403,6 @@ def grid_estimate(recipe: str, length: int, chunk_size=None, batch: int = 1) -> 
     activations. GiB: weights, activations (over the weights on the GPU at the peak), peak allocated, and 'reserved'
     — what PyTorch will hold, the allocator's cache and Quanto's allowance included (`nvidia_smi_estimate` without
     the CUDA context)."""
-    from helpers import models
-
     profile = activation_profile(recipe)
     if profile not in GRID_PROFILES:
         raise ValueError(f"The committed grid has no '{profile}' activations (recipe {recipe!r}): it covers "
@@ -465,7 +418,7 @@ def grid_estimate(recipe: str, length: int, chunk_size=None, batch: int = 1) -> 
     weights, peak, resident = _grid_row_peak(recipe, None, row, _parked_on_grid(length, label), batch)
     gib = 1024**3
     activations_gib = (peak - resident) / gib
-    quanto = QUANTO_ALLOWANCE_GIB if models.RECIPES[recipe].quanto else 0.0
+    quanto = QUANTO_ALLOWANCE_GIB if recipes.get(recipe).quanto else 0.0
     return {"weights (GiB)": weights / gib, "activations (GiB)": activations_gib, "allocated (GiB)": peak / gib,
             "reserved (GiB)": peak / gib + CACHE_SHARE * activations_gib + quanto,
             "how": how + (f", × {batch} sequences" if batch > 1 else "")}
@@ -478,17 +431,11 @@ def predicted_nvidia_smi(recipe: str, length: int, chunk_size: int | None, sourc
     return nvidia_smi_estimate(recipe, allocated, resident)
 
 
-#: Recipes in the hardware table (fp16-seed folds like fp16 but must first load in fp32; bf16 is not traced yet).
-TABLE_RECIPES = ("fp32", "fp16", "fp16-offload", "int8-lm", "int8", "float8", "int4", "torchao-int8wo")
-
-
 def predicted_grid(source: str | None = None):
     """The committed grid with each recipe's predicted peak allocated GiB (weights + traced activations)."""
-    import pandas as pd
-
     grid = _committed_grid()
     rows = []
-    for recipe in TABLE_RECIPES:
+    for recipe in recipes.shown_in(recipes.HARDWARE_TABLE):
         part = grid[grid["profile"] == activation_profile(recipe)].copy()
         if part.empty:
             continue
@@ -508,8 +455,6 @@ def predicted_grid(source: str | None = None):
 
 def _card(card) -> "gpu.GPU":
     """A GPU to plan for: a `gpu.GPU`, or a card's memory in GiB (its CUDA context assumed, `gpu.ASSUMED_CONTEXT_GIB`)."""
-    from helpers import gpu
-
     if isinstance(card, gpu.GPU):
         return card
     article = "an" if f"{card:g}".startswith(("8", "11", "18")) else "a"
@@ -520,10 +465,6 @@ def hardware_table(source: str | None = None):
     """Longest grid length each recipe folds on each card of `gpu.CARDS` (predicted memory PyTorch holds ≤ the card's
     usable memory), with the chunk size that gets there (the largest — fastest — that fits; 'none' = unchunked);
     "(borderline)" where that need is within `gpu.BORDERLINE_GIB` of the card's usable memory."""
-    import pandas as pd
-
-    from helpers import gpu
-
     grid = predicted_grid(source)
     grid["trunk"] = (grid["chunk size"].astype(str) == LEAN).map({True: " + lean trunk", False: ""})
     rows = []
@@ -549,8 +490,6 @@ def longest_fitting(part, card) -> tuple[int, str, float] | None:
     """(longest length, chunk label, its predicted need in GiB of PyTorch memory) of the rows of one recipe's
     predicted grid that fit `card` (a `gpu.GPU` or GiB), taking the fastest chunk size at that length; None if none
     fits."""
-    from helpers import gpu
-
     card = _card(card)
     fits = part[part["predicted reserved (GiB)"] <= card.usable_gib]
     if fits.empty:
@@ -564,9 +503,6 @@ def longest_fitting(part, card) -> tuple[int, str, float] | None:
     return longest, best.label, float(at.loc[best.Index, "predicted reserved (GiB)"])
 
 
-#: The order in which `recommend` tries recipes: most accurate and fastest first. Offloading keeps fp16's numbers
-#: (it costs one copy of the LM weights over PCIe per fold); int8/int4 change the numbers a little (notebook 05).
-RECOMMEND_LADDER = ("fp16", "fp16-offload", "int8-lm", "int8", "int4")
 #: Trunk chunk sizes from fastest to leanest, then the lean trunk of notebook 07.
 CHUNK_LADDER = (None, 128, 64, 32, LEAN)
 #: Protein lengths (columns) of the recipe table.
@@ -576,15 +512,13 @@ _LONGEST_PLANNED = max(LEAN_GRID_LENGTHS)
 
 
 def recommend(card, length: int) -> tuple[str, int | str | None, float] | None:
-    """(recipe, chunk size, predicted GiB on the card as nvidia-smi would show it) of the first recipe in
-    RECOMMEND_LADDER × CHUNK_LADDER predicted to fold `length` residues on `card` (a `gpu.GPU`, or its memory in GiB);
+    """(recipe, chunk size, predicted GiB on the card as nvidia-smi would show it) of the first of the recommendation
+    ladder (`recipes.ladder()`) × CHUNK_LADDER predicted to fold `length` residues on `card` (a `gpu.GPU`, or its memory in GiB);
     None if none fits or the length is beyond the grid."""
-    from helpers import gpu
-
     card = _card(card)
     if length > _LONGEST_PLANNED:
         return None
-    candidates = [(recipe, chunk) for recipe in RECOMMEND_LADDER for chunk in CHUNK_LADDER
+    candidates = [(recipe, chunk) for recipe in recipes.ladder() for chunk in CHUNK_LADDER
                   if chunk == LEAN or length <= max(GRID_LENGTHS)]
     needs = [grid_estimate(recipe, length, chunk)["reserved (GiB)"] for recipe, chunk in candidates]
     for margin in (gpu.BORDERLINE_GIB, 0.0):  # a recipe that fits with a margin first; a borderline one only if none
@@ -597,10 +531,6 @@ def recommend(card, length: int) -> tuple[str, int | str | None, float] | None:
 def recipe_table(source: str | None = None):
     """"I have X GB of GPU memory and a protein of L residues → use recipe Y": one row per card of `gpu.CARDS`, one
     column per length, each cell the recommended recipe and chunk size (predicted)."""
-    import pandas as pd
-
-    from helpers import gpu
-
     rows = []
     for label, card in gpu.CARDS.items():
         row = {"GPU memory": label}
@@ -624,11 +554,9 @@ def lean_steps(recipe: str = "int8", lengths=(1000, 2000), chunk_size: int = 32,
     """Predicted peak (GiB, allocated) of one fold as the lean trunk's changes are switched on one after another,
     starting from the original model with trunk chunk `chunk_size` (notebook 07); `skip`: (length, step) pairs not to
     trace (rows kept from an earlier run). Minutes at L = 2,000."""
-    import pandas as pd
-
     rows = []
     for length in lengths:
-        for label, options in lean.cumulative_steps(chunk_size):
+        for label, options in cumulative_steps(chunk_size):
             if (length, label) in skip:
                 continue
             result = predict_peak(recipe, length, chunk_size, num_recycles=num_recycles, lean=options)
@@ -643,8 +571,6 @@ def lean_steps(recipe: str = "int8", lengths=(1000, 2000), chunk_size: int = 32,
 def verdict(recipe: str, length: int, chunk_size=None, card=None) -> tuple[str, str]:
     """('fits' | 'borderline' | 'over', one sentence saying why) for one fold of the full-size model on `card` (a
     `gpu.GPU` or GiB; default: this GPU, else a free T4) — from the committed grid (`grid_estimate`)."""
-    from helpers import gpu
-
     card = _card(card if card is not None else (gpu.current() or gpu.T4))
     need = grid_estimate(recipe, length, chunk_size)["reserved (GiB)"]
     said = gpu.verdict(need, card.usable_gib)
@@ -658,10 +584,6 @@ def verdict(recipe: str, length: int, chunk_size=None, card=None) -> tuple[str, 
 
 class TooLongError(ValueError):
     """A sequence predicted not to fit the GPU budget with the chosen recipe; the message names a recipe that does."""
-
-
-#: Recipes from the most to the least precise: the order in which `check_fits` suggests the next one.
-_LADDER = ("fp32", "fp16", "int8-lm", "int8", "int4")
 
 
 def _how_read(how: str) -> str:
@@ -682,12 +604,11 @@ def _checked_trunk(chunk_size) -> str:
 
 def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     """Return the predicted GPU memory (GiB, as nvidia-smi would show it on `card`) of folding `length` residues with
-    `recipe`; raise TooLongError naming the next recipe or chunk size that fits if it does not fit `card` (a
+    `recipe`; raise TooLongError naming the next chunk size, or recipe down the recommendation ladder
+    (`recipes.ladder()`), that fits if it does not fit `card` (a
     `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
     (`grid_estimate`: a power law between the two grid lengths around it, not the next grid length), so it answers
     at once; the message says which grid lengths (and which chunk size, when the grid lacks the one asked) it read."""
-    from helpers import gpu
-
     card = _card(card if card is not None else (gpu.current() or gpu.T4))
 
     def need(v, chunk):
@@ -699,8 +620,10 @@ def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     have = f"{card.name} ({card.usable_gib:.1f} GiB for PyTorch after the CUDA context)"
     wanted = (f"{length} residues with '{recipe}' ({_checked_trunk(chunk_size)}) are predicted to need about "
               f"{asked['reserved (GiB)']:.1f} GiB ({_how_read(asked['how'])}), more than {have}.")
-    options = [(v, c) for v in _LADDER[_LADDER.index(recipe) if recipe in _LADDER else 0:]
-               for c in (chunk_size, 64, 32, LEAN) if v != recipe or c != chunk_size]
+    ladder = recipes.ladder()
+    below = ladder[ladder.index(recipe) + 1:] if recipe in ladder else ladder
+    options = [(recipe, c) for c in (64, 32, LEAN) if c != chunk_size]
+    options += [(v, c) for v in below for c in (chunk_size, 64, 32, LEAN)]
     for v, c in options:
         if need(v, c) <= card.usable_gib:
             raise TooLongError(f"{wanted} Predicted to fit: '{v}' with {_checked_trunk(c)} (≈ {need(v, c):.1f} GiB).")

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
+from transformers.models.esm.openfold_utils.loss import compute_tm
+from transformers.models.esm.openfold_utils.protein import Protein, to_pdb
 
 #: The 20 standard amino acids plus X (unknown), as ESMFold's tokenizer accepts them.
 VALID_RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWY" + "X")
@@ -67,9 +70,6 @@ class FoldResult:
 def pdb_text(output, index: int, keep, plddt_0_100: torch.Tensor, residue_index=None, chain_index=None) -> str:
     """PDB text of one batch entry, only the residues in `keep`, with pLDDT 0–100 in the B-factors (transformers'
     own PDB writer; `chain_index` gives chains A, B, …)."""
-    from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
-    from transformers.models.esm.openfold_utils.protein import Protein, to_pdb
-
     keys = ["aatype", "atom37_atom_exists", "residx_atom37_to_atom14"]
     one = {k: output[k][index][keep].cpu().numpy() for k in keys}
     positions = output["positions"][-1, index][keep].float().cpu().numpy()
@@ -87,8 +87,6 @@ def pdb_text(output, index: int, keep, plddt_0_100: torch.Tensor, residue_index=
 def sequence_ptm(ptm_logits: torch.Tensor, keep) -> float:
     """pTM of one sequence from its (L, L, bins) pTM logits, over the residues in `keep` only (drops padding or a
     linker). The model's own `ptm` output is a single number for a whole padded batch."""
-    from transformers.models.esm.openfold_utils.loss import compute_tm
-
     logits = ptm_logits[keep][:, keep].float()
     return float(compute_tm(logits, max_bin=31, no_bins=ptm_logits.shape[-1]))
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from helpers import recipes
+
 GIB = 1024**3
 #: Set to a number of GiB to cap this process's GPU memory for PyTorch (`cap`), or to "T4": what a free T4 leaves
 #: PyTorch (`T4.usable_gib`), to rehearse on a larger GPU.
@@ -128,9 +130,7 @@ def quantized_matmul(recipe: str) -> str:
     (AWQ) kernels need compute capability ≥ 8.0 *and* fp16/bf16 activations, which no recipe here has (the trunk's and
     Quanto's language model's activations are fp32), so on any GPU the path is the same. torchao's dynamic recipe
     quantizes the activations too and multiplies int8 × int8 (`torch._int_mm`)."""
-    from helpers import models
-
-    spec = models.RECIPES[recipe]
+    spec = recipes.get(recipe)
     if not spec.quantized:
         return "floating point (no quantized weights)"
     if spec.torchao == "int8-dynamic":

@@ -34,6 +34,13 @@ import types
 from dataclasses import dataclass
 
 import torch
+from transformers.models.esm.modeling_esmfold import (EsmFoldingTrunk, EsmFoldTriangularSelfAttentionBlock,
+                                                      EsmForProteinFoldingOutput, categorical_lddt, flatten_final_dims,
+                                                      permute_final_dims)
+from transformers.models.esm.openfold_utils import make_atom14_masks
+from transformers.models.esm.openfold_utils.loss import _calculate_bin_centers
+
+from helpers import memory
 
 #: Pair positions (rows × L) processed per chunk when `rows` is None: ≈ 0.5 GiB of fp32 temporaries in the pair MLP.
 AUTO_POSITIONS = 2**18
@@ -287,8 +294,6 @@ def _relative_position_(module, residue_index, mask, z, rows) -> None:
 
 def _trunk_forward(self, seq_feats, pair_feats, true_aa, residx, mask, no_recycles):
     """EsmFoldingTrunk.forward keeping one pair tensor across recycles (`pair_feats` None = all zeros)."""
-    from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk
-
     if no_recycles is None:
         no_recycles = self.config.max_recycles
     else:
@@ -342,8 +347,6 @@ def _structure_module(trunk, s, z, true_aa, mask, chunks):
 def _ipa_forward(self, s, z, r, mask, _offload_inference=False, _z_reference_list=None):
     """EsmFoldInvariantPointAttention.forward with the attention computed for query rows at a time (same arithmetic;
     the point-weighted sum over keys as a matrix product)."""
-    from transformers.models.esm.modeling_esmfold import flatten_final_dims, permute_final_dims
-
     rows = self._lean_options.chunk_rows(s.shape[1])
     heads = self.num_heads
     q = self.linear_q(s).view(s.shape[:-1] + (heads, -1))
@@ -409,8 +412,6 @@ def _pair_head(head, z, rows, symmetric=False):
 
 def _tm_and_pae(logits, rows, max_bin=31, eps=1e-8):
     """(pTM, PAE, max PAE) exactly as transformers computes them, softmaxing rows at a time."""
-    from transformers.models.esm.openfold_utils.loss import _calculate_bin_centers
-
     no_bins = logits.shape[-1]
     length = logits.shape[-2]
     centers = _calculate_bin_centers(torch.linspace(0, max_bin, steps=no_bins - 1, device=logits.device))
@@ -433,9 +434,6 @@ def _tm_and_pae(logits, rows, max_bin=31, eps=1e-8):
 def _model_forward(self, input_ids, attention_mask=None, position_ids=None, masking_pattern=None, num_recycles=None,
                    output_hidden_states=False, **kwargs):
     """EsmForProteinFolding.forward with the lean trunk and heads (inference only: runs under no_grad)."""
-    from transformers.models.esm.modeling_esmfold import EsmForProteinFoldingOutput, categorical_lddt
-    from transformers.models.esm.openfold_utils import make_atom14_masks
-
     if masking_pattern is not None:
         raise ValueError("The lean model is for inference: masking_pattern is not supported (undo_lean first).")
     opts: LeanOptions = self._lean_options
@@ -503,7 +501,7 @@ class CPUParking:
         tensors = [*lm.parameters(), *lm.buffers()]
         if any(t.device.type in ("cpu", "meta") for t in tensors):
             return False
-        if not parkable(sum(t.numel() * t.element_size() for t in tensors), _available_ram()):
+        if not parkable(sum(t.numel() * t.element_size() for t in tensors), memory.available_ram_bytes()):
             return False  # CPU RAM would run short: the LM stays on the GPU (the predictor assumes as much)
         lm.to("cpu")
         torch.cuda.empty_cache()  # hand the freed blocks back, so nvidia-smi shows the trunk's own need
@@ -514,23 +512,9 @@ class CPUParking:
         lm.to(device)
 
 
-def _available_ram() -> float | None:
-    """Bytes of RAM the machine has available now (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def make_lean(model, options: LeanOptions | None = None, parking=None):
     """Make a loaded EsmForProteinFolding memory-lean in place (same weights; see the module docstring); returns it.
     `parking` says where `park_lm` keeps the language model between folds (default `CPUParking()`)."""
-    from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttentionBlock
-
     options = options or LeanOptions()
     undo_lean(model)
     model._lean_options = options

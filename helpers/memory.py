@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 import sys
 import time
 import traceback
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -42,7 +44,19 @@ def reset_cpu_peak() -> bool:
         return False
 
 
+def available_ram_bytes() -> int | None:
+    """Bytes of RAM the kernel says are available now (Linux MemAvailable), else None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def status_kib(field: str) -> int | None:
+    """A field of /proc/self/status in KiB (Linux), else None."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -56,8 +70,6 @@ def cpu_peak_rss_gib() -> float:
     """Peak resident memory of this process in GiB (since the last reset where supported)."""
     kib = status_kib("VmHWM")
     if kib is None:
-        import resource
-
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if sys.platform == "darwin":
             kib //= 1024
@@ -152,8 +164,6 @@ def measure(label: str = "", device: str | None = None, may_run_out: bool = Fals
 
 def _is_fake(tensor) -> bool:
     """True for tensors without data: fake tensors and meta-device tensors."""
-    from torch._subclasses.fake_tensor import FakeTensor
-
     return isinstance(tensor, FakeTensor) or tensor.device.type == "meta"
 
 

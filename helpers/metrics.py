@@ -6,7 +6,9 @@ import io
 
 import numpy as np
 
-from helpers import tmalign
+from helpers import data, tmalign
+
+# biotite is imported where it is used: Colab lacks it, and only the notebooks that score structures install it.
 
 #: Seed fragments tried per fragment length in the TM-score superposition search.
 STARTS = 20
@@ -185,8 +187,6 @@ def experimental_chain(relpath: str, chain: str, model: int = 1) -> dict:
     import biotite.structure as struc
     import biotite.structure.io as strucio
     from biotite.sequence import ProteinSequence
-
-    from helpers import data
 
     atoms = strucio.load_structure(str(data.fetch(relpath)), model=model)
     atoms = atoms[(atoms.chain_id == chain) & struc.filter_amino_acids(atoms)]

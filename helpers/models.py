@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
+from transformers import (AutoTokenizer, EsmConfig, EsmForProteinFolding, EsmTokenizer, QuantoConfig,
+                          TorchAoConfig)
 
-from helpers import data, gpu, lean
+from helpers import data, gpu, lean, recipes
 
 #: The real model on the Hugging Face hub.
 REAL_MODEL_ID = "facebook/esmfold_v1"
@@ -26,68 +30,20 @@ AF2_VOCAB = list("ARNDCQEGHILKMFPSTWYV") + ["X", "<pad>", "<mask>", "<cls>", "<s
 NON_LM_MODULES = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head", "lm_head", "lddt_head"]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How a recipe reaches its precision: a dtype, optional fp16 LM, optional quantization, optional post-step."""
-
-    description: str
-    dtype: torch.dtype = torch.float32
-    fp16_esm: bool = False  # the config flag: the LM is built (and loaded) in fp16, the rest in `dtype`
-    quanto: str | None = None  # optimum-quanto weights: "int8", "int4" or "float8"
-    torchao: str | None = None  # torchao config: "int8-weight-only" or "int8-dynamic"
-    lm_only: bool = False  # quantize only the language model
-    half_lm_after_load: bool = False  # the seed's route: load fp32, then model.esm = model.esm.half()
-    needs_bf16: bool = False
-    offload_lm: bool = False  # LM weights stay in CPU RAM; accelerate moves each layer to the GPU while it runs
-    colour: str | None = None  # its colour in every plot
-
-    @property
-    def quantized(self) -> bool:
-        return bool(self.quanto or self.torchao)
-
-    @property
-    def profile(self) -> str:
-        """Which activations a fold computes (what the "will it fit?" predictor traces): 'fp32', 'fp16-lm' or 'bf16'.
-        Quantized weights are dequantized to fp32 for every product, so their activations are fp32's."""
-        if self.dtype == torch.bfloat16:
-            return "bf16"
-        return "fp16-lm" if (self.fp16_esm or self.half_lm_after_load) else "fp32"
+#: torchao's configuration class for each `Recipe.torchao` / `Recipe.lm_cast` name.
+_TORCHAO_CONFIGS = {"int8-weight-only": "Int8WeightOnlyConfig", "int8-dynamic": "Int8DynamicActivationInt8WeightConfig"}
 
 
-#: The recipes, one entry each: how it loads (every one through `EsmForProteinFolding.from_pretrained`), and from that
-#: its activation profile for the predictor (`Recipe.profile`) and its colour in plots. Adding a recipe is one entry.
-RECIPES = {
-    "fp32": Recipe("everything fp32 (the checkpoint's fp16 LM tensors are upcast on load)", colour="#4C72B0"),
-    "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True,
-                        colour="#C44E52"),
-    "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True, colour="#DD8452"),
-    "fp16-offload": Recipe("fp16 LM kept in CPU RAM and streamed to the GPU layer by layer (accelerate), trunk fp32 "
-                           "on the GPU", fp16_esm=True, offload_lm=True, colour="#F2A65A"),
-    "bf16": Recipe("everything bf16 (needs Ampere or newer: L4, A100, RTX 30/40)", dtype=torch.bfloat16, needs_bf16=True,
-                   colour="#937860"),
-    "int8": Recipe("the seed's route: Quanto int8 weights everywhere, fp32 activations", quanto="int8", colour="#55A868"),
-    "int8-lm": Recipe("Quanto int8 weights in the LM only, trunk fp32", quanto="int8", lm_only=True, colour="#8172B3"),
-    "int4": Recipe("Quanto int4 weights everywhere", quanto="int4", colour="#DA8BC3"),
-    "float8": Recipe("Quanto float8 (e4m3) weights everywhere", quanto="float8", colour="#8C8C8C"),
-    "torchao-int8wo": Recipe("torchao int8 weight-only", torchao="int8-weight-only", colour="#CCB974"),
-    "torchao-int8dq": Recipe("torchao int8 dynamic activations + int8 weights", torchao="int8-dynamic",
-                             colour="#64B5CD"),
-}
-
-
-def _quantization_config(recipe: Recipe):
+def _quantization_config(recipe: recipes.Recipe):
     """The transformers quantization config of a recipe, or None."""
     skip = NON_LM_MODULES if recipe.lm_only else None
     if recipe.quanto:
-        from transformers import QuantoConfig
-
         return QuantoConfig(weights=recipe.quanto, modules_to_not_convert=skip)
     if recipe.torchao:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
-        from transformers import TorchAoConfig
+        import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
 
-        config = {"int8-weight-only": Int8WeightOnlyConfig, "int8-dynamic": Int8DynamicActivationInt8WeightConfig}
-        return TorchAoConfig(config[recipe.torchao](), modules_to_not_convert=skip)
+        config = getattr(torchao.quantization, _TORCHAO_CONFIGS[recipe.torchao])()
+        return TorchAoConfig(config, modules_to_not_convert=skip)
     return None
 
 
@@ -151,8 +107,6 @@ def config_dict(kind: str = "random-full") -> dict:
 
 
 def _write_tokenizer(folder: Path) -> None:
-    from transformers import EsmTokenizer
-
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(AF2_VOCAB) + "\n")
     EsmTokenizer(vocab_file=str(vocab)).save_pretrained(folder)
@@ -196,9 +150,6 @@ def _random_shards(model: torch.nn.Module, max_shard_bytes: int):
 
 def build_stand_in(kind: str, folder: str | os.PathLike, seed: int = 0, max_shard_bytes: int = 2_000_000_000) -> Path:
     """Write a random-weight esmfold checkpoint (+ tokenizer) shard by shard, never holding the whole model in RAM."""
-    from safetensors.torch import save_file
-    from transformers import EsmConfig, EsmForProteinFolding
-
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -230,8 +181,6 @@ def build_stand_in(kind: str, folder: str | os.PathLike, seed: int = 0, max_shar
 
 def load_config(source: str | None = None):
     """The model configuration alone (a few kB): from the hub/path, or the stand-in's recipe."""
-    from transformers import EsmConfig
-
     source = weights_source(source)
     if source in STAND_INS:
         return EsmConfig(**config_dict(source))
@@ -240,16 +189,12 @@ def load_config(source: str | None = None):
 
 def meta_model(source: str | None = None):
     """The model built on PyTorch's meta device: every shape and parameter count, no weights, no memory."""
-    from transformers import EsmForProteinFolding
-
     with torch.device("meta"):
         return EsmForProteinFolding(load_config(source))
 
 
 def _fingerprint(kind: str) -> str:
     """Short hash of a stand-in's configuration and builder, so a changed recipe never reuses a stale checkpoint."""
-    import hashlib
-
     recipe = json.dumps([config_dict(kind), _BUILDER_VERSION], sort_keys=True)
     return hashlib.sha256(recipe.encode()).hexdigest()[:10]
 
@@ -304,19 +249,19 @@ def load_model(
     chunk_size: int | str | None = None,
     allow_cpu: bool = False,
 ):
-    """Return (model, tokenizer) for a named recipe on `device`, always via `from_pretrained` with an explicit dtype.
+    """Return (model, tokenizer) for a named recipe (`recipes.RECIPES`) on `device`, always via `from_pretrained` with
+    an explicit dtype, then the recipe's after-load steps (a bf16 or torchao language model, a bf16 trunk, the lean
+    trunk).
 
     `chunk_size` is set explicitly on the folding trunk (None = unchunked), whatever the checkpoint's config says;
-    `chunk_size="lean"` makes the model memory-lean instead (`helpers.lean`, notebook 07). `allow_cpu=True` lets the
+    `chunk_size=lean.LEAN` makes the model memory-lean instead (`helpers.lean`, notebook 07). `allow_cpu=True` lets the
     real weights load on a CPU (notebook 08's low-RAM recipes); otherwise a CPU-only machine gets a clear error.
     Offloading recipes keep the language model's weights in CPU RAM; accelerate moves each layer to the GPU only while
     it runs (on a machine without a GPU the same hooks stream it from disk instead — a smoke test of the path).
     """
-    from transformers import AutoTokenizer, EsmForProteinFolding
-
-    if recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe {recipe!r}; choose one of {list(RECIPES)}")
-    spec = RECIPES[recipe]
+    spec = recipes.get(recipe)
+    if spec.prequantized:
+        raise ValueError(f"'{recipe}' reloads a saved checkpoint: load it with `cpu.load_cpu('{recipe}')`")
     device = (device or default_device()) if allow_cpu else require_gpu(source, device)
     on_gpu = device.startswith("cuda") or gpu.emulated() is not None
     if spec.needs_bf16 and on_gpu and not gpu.bf16_arithmetic():
@@ -336,13 +281,27 @@ def load_model(
     )
     if spec.half_lm_after_load:
         model.esm = model.esm.half()
+    _after_load(model, spec)
     model.eval()
-    if chunk_size == lean.LEAN:
+    if spec.lean and chunk_size != lean.LEAN:  # a CPU recipe built lean: chunks sized for the caches, not for memory
+        lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS) if device == "cpu" else None)
+    elif chunk_size == lean.LEAN:
         lean.make_lean(model)
-        chunk_size = None
-    model.trunk.set_chunk_size(chunk_size)
+    model.trunk.set_chunk_size(None if chunk_size == lean.LEAN or spec.lean else chunk_size)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer
+
+
+def _after_load(model, spec: recipes.Recipe) -> None:
+    """A recipe's conversions after loading, parameter by parameter, so the language model never exists in fp32."""
+    if spec.trunk_bf16:
+        model.to(torch.bfloat16)  # LM fp16 → bf16, the rest fp32 → bf16
+    if spec.lm_cast is not None:
+        model.esm.to(torch.bfloat16)  # fp16 → bf16, never fp32 (torchao's int8 recipes compute with bf16 activations)
+    if spec.lm_cast in _TORCHAO_CONFIGS:  # then int8 weights, layer by layer
+        import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
+
+        torchao.quantization.quantize_(model.esm, getattr(torchao.quantization, _TORCHAO_CONFIGS[spec.lm_cast])())
 
 
 def component_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -371,12 +330,11 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
-def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
-    """Bytes held by parameters and buffers, per stage and in total, computed from the loaded tensors."""
+def _stage_bytes(model: torch.nn.Module, bytes_of) -> dict[str, int]:
+    """Bytes per stage and in total, each parameter and buffer counted once as `bytes_of(tensor)` says."""
     def nbytes(module, exclude=()):
         skip = {id(t) for m in exclude for t in list(m.parameters()) + list(m.buffers())}
-        tensors = list(module.parameters()) + list(module.buffers())
-        return sum(tensor_bytes(t) for t in tensors if id(t) not in skip)
+        return sum(bytes_of(t) for t in list(module.parameters()) + list(module.buffers()) if id(t) not in skip)
 
     sm = model.trunk.structure_module
     out = {
@@ -387,6 +345,66 @@ def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
     out["heads and adapters"] = nbytes(model, exclude=[model.esm, model.trunk])
     out["total"] = nbytes(model)
     return out
+
+
+def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
+    """Bytes held by parameters and buffers, per stage and in total, computed from the loaded tensors."""
+    return _stage_bytes(model, tensor_bytes)
+
+
+@functools.lru_cache(maxsize=None)
+def _quantized_linear_bytes(out_features: int, in_features: int, bias: bool, dtype: torch.dtype, recipe: str) -> int:
+    """Bytes of one Linear layer of this shape once the recipe's library has quantized it (weight, scales, bias and
+    the library's own buffers): the library quantizes a layer of that shape on the meta device (shapes and dtypes,
+    no data: milliseconds), so the count is exact for any recipe it can load."""
+    spec = recipes.get(recipe)
+    layer = torch.nn.Sequential(torch.nn.Linear(in_features, out_features, bias=bias, device="meta", dtype=dtype))
+    if spec.quanto:
+        import optimum.quanto as quanto  # optional: Colab lacks it; the notebooks that quantize install it
+
+        quanto.quantize(layer, weights={"int8": quanto.qint8, "int4": quanto.qint4, "float8": quanto.qfloat8}[spec.quanto])
+        quanto.freeze(layer)
+    else:
+        import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
+
+        torchao.quantization.quantize_(layer, getattr(torchao.quantization, _TORCHAO_CONFIGS[spec.torchao])())
+    return sum(tensor_bytes(t) for t in list(layer.parameters()) + list(layer.buffers()))
+
+
+@functools.lru_cache(maxsize=None)
+def expected_weights_bytes(recipe: str, source: str | None = None) -> dict[str, int]:
+    """What `weights_bytes` will report once `recipe` is loaded, per stage and in total, computed from the
+    architecture alone (default: the full-size esmfold_v1; no weights, a second or two): the model built on the meta
+    device in the recipe's precisions, every Linear layer the recipe quantizes counted at what its library stores for
+    a layer of that shape. A recipe that offloads its language model counts it too (`resident_bytes` does not)."""
+    spec = recipes.get(recipe)
+    config = load_config(source or "random-full")
+    config.esmfold_config.fp16_esm = spec.fp16_esm
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(spec.dtype)  # as `from_pretrained(dtype=...)` builds it
+    try:
+        with torch.device("meta"):
+            model = EsmForProteinFolding(config)
+    finally:
+        torch.set_default_dtype(default)
+    if spec.half_lm_after_load:
+        model.esm = model.esm.half()
+    if spec.trunk_bf16:
+        model.to(torch.bfloat16)
+    if spec.lm_cast is not None:
+        model.esm.to(torch.bfloat16)
+    quantized = {}  # id of a tensor → its bytes once quantized
+    quantizer = recipe if spec.quantized else {"int8-dynamic": "torchao-int8dq",
+                                               "int8-weight-only": "torchao-int8wo"}.get(spec.lm_cast)
+    for name, module in model.named_modules():
+        in_lm = name == "esm" or name.startswith("esm.")
+        if quantizer and isinstance(module, torch.nn.Linear) and (in_lm or not (spec.lm_only or spec.lm_cast)):
+            quantized[id(module.weight)] = _quantized_linear_bytes(module.out_features, module.in_features,
+                                                                   module.bias is not None, module.weight.dtype,
+                                                                   quantizer)
+            if module.bias is not None:
+                quantized[id(module.bias)] = 0  # counted with the layer
+    return _stage_bytes(model, lambda t: quantized.get(id(t), t.numel() * t.element_size()))
 
 
 def precision_of(module: torch.nn.Module) -> str:
@@ -404,27 +422,15 @@ def precision_of(module: torch.nn.Module) -> str:
     return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(weight.dtype, str(weight.dtype))
 
 
-def _expected_precisions(recipe: Recipe) -> tuple[str, str, bool]:
-    """(language model, trunk, LM offloaded) of a loaded recipe, as `precision_of` reads them."""
-    quantized = recipe.quanto or {"int8-weight-only": "torchao-int8wo", "int8-dynamic": "torchao-int8dq"}.get(
-        recipe.torchao)
-    base = {torch.float32: "fp32", torch.bfloat16: "bf16"}[recipe.dtype]
-    lm = quantized or ("fp16" if recipe.fp16_esm or recipe.half_lm_after_load else base)
-    trunk = base if recipe.lm_only or not quantized else quantized
-    return lm, trunk, recipe.offload_lm
-
-
 def recipe_of(model: torch.nn.Module) -> str | None:
-    """The `RECIPES` name a loaded model folds as (the seed's fp16 route folds as 'fp16'), read from its weights; None
-    for a state no recipe describes (e.g. the whole model cast to fp16)."""
+    """The recipe a loaded model folds as, read from its weights (`Recipe.precisions`): the first in the registry's
+    order (the seed's fp16 route folds as 'fp16', a reloaded int8 checkpoint as 'int8'); None for a state no recipe
+    describes (e.g. the whole model cast to fp16)."""
     lm, trunk = precision_of(model.esm), precision_of(model.trunk)
     offloaded = lm == "offloaded"
     if offloaded:  # the offloaded LM's weights are in CPU RAM (or on disk): the recipes that offload keep them fp16
         lm = "fp16"
-    for name, recipe in RECIPES.items():
-        if not recipe.half_lm_after_load and _expected_precisions(recipe) == (lm, trunk, offloaded):
-            return name
-    return None
+    return next(iter(recipes.matching(lm, trunk, offloaded)), None)
 
 
 def resident_bytes(model: torch.nn.Module) -> int:

@@ -9,6 +9,10 @@ import re
 import sys
 import warnings
 
+import torch
+import transformers
+from IPython.display import HTML, display
+
 from helpers import cpu, data, gpu, models, rehearsal
 
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
@@ -30,9 +34,6 @@ def _major_minor(version: str) -> tuple[int, int]:
 
 def check_versions() -> list[str]:
     """Warn (never fail) when torch or transformers lie outside the tested range; return the warnings."""
-    import torch
-    import transformers
-
     found = {"torch": torch.__version__, "transformers": transformers.__version__}
     messages = []
     for name, (low, high) in TESTED.items():
@@ -67,14 +68,8 @@ def label(title: str, source: str | None = None) -> str:
 
 def quiet_libraries() -> None:
     """Silence messages that concern the libraries, not the reader's code, so that red text in a notebook means
-    something: torchao's optional kernels that this machine cannot load, torch's pytree deprecation notices,
-    tqdm's missing-widget notice, and transformers' per-load "Loading weights" progress bars."""
-    import logging
-
-    import transformers
-
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    something (the package's `__init__` silences those raised while the libraries import): tqdm's missing-widget
+    notice, accelerate's note on device-map keys, and transformers' per-load "Loading weights" progress bars."""
     warnings.filterwarnings("ignore", message="IProgress not found")
     warnings.filterwarnings("ignore", message=".*device_map keys do not match any submodules.*")
     transformers.utils.logging.disable_progress_bar()
@@ -83,8 +78,6 @@ def quiet_libraries() -> None:
 def start(needs_gpu: bool = True) -> str:
     """Run at the top of every notebook: version check, stand-in banner, GPU check, memory cap, quiet libraries;
     with the tiny stand-in, the rehearsal of a free Colab runtime (`helpers.rehearsal`); return the device."""
-    from IPython.display import HTML, display
-
     quiet_libraries()
     check_versions()
     banner = stand_in_banner()
@@ -108,8 +101,6 @@ def start(needs_gpu: bool = True) -> str:
 
 def device_name(device: str) -> str:
     """Human name of the device: the GPU's model, or the CPU's (`cpu.cpu_name`)."""
-    import torch
-
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return cpu.cpu_name()
@@ -117,9 +108,6 @@ def device_name(device: str) -> str:
 
 def provenance(device: str, source: str | None = None) -> dict:
     """Who/what/when of a measurement: device, versions, date, and which weights (real or random)."""
-    import torch
-    import transformers
-
     source = models.weights_source(source)
     return {
         "device": device_name(device),
@@ -127,17 +115,16 @@ def provenance(device: str, source: str | None = None) -> dict:
         "transformers": transformers.__version__,
         "date": _dt.date.today().isoformat(),
         "weights": source,
-        "weights kind": "random (memory/time only)" if source in models.STAND_INS else "real",
+        "weights kind": "random weights: memory and time only" if source in models.STAND_INS else "real",
     }
 
 
-def provenance_line(device: str, source: str | None = None) -> str:
-    """One-line provenance for figure footers."""
+def provenance_line(device: str, source: str | None = None, *details: str, device_text: str | None = None) -> str:
+    """One-line provenance for figure footers and committed tables: device (or `device_text`), versions, date,
+    weights, then `details` — the one place the series writes it."""
     p = provenance(device, source)
-    return (
-        f"{p['device']} · torch {p['torch']} · transformers {p['transformers']} · {p['date']} · "
-        f"weights: {p['weights']} ({p['weights kind']})"
-    )
+    return " · ".join([device_text or p["device"], f"torch {p['torch']}", f"transformers {p['transformers']}", p["date"],
+                       f"weights: {p['weights']} ({p['weights kind']})", *details])
 
 
 def use_drive_cache(folder: str = "/content/drive/MyDrive/hf-cache") -> str:

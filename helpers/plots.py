@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
+from helpers import recipes
 from helpers.structure import PLDDT_BANDS
 
 
 def plot_plddt(plddt, title: str = "", provenance: str = "", ax=None):
     """pLDDT (0–100) per residue with the AlphaFold confidence bands shaded; returns the Axes."""
-    import matplotlib.pyplot as plt
-
     plddt = np.asarray(plddt, dtype=float)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3.2))
@@ -32,8 +32,6 @@ def plot_plddt(plddt, title: str = "", provenance: str = "", ax=None):
 
 def plot_recipe_bars(table, columns: list[str], title: str = "", provenance: str = "", budget_gib: float | None = None):
     """One bar panel per column of a recipes table (index = recipe); an optional GPU budget line; returns the Figure."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns):
         values = table[column].astype(float)
@@ -56,8 +54,6 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
     """Per-residue pLDDT difference of each recipe from the reference recipe; returns the Axes. Where the reference
     has no prediction (it ran out of memory or was skipped), the first recipe in `results` that has one is the
     reference: a printed line and the axis label say which."""
-    import matplotlib.pyplot as plt
-
     folded = [name for name, result in results.items() if result is not None]
     if not folded:
         raise ValueError(f"no prediction to compare: none of {', '.join(results)} folded this protein")
@@ -80,36 +76,28 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
     return ax
 
 
-def recipe_colour(name: str) -> str | None:
-    """A recipe's colour (`models.RECIPES`); "fp16 + lean trunk" takes fp16's; None (matplotlib's cycle) otherwise."""
-    from helpers import models
-
-    recipe = models.RECIPES.get(name.split(" + ")[0])
-    return recipe.colour if recipe else None
-
-
 def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib: float | None = None,
-                          seed: dict | None = None, title: str = "", provenance: str = "", ax=None):
+                          seed: dict | None = None, title: str = "", provenance: str = "", ax=None,
+                          budget_label: str | None = None):
     """Peak memory against sequence length, one line per (recipe, chunk size); weights floors dotted; the seed's
-    published numbers (if given, in GB as `data.SEED_MEMORY_GB` holds them) as hollow markers; a GPU budget line.
-    Returns the Axes."""
-    import matplotlib.pyplot as plt
-
+    published numbers (if given, in GB as `data.SEED_MEMORY_GB` holds them) as hollow markers; a GPU budget line,
+    labelled `budget_label` (default: what a free T4 leaves PyTorch, the scale of peak allocated). Returns the Axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
     styles = {"none": "-", "128": "--", "64": "-.", "32": ":"}
     for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part.dropna(subset=[value]).sort_values("length")
-        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=recipe_colour(recipe),
+        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=recipes.colour(recipe),
                 label=f"{recipe}, chunk {chunk}")
     for recipe, part in table.groupby("recipe", sort=False):
-        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipe_colour(recipe), lw=0.8, ls=(0, (1, 3)))
+        ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipes.colour(recipe), lw=0.8, ls=(0, (1, 3)))
     for recipe, points in (seed or {}).items():  # the seed reports GB (10⁹ bytes); the axes are GiB
         ax.plot(list(points), [gb * 1e9 / 1024**3 for gb in points.values()], "s", mfc="none", ms=8, mew=1.5,
-                color=recipe_colour(recipe) or "black", label=f"seed article, {recipe} (cited nvidia-smi, in GiB)")
+                color=recipes.colour(recipe) or "black", label=f"seed article, {recipe} (cited nvidia-smi, in GiB)")
     if budget_gib:
         ax.axhline(budget_gib, color="red", lw=1.5)
-        ax.text(ax.get_xlim()[0], budget_gib, f" free T4: {budget_gib:.2f} GiB", color="red", va="bottom", fontsize=8)
+        label = budget_label or f"free T4: {budget_gib:.2f} GiB for PyTorch"
+        ax.text(ax.get_xlim()[0], budget_gib, f" {label}", color="red", va="bottom", fontsize=8)
     ax.set_xlabel("sequence length L (residues)")
     ax.set_ylabel(value)
     ax.set_title(title or f"{value} against sequence length (dotted: weights only)")
@@ -122,16 +110,14 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
 
 def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", ax=None, title: str = ""):
     """Seconds per fold against sequence length, one line per (recipe, chunk size); the seed's times if given."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.5))
     for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part[part["status"] == "ok"].sort_values("length")
-        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=recipe_colour(recipe),
+        ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=recipes.colour(recipe),
                 ls={"none": "-", "128": "--", "64": "-.", "32": ":"}.get(chunk, "-"), label=f"{recipe}, chunk {chunk}")
     for recipe, points in (seed or {}).items():
-        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipe_colour(recipe) or "black",
+        ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipes.colour(recipe) or "black",
                 label=f"seed article, {recipe} (cited)")
     ax.set_xlabel("sequence length L (residues)")
     passes = sorted(set(table["trunk passes"])) if "trunk passes" in table else [4]
@@ -147,13 +133,11 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
 def _scatter_by_recipe(table, x: str, y: str, title: str, xlabel: str, ylabel: str, top: float, provenance: str,
                         ax, x_scale: float = 1.0, size=(5, 5)):
     """Points of y against x, one colour per recipe, with the y = x diagonal from 0 to `top`."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=size)
     ok = table.dropna(subset=[x, y])
     for recipe, part in ok.groupby("recipe", sort=False):
-        ax.plot(part[x] * x_scale, part[y], "o", color=recipe_colour(recipe), label=recipe, alpha=0.8)
+        ax.plot(part[x] * x_scale, part[y], "o", color=recipes.colour(recipe), label=recipe, alpha=0.8)
     ax.plot([0, top], [0, top], color="black", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -185,17 +169,15 @@ def plot_calibration(table, provenance: str = "", ax=None):
 
 def plot_metric_histograms(table, columns: list[str], seed_plddt: dict | None = None, provenance: str = ""):
     """One histogram panel per metric, one outline per recipe; the seed's published mean pLDDTs (cited) as lines."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns):
         for recipe, part in table.groupby("recipe", sort=False):
             values = part[column].dropna()
             if len(values):
-                ax.hist(values, bins=10, histtype="step", lw=1.5, color=recipe_colour(recipe), label=recipe)
+                ax.hist(values, bins=10, histtype="step", lw=1.5, color=recipes.colour(recipe), label=recipe)
         if seed_plddt and "pLDDT" in column:
             for recipe, value in seed_plddt.items():
-                ax.axvline(value, ls="--", lw=1, color=recipe_colour(recipe) or "black", label=f"seed, {recipe} (cited)")
+                ax.axvline(value, ls="--", lw=1, color=recipes.colour(recipe) or "black", label=f"seed, {recipe} (cited)")
         ax.set_title(column, fontsize=9)
         ax.set_ylabel("targets")
         ax.legend(fontsize=7)

@@ -7,6 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
+from transformers import EsmConfig, EsmForProteinFolding
+
+from helpers.models import tensor_bytes
 
 
 def quantized_linears(model: torch.nn.Module) -> Counter:
@@ -20,8 +24,6 @@ def quantized_linears(model: torch.nn.Module) -> Counter:
 
 def weight_storage(linear: torch.nn.Module) -> dict:
     """How one Linear layer's weight is stored: container type, inner data dtype and bytes."""
-    from helpers.models import tensor_bytes
-
     weight = linear.weight
     inner = getattr(weight, "_data", None)
     if inner is None:
@@ -33,7 +35,6 @@ def weight_storage(linear: torch.nn.Module) -> dict:
 def save_quantized(model: torch.nn.Module, folder: str | Path) -> Path:
     """Save a Quanto-quantized model as a state dict + quantization map + config (save_pretrained refuses it)."""
     from optimum.quanto import quantization_map
-    from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,6 @@ def save_quantized(model: torch.nn.Module, folder: str | Path) -> Path:
 def load_quantized(folder: str | Path, device: str = "cpu", chunk_size: int | None = None):
     """Rebuild a saved Quanto model without re-quantizing: meta-device model + `requantize`, then move to `device`."""
     from optimum.quanto import requantize
-    from safetensors.torch import load_file
-    from transformers import EsmConfig, EsmForProteinFolding
 
     folder = Path(folder)
     config = EsmConfig.from_pretrained(folder)

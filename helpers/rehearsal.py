@@ -25,9 +25,13 @@ import time
 import weakref
 from pathlib import Path
 
+import safetensors.torch
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from transformers import EsmForProteinFolding
+from transformers.models.esm.openfold_utils import make_atom14_masks
 
-from helpers import fit, gpu, memory, models
+from helpers import fit, gpu, lean, memory, models
 
 #: A folder: each notebook kernel appends its events to <folder>/<process id>.jsonl.
 LOG_ENV = "ESMFOLD_REHEARSAL_LOG"
@@ -69,8 +73,6 @@ def cell_key(source: str) -> str:
 def _is_tiny(model) -> bool:
     """The tiny stand-in with real weights in memory (what the rehearsal computes with), recognised by its shape, not
     its folder; the predictor's models on fake tensors are not folds."""
-    from torch._subclasses.fake_tensor import FakeTensor
-
     tiny = models.config_dict("tiny")
     config = getattr(model, "config", None)
     if (getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None)) != (
@@ -90,8 +92,6 @@ def _injected() -> set[tuple[str, int]]:
 
 def _plan_fold(model, batch: int, length: int, num_recycles) -> dict:
     """What this fold would be on the full-size model: recipe, trunk settings, predicted need, verdict."""
-    from helpers import lean
-
     recipe = models.recipe_of(model)
     lean_options = lean.is_lean(model)
     every_change = lean_options is not None and all(getattr(lean_options, c) for c in lean.CHANGES)
@@ -161,8 +161,6 @@ def _call(self, *args, **kwargs):
 def _fold_the_start(model, original, named: dict, length: int):
     """Fold the first COMPUTED_RESIDUES residues and stretch every output along its residue axes to `length`: the
     outputs that depend only on the sequence (residue types, atom masks, residue index) are computed for all of it."""
-    from transformers.models.esm.openfold_utils import make_atom14_masks
-
     ids = named["input_ids"]
     mask = named.get("attention_mask")
     mask = torch.ones_like(ids) if mask is None else mask
@@ -226,9 +224,6 @@ def install(on_gpu: bool = True) -> None:
     """Start the rehearsal in this process (`notebook.start` calls it for the tiny stand-in); idempotent."""
     if active():
         return
-    import safetensors.torch
-    from transformers import EsmForProteinFolding
-
     _state.update(runtime="gpu" if on_gpu else "cpu", call=EsmForProteinFolding.__call__, cell=None,
                   from_pretrained=EsmForProteinFolding.__dict__.get("from_pretrained"),
                   load_file=safetensors.torch.load_file)
@@ -252,9 +247,6 @@ def uninstall() -> None:
     """Undo `install` (tests)."""
     if not active():
         return
-    import safetensors.torch
-    from transformers import EsmForProteinFolding
-
     EsmForProteinFolding.__call__ = _state["call"]
     if _state["from_pretrained"] is None:
         del EsmForProteinFolding.from_pretrained

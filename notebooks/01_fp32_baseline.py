@@ -166,8 +166,8 @@ Image(filename=str(data.repo_file("figures/01_weights_per_stage.png")))  # the c
 # [an example](https://github.com/zai-org/CogVideo/issues/741)). The **CUDA context** — CUDA's own code and data,
 # loaded when a process first touches the GPU — takes "around 400MB"
 # ([a PyTorch maintainer](https://github.com/pytorch/pytorch/issues/109888)). That part is *assumed* for a T4, not
-# measured (on an H100 it measured 1.17 GiB), so every verdict of this series within 0.5 GiB of the limit is called
-# *borderline*.
+# measured (on an H100 it measured 1.14 GiB, `fit.CUDA_CONTEXT_GIB`), so every verdict of this series within 0.5 GiB
+# of the limit is called *borderline*.
 #
 # The real checkpoint on the hub is 8.44 GB, not 14 GB, because it stores the language model in fp16
 # (2.832 B × 2 bytes + 0.693 B × 4 bytes). We load it with `dtype=torch.float32`, which upcasts the language
@@ -389,8 +389,7 @@ pd.DataFrame([unchunked, chunked]).set_index("label").filter(["status", "seconds
 
 # %% [markdown]
 # Whatever the first row says on your T4, the chunked fold is the one to use. The seed article measured 16 GB with
-# nvidia-smi for this protein on a larger GPU, unchunked. Notebook 02 makes room the cheap way: half the language
-# model.
+# nvidia-smi for this protein, unchunked. Notebook 02 makes room the cheap way: half the language model.
 
 # %% [markdown]
 # ## Recap

@@ -235,7 +235,7 @@ pd.Series({**seed_fold, **seed_result.summary()}).to_frame(notebook.label("1CA2,
 # %% [markdown]
 # **What you typed in notebooks 01–02, in one function.** `models.load_model(recipe, device=...)` does exactly these
 # loads — the dtype, the `fp16_esm` flag, `.half()`, later notebooks' quantization — for a recipe *name*
-# (`models.RECIPES` lists them), and `benchmark.load_and_fold` adds the measuring, folding and freeing above. From
+# (`recipes.RECIPES` lists them), and `benchmark.load_and_fold` adds the measuring, folding and freeing above. From
 # here on the series uses them.
 
 # %% [markdown]

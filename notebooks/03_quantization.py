@@ -68,7 +68,7 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots, quantization
+from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots, quantization, recipes
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:
@@ -252,8 +252,8 @@ folds.pivot(index="length", columns="recipe", values="seconds")[["fp32", "fp16",
 
 # %% tags=["show-output"]
 with pd.option_context("display.max_colwidth", None):
-    display(pd.Series({name: gpu.quantized_matmul(name) for name in [
-        "int8", "int8-lm", "int4", "float8", "torchao-int8wo", "torchao-int8dq"]}, name="how the product runs").to_frame())
+    display(pd.Series({name: gpu.quantized_matmul(name) for name in recipes.shown_in(recipes.GPU_SWEEP)
+                       if recipes.RECIPES[name].quantized}, name="how the product runs").to_frame())
 
 # %% [markdown]
 # ## 4 · Save once, reload fast
@@ -375,12 +375,13 @@ pd.DataFrame({"weights (GB)": weights["total"] / 1e9, "weights (GiB)": weights["
 # %% [markdown]
 # ## 8 · Every recipe is a loader option
 #
-# All recipes of notebooks 01–03 have a name in `models.RECIPES`, and `models.load_model(name, ...)` runs the
-# `from_pretrained` call you typed above for it — so notebooks 04–06 can sweep them:
+# All recipes of notebooks 01–03 have a name in the registry `recipes.RECIPES`, and `models.load_model(name, ...)`
+# runs the `from_pretrained` call you typed above for it — so notebooks 04–06 can sweep them:
 
 # %% tags=["show-output"]
 with pd.option_context("display.max_colwidth", None):
-    display(pd.DataFrame({name: {"recipe": r.description} for name, r in models.RECIPES.items()}).T)
+    display(pd.DataFrame({name: {"how it loads": r.description} for name, r in recipes.RECIPES.items()
+                          if recipes.GPU_SWEEP in r.tables or recipes.WEIGHTS_TABLE in r.tables}).T)
 
 # %% [markdown]
 # The exercises use the int8 model of section 4 again: reloaded from the saved file (about int8's size in section 7's

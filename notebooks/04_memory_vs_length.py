@@ -65,7 +65,7 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots
+from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook, plots, recipes
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:
@@ -84,7 +84,7 @@ if DRIVE_CACHE:
 DEVICE = notebook.start()  # "cuda"
 FULL = False
 if FULL:
-    RECIPES, CHUNKS = [r for r in models.RECIPES if r not in ("fp16-seed", "bf16")], [None, 128, 64, 32]
+    RECIPES, CHUNKS = recipes.shown_in(recipes.GPU_SWEEP), [None, 128, 64, 32]
     LENGTHS = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
 else:
     RECIPES, CHUNKS, LENGTHS = ["fp32", "fp16", "int8"], [None, 32], [30, 128, 256, 384, 480, 640, 768]
@@ -218,8 +218,8 @@ trunk_sizes = architecture.config.esmfold_config.trunk
 heads = trunk_sizes.pairwise_state_dim // trunk_sizes.pairwise_head_width
 bins = architecture.distogram_head.out_features  # the pTM head has as many
 transition = architecture.trunk.blocks[0].mlp_pair.mlp[1]  # the pair transition's first Linear
-for recipe in ("fp32", "fp16", "int8"):  # the committed weight table (figures/03_recipe_weights.csv)
-    print(f"floor, {recipe}: {fit.recipe_weight_bytes(recipe) / 2**30:.2f} GiB of weights")
+for recipe in RECIPES:  # the sweep's recipes: their weights, computed from the architecture
+    print(f"floor, {recipe}: {models.expected_weights_bytes(recipe)['total'] / 2**30:.2f} GiB of weights")
 print(f"pair representation: {trunk_sizes.pairwise_state_dim} channels; output heads: {bins} bins; pair transition: "
       f"{transition.in_features} → {transition.out_features} channels; triangle attention: {heads} heads of "
       f"{trunk_sizes.pairwise_head_width} channels")

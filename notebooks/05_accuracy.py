@@ -62,7 +62,7 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import accuracy, data, fit, gpu, metrics, models, notebook, plots
+from helpers import accuracy, data, fit, gpu, metrics, models, notebook, plots, recipes
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:
@@ -76,7 +76,7 @@ if DRIVE_CACHE:
 DEVICE = notebook.start()  # "cuda"
 BENCHMARK = "local"  # "local": the 20 shared experimental structures; "cameo": 183 CAMEO 2022 targets
 MAX_TARGETS = None  # None: every target
-RECIPES = ["fp32", "fp16", "int8", "int4"]
+RECIPES = recipes.judged()  # the recipes whose accuracy this notebook measures (`Recipe.judged`)
 REFERENCE = "fp32"
 CHUNK = 64
 
@@ -138,7 +138,9 @@ scores.round(3)
 # %% [markdown]
 # Above ≈ 0.5 two structures share a fold; around 0.2–0.3 they are as alike as unrelated proteins of their size. T4
 # lysozyme and hen lysozyme sit in between: one fold family, diverged so far that only part of the chain still
-# superposes. (The structural score must search hard for this: a quicker alignment scores such pairs far too low.)
+# superposes. (The structural score must search hard for such a pairing: TM-align starts from several initial
+# alignments, refines each by dynamic programming and keeps the best —
+# [Zhang & Skolnick 2005](https://doi.org/10.1093/nar/gki524).)
 
 # %% [markdown]
 # **A natural noise floor.** An NMR structure is an ensemble of models that all fit the data. How different are they?
@@ -178,11 +180,15 @@ pd.DataFrame({
 # %% [markdown]
 # ## 2 · The benchmark set
 #
-# The default set is 20 experimental structures (31–390 residues; X-ray and NMR; 1CA2 is the seed's protein), read
+# The default set is 20 experimental structures (35–390 residues; X-ray and NMR; 1CA2 is the seed's protein), read
 # from the shared data folder or downloaded from RCSB. `BENCHMARK = "cameo"` uses the 183 CAMEO 2022 targets (31–709
-# residues, [EigenFold's list](https://github.com/bjing2016/EigenFold)), downloaded on first use. Predictions are
-# made from the deposited (SEQRES) sequence and scored only on the residues the experiment observed: the two are
-# paired by sequence alignment (1CA2: 259 deposited, 256 observed).
+# residues, [EigenFold's list](https://github.com/bjing2016/EigenFold)), downloaded on first use.
+# [CAMEO](https://www.cameo3d.org) is the continuous automated blind evaluation of structure prediction: each week
+# it asks servers to predict structures about to be released by the PDB.
+#
+# Predictions are made from the deposited (SEQRES) sequence — the sequence the depositors of a PDB entry say was in
+# the sample, including residues not resolved in the structure — and scored only on the residues the experiment
+# observed: the two are paired by sequence alignment (1CA2: 259 deposited, 256 observed).
 
 # %%
 targets = (accuracy.cameo_targets() if BENCHMARK == "cameo" else accuracy.local_targets())[:MAX_TARGETS]

@@ -67,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import (accuracy, batch, benchmark, complexes, cpu, data, fit, folding, gpu, memory, models, notebook,
-                     structure)
+                     recipes, structure)
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:
@@ -108,8 +108,9 @@ WORK.mkdir(parents=True, exist_ok=True)
 # as nvidia-smi would show it, read from the committed grid with `fit.grid_estimate`; default recycles):
 
 # %% tags=["show-output"]
+LADDER = recipes.ladder()  # notebook 06's recipes, most accurate first (`fit.recommend` tries them in this order)
 rows = []
-for recipe in ["fp16", "fp16-offload", "int8", "int4"]:
+for recipe in LADDER:
     for chunk in [None, 64, 32]:
         row = {"recipe": recipe, "chunk size": chunk or "none"}
         for length in [1024, 1280, 1536]:
@@ -129,14 +130,14 @@ pd.DataFrame(rows)
 
 # %% tags=["show-output"]
 lengths = [length for length in fit.GRID_LENGTHS if length <= 1536]
-for recipe in ["fp16", "fp16-offload", "int8", "int4"]:
+for recipe in LADDER:
     fitting = [length for length in lengths
                if gpu.verdict(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"], gpu.T4.usable_gib) == "fits"]
     saved = max(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"]
                 - fit.grid_estimate(recipe, length, 32)["reserved (GiB)"] for length in lengths)
     print(f"{recipe:>12}, chunk 64: longest grid length predicted to fit a T4: {max(fitting, default='none')} aa · "
           f"chunk 32 instead saves at most {saved:.3f} GiB at any length")
-smallest = min((fit.grid_estimate(v, 1280, 64)["reserved (GiB)"], v) for v in ["fp16", "fp16-offload", "int8", "int4"])
+smallest = min((fit.grid_estimate(v, 1280, 64)["reserved (GiB)"], v) for v in LADDER)
 print(f"at 1280 aa the smallest need is {smallest[0]:.2f} GiB ({smallest[1]}, chunk 64), over the "
       f"{gpu.T4.usable_gib:.2f} GiB PyTorch can use on a T4")
 spike_length = len(data.read_fasta(data.fetch("sequences/P0DTC2_spike.fasta"))[0][1])  # the sequence section 1 folds
@@ -157,10 +158,11 @@ print(limits[["recipe", "length", "chunk size", "trunk passes", "cap (GiB)", "st
 # - **Unchunked**, no recipe gets near 1,024 residues: triangle attention materialises heads × L³ logits at once.
 # - **Chunk 32 saves nothing over chunk 64** (the lines above). Chunking only splits triangle attention.
 #
-# What is left is the part that chunking does not touch. The triangle multiplicative update and the pair transition
-# MLP (two other layers of every trunk block) work on whole L × L pair tensors, and the MLP widens them (the channel
-# counts are printed above). Several L² pair tensors also stay alive across the recycling loop: the trunk runs
-# several passes, each starting from the last one's output.
+# What is left is the part that chunking does not touch. The triangle multiplicative update (pair (i, j) updated from
+# the products of pairs (i, k) and (j, k) over all k) and the pair transition MLP (two other layers of every trunk
+# block) work on whole L × L pair tensors, and the MLP widens them (the channel counts are printed above). Several
+# L² pair tensors also stay alive across the recycling loop: the trunk runs several passes, each starting from the
+# last one's output.
 #
 # That floor grows with L², and between 1,024 and 1,280 residues it meets the T4 whatever the weights (the lines
 # above). Within it, smaller weights buy length: compare fp16's longest length with int4's. The whole SARS-CoV-2
@@ -198,14 +200,14 @@ if long_fold["status"] == "ok":
 
 # %% tags=["show-output"]
 per_stage = pd.read_csv(data.repo_file("figures/01_weights_per_stage.csv")).set_index("stage")["parameters"]
-per_recipe = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
-lm_bytes = per_recipe.loc["fp16", "language model (ESM-2)"]
+fp16_weights = models.expected_weights_bytes("fp16")  # computed from the architecture (figures/03: measured)
+lm_bytes = fp16_weights["language model (ESM-2)"]
 print(f"language model: {per_stage['language model (ESM-2)'] / 1e9:.2f} B of {per_stage.sum() / 1e9:.2f} B parameters "
       "(figures/01_weights_per_stage.csv)")
 print(f"the language model in fp16: {lm_bytes / 1e9:.2f} GB = {lm_bytes / 2**30:.2f} GiB — what offloading moves to "
       f"CPU RAM (a free Colab runtime has {cpu.COLAB_RAM_GB} GB)")
 print(f"what stays on the GPU (trunk, structure module, heads; fp32): "
-      f"{(per_recipe.loc['fp16', 'total'] - lm_bytes) / 2**30:.2f} GiB (figures/03_recipe_weights.csv)")
+      f"{(fp16_weights['total'] - lm_bytes) / 2**30:.2f} GiB")
 print(f"trunk: {trunk_config['num_blocks']} blocks × {trunk_config['max_recycles']} passes by default; "
       "language model: 1 pass")
 
@@ -494,7 +496,7 @@ fit.recommend(6.0, 400)
 hardware = pd.read_csv(data.repo_file("figures/04_max_length.csv")).set_index("recipe")
 t4_column = next(column for column in hardware.columns if column.startswith("free T4"))
 with pd.option_context("display.max_colwidth", None):
-    display(hardware.loc[["fp16", "fp16-offload", "int8", "int4"], [t4_column, "6 GB"]])
+    display(hardware.loc[LADDER, [t4_column, "6 GB"]])
 
 # %% [markdown]
 # - On a T4, smaller weights + trunk chunking reach the "free T4" column above; a chunk smaller than 64 saves

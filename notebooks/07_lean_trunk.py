@@ -110,9 +110,9 @@ else:
 # %% tags=["show-output"]
 pair = pd.DataFrame({"L": [512, 1000, 1500, 2000]})
 pair["one pair tensor, fp32 (GiB)"] = (pair["L"] ** 2 * 128 * 4 / 2**30).round(2)
-pair["int8 weights (GiB)"] = round(fit.recipe_weight_bytes("int8") / 2**30, 2)
+pair[f"{RECIPE} weights (GiB)"] = round(models.expected_weights_bytes(RECIPE)["total"] / 2**30, 2)
 pair["a T4's room after the CUDA context and weights, in pair tensors"] = (
-    (gpu.T4.usable_gib - pair["int8 weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
+    (gpu.T4.usable_gib - pair[f"{RECIPE} weights (GiB)"]) / pair["one pair tensor, fp32 (GiB)"]).round(1)
 pair
 
 # %% [markdown]
@@ -131,7 +131,7 @@ pair
 # | pair transition MLP | 128 → 512 channels: 4 pair tensors wide | no |
 # | sequence-to-pair | an L × L × 256 intermediate + output | no |
 # | recycling loop | the all-zero initial pair state (allocated anyway), the recycled pair, their sum, the current pair | no |
-# | structure module | its projected pair input, a layer-normed copy, and invariant point attention's L × L × heads × points × 3 tensors (sized in section 2) | no |
+# | structure module | its projected pair input, a layer-normed copy, and the L × L × heads × points × 3 tensors of invariant point attention (the structure module's attention, which works in 3-D frames; sized in section 2) | no |
 # | output heads (distogram: distance bins; pTM, PAE: predicted TM-score and aligned error) | their logits and probabilities: L × L × 64 each | no |
 #
 # The predictor of notebook 04 confirms it: the original model with trunk chunk 32 — the leanest setting it has —
@@ -534,7 +534,8 @@ Image(filename=str(data.repo_file("figures/07_lean_steps.png")))  # the committe
 
 # %% tags=["show-output"]
 grid = pd.read_csv(data.repo_file("figures/04_predicted_grid.csv"))
-lean_rows = grid[(grid["profile"] == "fp32") & (grid["chunk size"] == fit.LEAN) & (grid["length"] >= 2048)]
+lean_rows = grid[(grid["profile"] == fit.activation_profile(RECIPE)) & (grid["chunk size"] == fit.LEAN)
+                 & (grid["length"] >= 2048)]
 for _, row in lean_rows.iterrows():
     pair_bytes = row["length"] ** 2 * 128 * 4
     print(f"L = {row['length']:,}: the trunk's activations peak at {row['activation bytes, LM parked'] / pair_bytes:.2f} "

@@ -68,7 +68,7 @@ except importlib.metadata.PackageNotFoundError:
 import pandas as pd
 import torch
 
-from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models, notebook
+from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models, notebook, recipes
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:
@@ -85,8 +85,7 @@ MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's fo
 SEED = data.seed_sequence()  # section 4's protein: 1CA2, 259 aa
 SHORT = data.seed_sequence()[:64]  # section 6's agreement protein
 CHUNK_LENGTH, SWEEP_LENGTH = len(SEED), 128  # section 3's chunk-size measurement; exercise 4's second length
-ROOM_FOR_FP32 = cpu.available_ram_gb() > cpu.CPU_RECIPES["fp32"].load_ram_gb
-ROOM_FOR_QUANTO = cpu.available_ram_gb() > cpu.CPU_RECIPES["quanto-int8"].load_ram_gb
+ROOM_FOR_FP32 = cpu.available_ram_gb() > recipes.RECIPES["fp32"].load_ram_gb
 
 # %% [markdown]
 # ## 1 · Why a CPU can fold, and what this one can do
@@ -118,7 +117,7 @@ print(f"RAM of a free Colab CPU runtime: {cpu.COLAB_RAM_GB} GB\n"
 #   AMD Zen 4 and later (same list).
 # - **AMX** (Advanced Matrix Extensions): tiles that multiply small bf16 or int8 matrices in one instruction; Intel
 #   Sapphire Rapids and later ([Intel AMX](https://en.wikipedia.org/wiki/Advanced_Matrix_Extensions)). AMX CPUs
-#   have AVX-512 BF16 too; this notebook measured none.
+#   have AVX-512 BF16 too (the AVX-512 list above).
 #
 # Speed is counted in **GFLOPS**: billions of floating-point operations per second (an m × k by k × n matrix product
 # is 2·m·k·n of them). Yours:
@@ -167,7 +166,7 @@ print(f"recipe for this CPU: {RECIPE} — {why}")
 # The low-RAM recipes load through `from_pretrained` with the checkpoint's language model in **fp16, as stored**,
 # then convert it directly — never through fp32. The stored tensors are **memory-mapped**: the file is mapped into
 # the process's memory and the system reads its pages from disk when they are used, without a copy
-# ([`mmap`](https://man7.org/linux/man-pages/man2/mmap.2.html)). `fp32` (the reference) and `quanto-int8` (the
+# ([`mmap`](https://man7.org/linux/man-pages/man2/mmap.2.html)). `fp32` (the reference) and `int8` (the
 # seed's route) are measured for comparison; they need more RAM to load than 12.7 GB (column *RAM to load*):
 
 # %% tags=["show-output"]
@@ -176,9 +175,9 @@ from IPython.display import display
 recipes = pd.DataFrame({name: {
     "recipe": r.description,
     "RAM to load (GB)": f"≈ {r.load_ram_gb:g}: refused below that" if r.load_ram_gb else f"fits {cpu.COLAB_RAM_GB}",
-    "accuracy judged here?": "yes" if r.judged else "no — needs the real weights"}
-    for name, r in cpu.CPU_RECIPES.items()}).T
-print(f"a saved Quanto int8 checkpoint (read by quanto-int8-reload): {cpu.mapped_weight_gb('quanto-int8-reload'):.1f} GB")
+    "accuracy judged in notebook 05?": "yes" if r.judged else "no"}
+    for name, r in recipes.RECIPES.items() if recipes.CPU_TABLE in r.tables}).T
+print(f"a saved Quanto int8 checkpoint (read by int8-reload): {cpu.mapped_weight_gb('int8-reload'):.1f} GB")
 with pd.option_context("display.max_colwidth", None):
     display(recipes)
 
@@ -186,8 +185,8 @@ with pd.option_context("display.max_colwidth", None):
 # A test (`tests/test_cpu.py`) watches every tensor created while these recipes load and fails if the language
 # model ever exists in fp32 (torchao's int8 quantization makes an fp32 temporary for one layer at a time).
 #
-# **Quanto int8.** Quantize-on-load (`quanto-int8`) holds the full-precision weights before quantizing them: it
-# needs the RAM the table gives, once. `quanto-int8-reload` is the same model saved once and reloaded (notebook 03,
+# **Quanto int8.** Quantize-on-load (`int8`) holds the full-precision weights before quantizing them: it
+# needs the RAM the table gives, once. `int8-reload` is the same model saved once and reloaded (notebook 03,
 # section 4): the reload builds the model on the `meta` device and fills it with the saved int8 tensors —
 # full-precision weights never exist.
 #
@@ -195,9 +194,8 @@ with pd.option_context("display.max_colwidth", None):
 # much RAM, or notebook 03's section 4 on a Colab **GPU** runtime (where the quantization happens on the GPU). Then
 # copy the folder (its size is printed above) to `cpu.prequantized_folder()`, through Google Drive on Colab.
 #
-# Quanto's two recipes are the slowest in the table below. Not offered: a
-# Quanto checkpoint made from the fp16 load, to skip the big step — on the full-size architecture it gave NaN with
-# fp16 activations and crashed with bf16 activations (torch 2.13, optimum-quanto 0.2.7).
+# Quanto's two recipes are the slowest in the table below. This series does not offer a Quanto checkpoint made from
+# the fp16 load, which would skip the big step: the saved checkpoint is quantized from full-precision weights.
 #
 # **torchao int8** (`int8dq-lm-lean`: int8 weights and int8 activations; `int8wo-lm-lean`: int8 weights, bf16
 # activations) quantizes the fp16-loaded language model one layer at a time, so it needs no pre-quantized checkpoint
@@ -248,11 +246,11 @@ Image(filename=str(data.repo_file("figures/08_cpu_benchmark.png")))  # the commi
 # %% [markdown]
 # How to read the memory columns: weights kept in the checkpoint's own dtype are never copied — they are read from
 # the mapped pages at every fold. So the RAM a fold really needs is the anonymous peak **plus** those weights
-# (`cpu.mapped_weight_gb`, column *weights left mapped*): the whole checkpoint for `fp16-lm`, the fp32 trunk for the
-# `*-lm` recipes, the whole saved int8 file for `quanto-int8-reload`, nothing for `bf16-lean`.
+# (`cpu.mapped_weight_gb`, column *weights left mapped*): the whole checkpoint for `fp16`, the fp32 trunk for the
+# `*-lm` recipes, the whole saved int8 file for `int8-reload`, nothing for `bf16-lean`.
 #
 # Mapped pages the model no longer uses (the fp16 LM after its conversion) the system can drop, so an RSS above
-# 12.7 GB is not by itself an out-of-memory. `fp32` and `quanto-int8` do not fit Colab: their *RAM needed* is above
+# 12.7 GB is not by itself an out-of-memory. `fp32` and `int8` do not fit Colab: their *RAM needed* is above
 # 12.7 GB even after loading, and loading asks for more (the recipes table).
 
 # %% [markdown]
@@ -304,7 +302,7 @@ mine_chunks
 # (size: section 1) are read from the memory-mapped file, never copied to fp32; the trunk loads in fp32. Then:
 # - **`bf16-lean`** (a CPU with bf16 instructions): `model.to(torch.bfloat16)` converts every parameter, one at a time
 #   (fp16 → bf16 for the language model, fp32 → bf16 for the rest) — everything computes in bf16;
-# - **`fp16-lm-lean`** (no bf16 instructions): nothing is converted — the language model computes in fp16 as stored,
+# - **`fp16-lean`** (no bf16 instructions): nothing is converted — the language model computes in fp16 as stored,
 #   the trunk in fp32; numerically notebook 02's `fp16` recipe, so its accuracy is that of the checkpoint.
 #
 # Both then get notebook 07's lean trunk with chunks sized for the CPU's caches (section 3), which also saves time on
@@ -367,27 +365,27 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 # ## 6 · Agreement between the CPU recipes
 #
 # The reference is the fp32 prediction when this machine has the RAM to load it (section 2's recipes table); on a
-# 12.7 GB Colab runtime it does not fit, and the reference becomes `fp16-lm`: the language model exactly as stored in
+# 12.7 GB Colab runtime it does not fit, and the reference becomes `fp16`: the language model exactly as stored in
 # the checkpoint, the trunk in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same `SHORT`
 # residues and is compared with the reference.
 #
 # Recipes that compute in bf16 are skipped where this CPU emulates bf16 (`cpu.fast_here`): `bf16-lean`'s folds would
 # take many times longer than its table says. The lean recipes with bf16 only in the language model were measured
-# about as fast as `fp16-lm-lean` on such CPUs (section 7's table), but are skipped too.
+# about as fast as `fp16-lean` on such CPUs (section 7's table), but are skipped too.
 
 # %%
 short = SHORT
-REFERENCE = "fp32" if ROOM_FOR_FP32 else "fp16-lm"
+REFERENCE = "fp32" if ROOM_FOR_FP32 else "fp16"
 print(f"reference: {REFERENCE}")
 predictions = {RECIPE: folding.fold(model, tokenizer, short)}  # the model of section 4
-if RECIPE == "fp16-lm-lean":  # the same weights with the original trunk are `fp16-lm`: no second load
+if RECIPE == "fp16-lean":  # the same weights with the original trunk are `fp16`: no second load
     lean.undo_lean(model)
     model.trunk.set_chunk_size(64)
-    predictions["fp16-lm"] = folding.fold(model, tokenizer, short)
+    predictions["fp16"] = folding.fold(model, tokenizer, short)
 del model
 memory.free_memory()
-candidates = ["fp16-lm", "fp16-lm-lean", "bf16-lm", "bf16-lean", "int8dq-lm-lean", "int8wo-lm-lean"] + (
-    ["quanto-int8"] if ROOM_FOR_QUANTO else [])
+candidates = [name for name in recipes.shown_in(recipes.CPU_TABLE)  # section 2's recipes that load here
+              if not recipes.RECIPES[name].prequantized and recipes.RECIPES[name].load_ram_gb < cpu.available_ram_gb()]
 print("skipped (bf16 emulated on this CPU):", [r for r in candidates if not cpu.fast_here(r)] or "none")
 for name in [REFERENCE] + [r for r in candidates if r != REFERENCE and cpu.fast_here(r)]:
     if name in predictions:
@@ -397,8 +395,8 @@ for name in [REFERENCE] + [r for r in candidates if r != REFERENCE and cpu.fast_
     del model
     memory.free_memory()
 agreement = benchmark.agreement_table(predictions, reference=REFERENCE)
-agreement["accuracy judgeable without real weights?"] = [
-    "yes" if cpu.CPU_RECIPES[name].judged else "no" for name in agreement.index]
+agreement["accuracy judged in notebook 05?"] = ["yes" if recipes.RECIPES[name].judged else "no"
+                                                for name in agreement.index]
 print(notebook.label(f"agreement with {REFERENCE}, {len(short)} aa"))
 agreement
 
@@ -426,7 +424,7 @@ agreement
 # What the caps do not emulate: the clock speed, the caches and the memory bandwidth stay this CPU's, so an older CPU
 # of the same class is slower still. And MKL's documentation says its cap works on Intel processors only: on this AMD
 # CPU the fp32 products may have run uncapped, as the nearly equal fp32 columns of the matrix-product table below
-# suggest. The times of the fp32-arithmetic recipes (`fp16-lm-lean`, `fp16-lm`) in the older classes may therefore be
+# suggest. The times of the fp32-arithmetic recipes (`fp16-lean`, `fp16`) in the older classes may therefore be
 # optimistic.
 #
 # Each recipe that fits 12.7 GB, one process per recipe, the full-size architecture with random weights, default
@@ -452,7 +450,7 @@ matmul.pivot_table(index="CPU class", columns=["product", "dtype"], values="GFLO
 
 # %%
 mine = cpu.cpu_class()
-precision = "bfloat16" if cpu.uses_bf16(RECIPE) else "float32"
+precision = "bfloat16" if recipes.RECIPES[RECIPE].computes_bf16 else "float32"
 probe = matmul[matmul["product"] == " × ".join(map(str, cpu.PROBE_SHAPE))].set_index(["CPU class", "dtype"])["GFLOPS"]
 scale = probe[(mine, precision)] / max(gflops[precision], 1e-9)
 row = classes[(classes["CPU class"] == mine) & (classes["recipe"] == RECIPE)].set_index("length").sort_index()
@@ -465,15 +463,15 @@ pd.DataFrame({f"measured, {mine} (s)": row["fold seconds"], "estimated here (s)"
 #   measure anonymous memory, not only RSS.
 # - Choose the precision by measuring: on a CPU with bf16 instructions (AVX-512 BF16; AMX CPUs have it too) bf16
 #   multiplies several times faster than fp32; elsewhere it is emulated and slower, and fp32 arithmetic
-#   (`fp16-lm-lean`) wins. The lean trunk helps either way,
+#   (`fp16-lean`) wins. The lean trunk helps either way,
 #   with chunks small enough to stay in the CPU's caches (measure the size on yours).
 # - Time ≈ LM + passes × (trunk + structure module): recycles are the main lever left, at an accuracy cost only the
 #   real weights can measure.
 #
 # ## Exercises
 # 1. How many threads are best? Time `cpu.matmul_gflops()` with `cpu.set_threads(1)` and with the default.
-# 2. Estimate `fp16-lm` (the original fp32 trunk) on your CPU from the committed benchmark of section 2 (measured on
-#    the AVX-512 BF16 machine; fp32 scaling), and compare it with the lean trunk's `fp16-lm-lean` of section 7.
+# 2. Estimate `fp16` (the original fp32 trunk) on your CPU from the committed benchmark of section 2 (measured on
+#    the AVX-512 BF16 machine; fp32 scaling), and compare it with the lean trunk's `fp16-lean` of section 7.
 # 3. From section 5's split, how long would 1CA2 take with `num_recycles=1` (two trunk passes) on this CPU?
 # 4. Does the best chunk depend on the length? Run `cpu.chunk_sweep` at `SWEEP_LENGTH` residues and compare the
 #    fastest number of pair positions per chunk with section 3's.
@@ -488,8 +486,8 @@ for n in (1, threads):
 cpu.set_threads()
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
-# @title Solution 2 — fp16-lm on this CPU
-fp16_lm = bench[bench["recipe"] == "fp16-lm"].set_index("length")["fold seconds"]
+# @title Solution 2 — fp16 on this CPU
+fp16_lm = bench[bench["recipe"] == "fp16"].set_index("length")["fold seconds"]
 print((fp16_lm * probe[("AVX-512 BF16", "float32")] / gflops["float32"]).round(0))
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
@@ -505,7 +503,8 @@ for n, table in [(SWEEP_LENGTH, sweep), (CHUNK_LENGTH, mine_chunks)]:
 
 # %% [markdown]
 # ## Next
-# This is the last notebook of the series: back to the [README](../README.md) for the hardware table, or to
+# This is the last notebook of the series: on to the [results page](../docs/results.md#which-recipe-fits-my-hardware)
+# for the hardware table, back to the [README](../README.md), or to
 # [01 · The fp32 baseline](01_fp32_baseline.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/01_fp32_baseline.ipynb)) on a GPU runtime.
 #
 # ← Previous: [07 · A leaner folding trunk — 3,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))

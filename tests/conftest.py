@@ -30,12 +30,33 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = [item for item in items if item not in late] + late
 
 
-@pytest.fixture(scope="session")
-def tiny():
-    """(model, tokenizer) of the tiny random-weight stand-in on CPU, loaded through from_pretrained."""
-    from helpers import models
+class _TinyRecipes:
+    """`load(recipe)` → (model, tokenizer) of the tiny stand-in on CPU, each recipe loaded once; `weights_at_load`
+    keeps `models.weights_bytes` of each as loaded (a first fold adds the structure module's small lookup buffers)."""
 
-    return models.load_model("fp32", device="cpu", source="tiny")
+    def __init__(self):
+        self.loaded, self.weights_at_load = {}, {}
+
+    def __call__(self, recipe: str):
+        from helpers import models
+
+        if recipe not in self.loaded:
+            self.loaded[recipe] = models.load_model(recipe, device="cpu", source="tiny")
+            self.weights_at_load[recipe] = models.weights_bytes(self.loaded[recipe][0])
+        return self.loaded[recipe]
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe():
+    """Each recipe of the tiny stand-in loaded once per session, for tests that only read or fold the model (a test
+    that changes it loads its own)."""
+    return _TinyRecipes()
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_recipe):
+    """(model, tokenizer) of the tiny random-weight stand-in in fp32 on CPU, loaded through from_pretrained."""
+    return tiny_recipe("fp32")
 
 
 @pytest.fixture(scope="session")

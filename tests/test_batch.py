@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import batch, complexes, data, fit, folding, gpu, memory, models
+from helpers import batch, complexes, data, fit, folding, gpu, memory, models, recipes
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV", "ACDEFGHIKLMNPQRSTVWYACDEFGHIK"]
 
@@ -137,7 +137,7 @@ def test_recommend_returns_a_recipe_that_fits_or_none():
             pick = fit.recommend(card, length)
             if pick is not None:
                 recipe, chunk, need = pick
-                assert need <= card.total_gib and recipe in fit.RECOMMEND_LADDER
+                assert need <= card.total_gib and recipe in recipes.ladder()
     assert fit.recommend(gpu.T4, 300)[0] == "fp16"  # a T4 folds 300 aa with the plain fp16 recipe
     assert fit.recommend(2.0, 100) is None  # nothing fits 2 GiB (the trunk alone is 2.6 GiB in fp32)
     assert fit.recommend(1000.0, 5000) is None  # beyond the grid: no guess

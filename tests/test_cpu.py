@@ -6,9 +6,12 @@ import sys
 import time
 import warnings
 
+import pandas as pd
 import pytest
 import torch
-from helpers import cpu, data, fit, folding, lean, memory, models
+
+from helpers import cpu, data, folding, lean, memory, models, recipes
+from tools import figures
 
 
 class _Float32LM(memory.LiveBytes):
@@ -53,7 +56,7 @@ def test_the_detector_sees_an_fp32_language_model_being_loaded(monkeypatch):
     assert recorder.peak > 3 * _largest_lm_weight_fp32_bytes() and dtypes == {torch.float32}
 
 
-@pytest.mark.parametrize("recipe", ["fp16-lm", "fp16-lm-lean", "bf16-lm", "bf16-lean"])
+@pytest.mark.parametrize("recipe", ["fp16", "fp16-lean", "bf16-lm", "bf16-lean"])
 def test_low_ram_routes_never_hold_the_language_model_in_fp32(recipe, monkeypatch):
     assert _lm_only_shapes()
     recorder, dtypes = _fp32_lm_tensors_while_loading(recipe, monkeypatch)
@@ -70,16 +73,20 @@ def test_torchao_int8_holds_at_most_one_lm_weight_in_fp32_at_a_time(recipe, monk
     assert torch.float32 not in dtypes
 
 
-@pytest.mark.parametrize("recipe", list(cpu.CPU_RECIPES))
-def test_every_cpu_recipe_folds(recipe, tmp_path, monkeypatch):
-    if cpu.CPU_RECIPES[recipe].prequantized:
-        monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "int8")
-        cpu.prequantize("tiny")
+@pytest.fixture(scope="module")
+def prequantized():
+    """The tiny model's saved Quanto int8 checkpoint, made once (where `int8-reload` reads it)."""
+    return cpu.prequantize("tiny")
+
+
+@pytest.mark.parametrize("recipe", recipes.shown_in(recipes.CPU_TABLE))
+def test_every_cpu_recipe_folds(recipe, prequantized):
     model, tokenizer = cpu.load_cpu(recipe, source="tiny")
     result = folding.fold(model, tokenizer, "MKTAYIAKQRQISFVKSHFSRQ")
     assert result.positions.shape == (22, 14, 3) and 0 <= result.mean_plddt_ca <= 100
     options = lean.is_lean(model)
-    assert (options is not None) == cpu.CPU_RECIPES[recipe].lean
+    assert (options is not None) == recipes.RECIPES[recipe].lean
+    assert models.recipe_of(model) == recipes.folds_as(recipe)  # it loads as the registry says
     if options is not None:  # the CPU's cache-sized chunks, not the GPU's memory-sized ones
         assert options.positions == lean.CPU_POSITIONS
 
@@ -96,38 +103,43 @@ def test_cpu_facts_and_threads():
         time.sleep(0.1)
         del block
     assert ram["peak anonymous RAM (GB)"] - before > 0.18  # the sampler saw the block
-    assert ram["peak RSS (GB)"] >= ram["peak anonymous RAM (GB)"]  # resident memory includes the anonymous part
+    with cpu.ram_sampler(interval=10.0) as idle:  # a block shorter than one interval: the closing sample sees it
+        block = torch.ones(200_000_000, dtype=torch.uint8)
+        block += 1
+    del block
+    assert idle["peak anonymous RAM (GB)"] - before > 0.18
 
 
-def test_the_prequantized_reload_gives_the_quantize_on_load_prediction(tmp_path, monkeypatch):
-    monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "int8")
-    with pytest.raises(FileNotFoundError, match="prequantize"):
-        cpu.load_cpu("quanto-int8-reload", source="tiny")
-    folder = cpu.prequantize("tiny")
-    assert (folder / "quantization_map.json").is_file()
+def test_the_prequantized_reload_gives_the_quantize_on_load_prediction(prequantized, tmp_path, monkeypatch):
+    assert (prequantized / "quantization_map.json").is_file()
     sequence = "MKTAYIAKQRQISFVKSHFSRQ"
-    fresh = folding.fold(*cpu.load_cpu("quanto-int8", source="tiny"), sequence)
-    model, tokenizer = cpu.load_cpu("quanto-int8-reload", source="tiny")
+    fresh = folding.fold(*cpu.load_cpu("int8", source="tiny"), sequence)
+    model, tokenizer = cpu.load_cpu("int8-reload", source="tiny")
     assert "WeightQBytesTensor" in {type(m.weight).__name__ for m in model.modules() if isinstance(m, torch.nn.Linear)}
     assert abs(folding.fold(model, tokenizer, sequence).positions - fresh.positions).max() < 1e-5
+    monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="prequantize"):
+        cpu.load_cpu("int8-reload", source="tiny")
 
 
 def test_recipes_that_need_more_ram_are_refused_before_loading(monkeypatch):
     monkeypatch.setattr(cpu, "available_ram_gb", lambda: 12.7)
-    for recipe in ("fp32", "quanto-int8"):
+    big = [name for name in recipes.shown_in(recipes.CPU_TABLE) if recipes.RECIPES[name].load_ram_gb > 12.7]
+    assert big
+    for recipe in big:
         with pytest.raises(MemoryError, match="choose_recipe"):
             cpu.load_cpu(recipe, source="facebook/esmfold_v1")  # refused before any download
 
 
 def test_the_recipe_follows_the_measured_bf16_speed():
-    assert cpu.choose_recipe(4.2)[0] == "bf16-lean"
-    assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED)[0] == "bf16-lean"
+    assert cpu.choose_recipe(4.2)[0] == cpu.BF16_RECIPE
+    assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED)[0] == cpu.BF16_RECIPE
     name, why = cpu.choose_recipe(0.27)
-    assert name == "fp16-lm-lean" and "0.27×" in why and "emulated" in why
-    assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED - 0.01)[0] == "fp16-lm-lean"
+    assert name == cpu.FP32_ARITHMETIC_RECIPE and "0.27×" in why and "emulated" in why
+    assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED - 0.01)[0] == cpu.FP32_ARITHMETIC_RECIPE
     # the fallback computes in fp32 where the work is, with the lean trunk — and is accurate as stored
-    fallback = cpu.CPU_RECIPES["fp16-lm-lean"]
-    assert not cpu.uses_bf16("fp16-lm-lean") and fallback.lean and fallback.judged and cpu.uses_bf16("bf16-lean")
+    fallback, fast = recipes.RECIPES[cpu.FP32_ARITHMETIC_RECIPE], recipes.RECIPES[cpu.BF16_RECIPE]
+    assert not fallback.computes_bf16 and fallback.lean and fallback.judged and fast.computes_bf16 and fast.lean
 
 
 def test_bf16_recipes_warn_before_loading_where_bf16_is_emulated(monkeypatch, tmp_path):
@@ -137,9 +149,10 @@ def test_bf16_recipes_warn_before_loading_where_bf16_is_emulated(monkeypatch, tm
     monkeypatch.setattr(models, "load_model", refuse)
     monkeypatch.setattr(cpu, "prequantized_folder", lambda source=None: tmp_path / "none")  # the reload stops there
     monkeypatch.setattr(cpu, "bf16_speedup", lambda: 0.3)
-    bf16 = [r for r in cpu.CPU_RECIPES if cpu.uses_bf16(r)]
+    table = recipes.shown_in(recipes.CPU_TABLE)
+    bf16 = [r for r in table if recipes.RECIPES[r].computes_bf16]
     assert {"bf16-lean", "bf16-lm", "int8wo-lm-lean"} <= set(bf16)
-    for recipe in cpu.CPU_RECIPES:
+    for recipe in table:
         with warnings.catch_warnings(record=True) as caught, pytest.raises((RuntimeError, FileNotFoundError)):
             warnings.simplefilter("always")
             cpu.load_cpu(recipe, source="tiny")
@@ -159,7 +172,7 @@ def test_capped_to_avx2_this_cpu_emulates_bf16_and_the_fp32_recipe_is_chosen():
     probe = "from helpers import cpu; print(cpu.bf16_speedup(), cpu.choose_recipe()[0])"
     out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=data.repo_root(), capture_output=True,
                          text=True, check=True).stdout.split()
-    assert float(out[-2]) < 1 and out[-1] == "fp16-lm-lean"
+    assert float(out[-2]) < 1 and out[-1] == cpu.FP32_ARITHMETIC_RECIPE
 
 
 def test_the_cpu_class_is_the_newest_whose_instructions_are_present(monkeypatch):
@@ -171,10 +184,7 @@ def test_the_cpu_class_is_the_newest_whose_instructions_are_present(monkeypatch)
 
 
 def test_the_class_table_borrows_only_the_uncapped_class_s_missing_lengths(tmp_path, monkeypatch):
-    import pandas as pd
-    from tools import figures
-
-    row = {"load peak anonymous RAM (GB)": 1.0, "fold peak anonymous RAM (GB)": 1.0, "recipe": "fp16-lm",
+    row = {"load peak anonymous RAM (GB)": 1.0, "fold peak anonymous RAM (GB)": 1.0, "recipe": "fp16",
            "provenance": "measured: test · 2026-01-02 · random-full stand-in"}
     classes = [("AVX2 only", True, 64, 20.0), ("AVX2 only", True, 259, 300.0), ("AVX-512, no BF16", False, 259, 250.0),
                ("AVX-512 BF16", False, 259, 200.0)]
@@ -185,7 +195,7 @@ def test_the_class_table_borrows_only_the_uncapped_class_s_missing_lengths(tmp_p
     monkeypatch.setattr(figures, "figures_dir", lambda: tmp_path)
     lines = figures.cpu_classes_markdown().splitlines()
     assert lines[0].endswith("| 64 aa (s) | 259 aa (s) |")
-    assert lines[2].startswith("| AVX2 only | `fp16-lm` ✔ |") and lines[2].endswith("| 20 | 300 |")
+    assert lines[2].startswith("| AVX2 only | `fp16` ✔ |") and lines[2].endswith("| 20 | 300 |")
     assert lines[3].startswith("| AVX-512, no BF16 |") and lines[3].endswith("| — | 250 |")  # capped: never borrowed
     assert lines[4].startswith("| AVX-512 BF16 |") and lines[4].endswith("| 17 † | 200 |")  # its own 259 aa wins
     assert "† = from the uncapped benchmark below (same CPU, no cap, 2026-01-02)" in lines[-1]

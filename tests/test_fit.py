@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import data, fit, folding, gpu, memory, models
+from helpers import data, fit, folding, gpu, memory, models, recipes
 from tools import figures
 
 GIB = 1024**3
@@ -27,11 +27,11 @@ def test_counter_counts_storages_once_and_frees_them():
     del a
 
 
-@pytest.mark.parametrize("profile, chunk", [("fp32", None), ("fp32", 8), ("fp16-lm", None)])
-def test_fake_trace_equals_the_count_of_a_real_run_on_the_tiny_model(profile, chunk):
+@pytest.mark.parametrize("recipe, chunk", [("fp32", None), ("fp32", 8), ("fp16", None)])
+def test_fake_trace_equals_the_count_of_a_real_run_on_the_tiny_model(recipe, chunk):
     length = 40
-    weights, peak = fit.FakeFolder(profile, "tiny").trace(length, chunk)[:2]
-    model, tokenizer = models.load_model("fp16" if profile == "fp16-lm" else "fp32", device="cpu", source="tiny")
+    weights, peak = fit.FakeFolder(fit.activation_profile(recipe), "tiny").trace(length, chunk)[:2]
+    model, tokenizer = models.load_model(recipe, device="cpu", source="tiny")
     model.trunk.set_chunk_size(chunk)
     counter = memory.LiveBytes()
     ids = tokenizer(["A" * length], return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -45,13 +45,13 @@ def test_fake_trace_equals_the_count_of_a_real_run_on_the_tiny_model(profile, ch
 
 
 def test_a_fake_trace_leaves_real_folding_working(tiny):
-    fit.FakeFolder("fp32", "tiny").trace(20)
+    fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny").trace(20)
     result = folding.fold(*tiny, "MKTVRQERLKSIVRILERSK")
     assert result.positions.shape == (20, 14, 3)
 
 
 def test_chunking_lowers_the_tiny_peak():
-    folder = fit.FakeFolder("fp32", "tiny")
+    folder = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny")
     assert folder.trace(64, 16)[1] < folder.trace(64, None)[1]
 
 
@@ -154,13 +154,13 @@ def test_hardware_table_is_consistent_and_in_the_readme():
     table = pd.read_csv(figures.figures_dir() / "04_max_length.csv")
     assert table.drop(columns="provenance").astype(str).equals(fit.hardware_table().astype(str))
     # every recipe, with chunking and with the lean trunk of notebook 07
-    assert set(table["recipe"]) == set(fit.TABLE_RECIPES) | {f"{v} + lean trunk" for v in fit.TABLE_RECIPES}
+    assert set(table["recipe"]) == set(recipes.shown_in(recipes.HARDWARE_TABLE)) | {f"{v} + lean trunk" for v in recipes.shown_in(recipes.HARDWARE_TABLE)}
     for _, row in table.iterrows():
         lengths = [_length(row[label]) for label in gpu.CARDS]
         assert lengths == sorted(lengths), row["recipe"]  # more memory never folds less
     assert table.set_index("recipe").loc["fp32", "8 GB"] == "does not fit"  # 13.1 GiB of weights
     rows = table.set_index("recipe")
-    for recipe in fit.TABLE_RECIPES:  # the lean trunk never folds less than chunking on a T4
+    for recipe in recipes.shown_in(recipes.HARDWARE_TABLE):  # the lean trunk never folds less than chunking on a T4
         chunked, lean = (_length(rows.loc[v, T4_COLUMN]) for v in (recipe, f"{recipe} + lean trunk"))
         assert lean >= chunked, recipe
 

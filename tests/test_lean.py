@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import fit, folding, gpu, lean, memory, models
+from helpers import fit, folding, gpu, lean, memory, models, recipes
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", "GSHMLEDPV", "ACDEFGHIKLMNPQRSTVWYACDEFGHIK"]
 #: Tolerances of lean vs original on the tiny model (fp32; differences come from summation order in chunked matmuls
@@ -105,7 +105,7 @@ def test_the_lean_peak_is_lower_on_real_tensors_and_the_fake_trace_counts_it(mod
     finally:
         lean.undo_lean(m)
     assert lean_peak < 0.8 * original
-    weights, fake_peak = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(rows=8)).trace(length)[:2]
+    weights, fake_peak = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny", lean.LeanOptions(rows=8)).trace(length)[:2]
     # within 1 %: on this tiny model the fake trace counts ≈ 18 kB (0.7 %) more than the real run, whether or not the
     # lean changes are on (a difference outside the lean code, not explained here); at full size it is negligible
     assert fake_peak - weights == pytest.approx(lean_peak, rel=0.01)
@@ -167,8 +167,8 @@ def test_cpu_parking_leaves_a_language_model_that_is_not_on_a_gpu(model):
 
 
 def test_a_lean_trace_splits_its_peak_where_the_language_model_is_parked():
-    parked = fit.FakeFolder("fp32", "tiny", lean.LeanOptions()).trace(24, num_recycles=0)
-    kept = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(park_lm=False)).trace(24, num_recycles=0)
+    parked = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny", lean.LeanOptions()).trace(24, num_recycles=0)
+    kept = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny", lean.LeanOptions(park_lm=False)).trace(24, num_recycles=0)
     lm = models.meta_model("tiny").esm
     lm_bytes = sum(t.numel() * t.element_size() for t in [*lm.parameters(), *lm.buffers()])
     assert parked.lm_weights == lm_bytes and kept.lm_weights == 0
@@ -179,7 +179,7 @@ def test_a_lean_trace_splits_its_peak_where_the_language_model_is_parked():
 
 def test_two_traced_passes_of_the_lean_model_peak_as_the_default_four():
     # the committed lean grid traces two trunk passes (tools/grid.py): later passes must allocate as the second
-    folder = fit.FakeFolder("fp32", "tiny", lean.LeanOptions(rows=8))
+    folder = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny", lean.LeanOptions(rows=8))
     two, four = folder.trace(24, num_recycles=1), folder.trace(24)
     # (the first trace of a folder counts a few cached constants as weights: compare peaks, not peaks over weights)
     assert (two.peak, two.parked_peak, two.lm_activations) == (four.peak, four.parked_peak, four.lm_activations)
@@ -199,8 +199,8 @@ def test_the_predictor_takes_a_parked_language_model_off_the_gpu_for_the_trunk()
     gib = 1024**3
     # int8: the trunk phase (4 GiB over the weights left) is the peak; without parking all weights would stay
     weights, peak, resident = fit._peak_bytes("int8", None, 14 * gib, 6 * gib, True, 10 * gib, 1 * gib, 4 * gib)
-    lm = fit.recipe_weight_bytes("int8", None, "language model (ESM-2)")
-    int8 = fit.recipe_weight_bytes("int8")
+    lm = models.expected_weights_bytes("int8")["language model (ESM-2)"]
+    int8 = models.expected_weights_bytes("int8")["total"]
     extra = fit._weights_and_temporary("int8", None, 14 * gib)[1]
     assert (weights, resident) == (int8, int8 - lm) and peak == int8 - lm + 4 * gib + extra
     # a short fold's language-model phase can be the larger: then every weight is counted

@@ -3,35 +3,31 @@
     python -m tools.cpu_bench bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages]   figures/08_cpu_benchmark.csv
     python -m tools.cpu_bench matmul                                             figures/08_cpu_matmul.csv
     python -m tools.cpu_bench chunks                                             figures/08_cpu_chunks.csv
-    python -m tools.cpu_bench prequantize [SOURCE]                               the quanto-int8-reload checkpoint
+    python -m tools.cpu_bench prequantize [SOURCE]                               the int8-reload checkpoint
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import torch
+import pandas as pd
 
-from helpers.cpu import CPU_CLASSES, CPU_RECIPES, chunk_sweep, cpu_summary, prequantize, set_threads
+from helpers import data, notebook, recipes
+from helpers.cpu import CPU_CLASSES, chunk_sweep, cpu_summary, prequantize, set_threads
 
 
 def _measured(*details: str) -> str:
-    """Provenance of a table measured on this machine: CPU, versions, date, then `details`."""
-    import datetime as dt
-
-    import transformers
-
-    return " · ".join([f"measured: {cpu_summary()}", f"torch {torch.__version__}",
-                       f"transformers {transformers.__version__}", dt.date.today().isoformat(), *details])
+    """Provenance of a table measured on this machine (the random-full stand-in): CPU, versions, date, `details`."""
+    return "measured: " + notebook.provenance_line("cpu", "random-full", *details, device_text=cpu_summary())
 
 
 
 def chunk_table(lengths=(128, 259, 512), path=None):
     """Measure `chunk_sweep` on the full-size architecture at a few lengths; write figures/08_cpu_chunks.csv."""
-    import pandas as pd
-
-    from helpers import data
-
     set_threads()
     table = pd.concat([chunk_sweep(n, source="random-full") for n in lengths], ignore_index=True)
     table["provenance"] = _measured("one esmfold_v1 trunk block with random weights, bf16, lean forward, best of 3")
@@ -71,27 +67,17 @@ for length in lengths:
 """
 
 
-def bench(recipes, lengths=(64, 128, 256), stages: bool = False, path=None, cpu_class: str | None = None):
+def bench(names, lengths=(64, 128, 256), stages: bool = False, path=None, cpu_class: str | None = None):
     """Run each CPU recipe in its own process on the full-size random-weight stand-in: load once, fold each length
     (default recycles; 259 = the seed's 1CA2); append one row per (recipe, length) to `path` (default
     figures/08_cpu_benchmark.csv). `cpu_class` (a CPU_CLASSES name) caps the vector instructions first."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    import pandas as pd
-
-    from helpers import data
-
     path = Path(path or data.repo_root() / "figures" / "08_cpu_benchmark.csv")
     caps = CPU_CLASSES[cpu_class][1] if cpu_class else {}
     env = dict(os.environ, **caps)
     cap = " ".join(f"{k}={v}" for k, v in caps.items()) or "none"
-    provenance = _measured("random-full stand-in (random weights: time and memory only)",
-                           "default recycles (4 trunk passes)", "one process per recipe",
+    provenance = _measured("default recycles (4 trunk passes)", "one process per recipe",
                            *([f"instruction cap: {cap}"] if cpu_class else []))
-    for recipe in recipes:
+    for recipe in names:
         run = subprocess.Popen([sys.executable, "-c", _PROBE, recipe, ",".join(map(str, lengths)), "1" if stages else "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data.repo_root(), env=env)
         for line in run.stdout:
@@ -122,15 +108,6 @@ for shape in (cpu.PROBE_SHAPE, (258, 2560, 10240)):
 def matmul_table(path=None):
     """Matrix throughput (fp32, bf16, fp16) of each CPU class (`cpu.CPU_CLASSES`: capped instructions, one process each) on
     the probe product that `cpu.choose_recipe` uses and on an ESM-2-sized one; writes figures/08_cpu_matmul.csv."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    import pandas as pd
-
-    from helpers import data
-
     rows = []
     for name, (_, caps) in CPU_CLASSES.items():
         out = subprocess.run([sys.executable, "-c", _MATMUL], capture_output=True, text=True, check=True,
@@ -146,8 +123,6 @@ def matmul_table(path=None):
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] == ["matmul"]:
         print(matmul_table())
         sys.exit()
@@ -155,8 +130,6 @@ if __name__ == "__main__":
         print(prequantize(sys.argv[2] if len(sys.argv) > 2 else None))
         sys.exit()
     if sys.argv[1:2] == ["classes"]:  # classes RECIPE[,…] LENGTH[,…] [CLASS …]
-        from helpers import data
-
         out = data.repo_root() / "figures" / "08_cpu_classes.csv"
         for name in sys.argv[4:] or list(CPU_CLASSES):
             bench(sys.argv[2].split(","), [int(n) for n in sys.argv[3].split(",")], path=out, cpu_class=name)
@@ -167,6 +140,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["bench"]:
         sys.exit("usage: python -m tools.cpu_bench bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages] | classes RECIPE[,…] "
                  "LENGTH[,…] [CLASS …] | matmul | chunks | prequantize [SOURCE]")
-    names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CPU_RECIPES)
+    names = sys.argv[2].split(",") if len(sys.argv) > 2 else recipes.shown_in(recipes.CPU_TABLE)
     sizes = [int(n) for n in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64, 128, 256]
     bench(names, sizes, stages="stages" in sys.argv[4:])

@@ -6,19 +6,23 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import torch
+import transformers
 
-from helpers import data, fit, gpu, lean, memory, models, notebook, plots, structure
+from helpers import benchmark, cpu, data, fit, gpu, lean, memory, models, notebook, plots, recipes, structure
 
 
 def _save(fig, path: Path) -> Path:
     """Write a figure as PNG and close it."""
-    import matplotlib.pyplot as plt
-
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -45,9 +49,6 @@ def _lean_estimate(part: pd.DataFrame) -> pd.Series:
 
 def weights_per_stage(out_dir: Path) -> Path:
     """Bar chart: fp32 weights per stage of the esmfold_v1 architecture against a T4's budget (exact arithmetic)."""
-    import matplotlib.pyplot as plt
-    import transformers
-
     counts = models.component_parameters(models.meta_model("random-full"))
     stages = [k for k in counts if k != "total"]
     table = pd.DataFrame({"stage": stages, "parameters": [counts[s] for s in stages]})
@@ -107,19 +108,15 @@ print("@@" + json.dumps({"recipe": recipe, **sizes, "load seconds (CPU)": record
 """
 
 
-def recipe_weights(out_dir: Path, recipes: list[str] | None = None) -> Path:
-    """Load each recipe of the full-size architecture on CPU (one process each); write its weight bytes per stage.
+def recipe_weights(out_dir: Path, names: list[str] | None = None) -> Path:
+    """Load each recipe of the weights table on the full-size architecture on CPU (one process each); write its weight
+    bytes per stage, load time and load peak RSS: the measured check of `models.expected_weights_bytes`.
 
-    Slow (minutes, ≈ 17 GB of RAM for fp32) and needs the `random-full` stand-in; bytes equal the real model's.
+    Slow (minutes; the Quanto recipes' loads peak at ≈ 23 GiB of RAM) and needs the `random-full` stand-in; bytes
+    equal the real model's.
     """
-    import json
-    import subprocess
-    import sys
-
-    import transformers
-
     rows = []
-    for recipe in recipes or [v for v, r in models.RECIPES.items() if not r.offload_lm]:
+    for recipe in names or recipes.shown_in(recipes.WEIGHTS_TABLE):
         run = subprocess.run([sys.executable, "-c", _RECIPE_PROBE, recipe], capture_output=True, text=True)
         line = next((ln for ln in run.stdout.splitlines() if ln.startswith("@@")), None)
         if line is None:
@@ -129,9 +126,8 @@ def recipe_weights(out_dir: Path, recipes: list[str] | None = None) -> Path:
         print(rows[-1])
     table = pd.DataFrame(rows)
     table["provenance"] = (
-        f"loaded on CPU ({notebook.device_name('cpu')}), torch {__import__('torch').__version__}, transformers "
-        f"{transformers.__version__}, {_dt.date.today().isoformat()}, random-full stand-in (same tensors and "
-        "bytes as the real weights)"
+        f"loaded on CPU: {notebook.provenance_line('cpu', 'random-full')} (same tensors and bytes as the real "
+        "weights)"
     )
     path = out_dir / "03_recipe_weights.csv"
     table.to_csv(path, index=False)
@@ -143,8 +139,6 @@ _STAGES = ["language model (ESM-2)", "folding trunk", "structure module", "heads
 
 def recipe_weights_figure(out_dir: Path) -> Path:
     """Stacked bars of each recipe's weights per stage (from 03_recipe_weights.csv) against a T4's budget."""
-    import matplotlib.pyplot as plt
-
     table = pd.read_csv(out_dir / "03_recipe_weights.csv").set_index("recipe")
     fig, ax = plt.subplots(figsize=(9, 4.2))
     bottom = pd.Series(0.0, index=table.index)
@@ -171,12 +165,12 @@ def recipe_weights_figure(out_dir: Path) -> Path:
 def weights_table_markdown() -> str:
     """The README's per-recipe weights table, rendered from figures/03_recipe_weights.csv."""
     table = pd.read_csv(figures_dir() / "03_recipe_weights.csv")
-    lines = ["| recipe | recipe | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4's "
+    lines = ["| recipe | how it loads | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4's "
              f"{gpu.T4.usable_gib:.2f} GiB for PyTorch |",
              "|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
         lines.append(
-            f"| `{row['recipe']}` | {models.RECIPES[row['recipe']].description} | {row['total'] / 1e9:.2f} | "
+            f"| `{row['recipe']}` | {recipes.get(row['recipe']).description} | {row['total'] / 1e9:.2f} | "
             f"{row['total'] / memory.GIB:.2f} | {row['language model (ESM-2)'] / memory.GIB:.2f} | "
             f"{row['total'] / memory.GIB / gpu.T4.usable_gib:.0%} |"
         )
@@ -211,8 +205,6 @@ def max_length_table(out_dir: Path) -> Path:
 
 def max_length_figure(out_dir: Path) -> Path:
     """Grouped bars: the longest predicted length per recipe for each GPU size (from figures/04_max_length.csv)."""
-    import matplotlib.pyplot as plt
-
     table = pd.read_csv(out_dir / "04_max_length.csv")
     budgets = list(gpu.CARDS)
     fig, ax = plt.subplots(figsize=(10, 4.6))
@@ -220,7 +212,7 @@ def max_length_figure(out_dir: Path) -> Path:
     for i, (_, row) in enumerate(table.iterrows()):
         lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in budgets]
         xs = [j + (i - len(table) / 2 + 0.5) * width for j in range(len(budgets))]
-        ax.bar(xs, lengths, width=width, color=plots.recipe_colour(row["recipe"]), label=row["recipe"])
+        ax.bar(xs, lengths, width=width, color=recipes.colour(row["recipe"]), label=row["recipe"])
     ax.set_xticks(range(len(budgets)), budgets)
     ax.set_xlabel("GPU memory")
     ax.set_ylabel("longest protein that fits (residues)")
@@ -251,8 +243,6 @@ def _cpu_class_rows(table: pd.DataFrame, chosen_only: bool = False):
     """(CPU class, recipe, chosen there?, median fold seconds by length, RAM needed in GB) per class and recipe of
     figures/08_cpu_classes.csv; the recipe that `cpu.choose_recipe()` picked under a class comes first (alone when
     `chosen_only`)."""
-    from helpers import cpu
-
     for cpu_class in table["CPU class"].unique():
         part = table[table["CPU class"] == cpu_class]
         chosen = part.loc[part["chosen here"], "recipe"].unique().tolist()
@@ -266,8 +256,6 @@ def _cpu_class_rows(table: pd.DataFrame, chosen_only: bool = False):
 
 def cpu_classes_markdown() -> str:
     """The README's CPU-class table, rendered from figures/08_cpu_classes.csv (✔: the recipe chosen there)."""
-    from helpers import cpu
-
     table = pd.read_csv(figures_dir() / "08_cpu_classes.csv")
     lengths = sorted(table["length"].unique())
     # The uncapped class is the machine of the uncapped benchmark (same CPU and versions, a day earlier): lengths a
@@ -306,7 +294,7 @@ def recipe_table(out_dir: Path) -> Path:
     table = fit.recipe_table()
     table["provenance"] = (
         f"{_grid_traced(grid)}, default recycles; first recipe of "
-        f"{' → '.join(fit.RECOMMEND_LADDER)} × chunk none → 128 → 64 → 32 → lean trunk that fits: {_estimate_rule()}; "
+        f"{' → '.join(recipes.ladder())} × chunk none → 128 → 64 → 32 → lean trunk that fits: {_estimate_rule()}; "
         "cells show the need as nvidia-smi would (with the card's CUDA context)"
     )
     path = out_dir / "06_recipes.csv"
@@ -323,9 +311,6 @@ def lean_steps_table(out_dir: Path) -> Path:
     """Predicted peak as each lean change is switched on, int8 weights, L = 1,000 and 2,000 (CPU). Resumable: the rows
     of the committed table whose step the code still has are kept; only the missing ones are traced (≈ 3 minutes per
     step at L = 2,000), with two trunk passes — the lean model's later passes allocate as its second does."""
-    import transformers
-    import torch
-
     path = out_dir / "07_lean_steps.csv"
     labels = [label for label, _ in lean.cumulative_steps(32)]
     kept = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["length", "step"])
@@ -353,8 +338,6 @@ def _lean_provenance(table: pd.DataFrame) -> str:
 
 def lean_steps_figure(out_dir: Path) -> Path:
     """Bars: predicted peak per lean step at L = 1,000 and 2,000 against the T4 budget (from 07_lean_steps.csv)."""
-    import matplotlib.pyplot as plt
-
     table = pd.read_csv(out_dir / "07_lean_steps.csv")
     steps = list(dict.fromkeys(table["step"]))
     fig, ax = plt.subplots(figsize=(10, 4.8))
@@ -404,10 +387,6 @@ def lean_markdown() -> str:
 def cpu_benchmark_figure(out_dir: Path) -> Path:
     """Two panels from figures/08_cpu_benchmark.csv: seconds per fold against length per CPU recipe, and peak RAM
     per recipe against Colab's 12.7 GB."""
-    import matplotlib.pyplot as plt
-
-    from helpers import cpu
-
     table = pd.read_csv(out_dir / "08_cpu_benchmark.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     for recipe, part in table[table["sequence"] != "1CA2 (the seed's protein)"].groupby("recipe", sort=False):
@@ -447,8 +426,6 @@ def cpu_markdown() -> str:
     """The README's no-GPU rows, rendered from figures/08_cpu_benchmark.csv."""
     table = pd.read_csv(figures_dir() / "08_cpu_benchmark.csv")
     lengths = sorted(table["length"].unique())
-    from helpers import cpu
-
     lines = ["| recipe (CPU only) | peak anonymous RAM (GB) | + weights left mapped (GB) | RAM needed (GB) | "
              + " | ".join(f"{n} aa (s)" for n in lengths) + " |", "|---|---|---|---|" + "---|" * len(lengths)]
     for recipe, part in table.groupby("recipe", sort=False):
@@ -468,21 +445,19 @@ def cpu_markdown() -> str:
 
 def predicted_memory_figure(out_dir: Path) -> Path:
     """Predicted peak memory against length per recipe (unchunked and chunk 32), with the seed's cited numbers."""
-    import matplotlib.pyplot as plt
-
     grid = fit.predicted_grid()
-    grid = grid[grid["recipe"].isin(["fp32", "fp16", "int8", "int4"]) & grid["chunk size"].astype(str).isin(["none", "32"])]
+    grid = grid[grid["recipe"].isin(recipes.judged()) & grid["chunk size"].astype(str).isin(["none", "32"])]
     seed = dict(data.SEED_MEMORY_GB)
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
     plots.plot_memory_vs_length(grid, value="predicted nvidia-smi (GiB)", budget_gib=gpu.T4.total_gib,
+                                budget_label=f"free T4: {gpu.T4.total_gib:.2f} GiB offered by CUDA (nvidia-smi's scale)",
                                 seed=seed, ax=ax,
                                 title="Predicted GPU memory (nvidia-smi estimate) against length — solid: unchunked, "
                                       "dotted: chunk 32")
     ax.set_ylim(0, 40)
     raw = pd.read_csv(out_dir / "04_predicted_grid.csv")
-    fig.text(0.01, 0.005, f"PREDICTION (fake-tensor trace of the esmfold_v1 architecture on CPU, torch {raw['torch'].iloc[0]}, "
-             f"transformers {raw['transformers'].iloc[0]}, {raw['date'].iloc[0]}) + allocator cache, CUDA context and Quanto "
-             "terms measured on an H100 (figures/09_gpu_check.csv).\nSquares: the seed article's nvidia-smi readings, "
+    fig.text(0.01, 0.005, f"{_grid_traced(raw)} + allocator cache, CUDA context "
+             "and Quanto terms measured on an H100 (figures/09_gpu_check.csv).\nSquares: the seed article's nvidia-smi readings, "
              "cited from github.com/davideaguglia/ESMFold (GPU not stated).", fontsize=7, color="0.35")
     fig.subplots_adjust(bottom=0.16)
     grid.to_csv(out_dir / "04_predicted_memory.csv", index=False)
@@ -494,17 +469,12 @@ def measured_sweep(out_dir: Path) -> list[Path]:
 
     Refuses to run without a GPU or with the tiny stand-in, so that no smoke-mode number is ever committed.
     """
-    import torch
-
-    from helpers import benchmark, notebook
-
     source = models.weights_source()
     if not torch.cuda.is_available() or source == "tiny":
         raise SystemExit("measured figures need a CUDA GPU and the real weights or the random-full stand-in")
     cap = gpu.cap(gpu.session_cap())
-    recipes = [v for v in models.RECIPES if v not in ("fp16-seed", "bf16")]
     lengths = [30, 64, 128, 256, 384, 480, 640, 768, 896, 1024, 1280, 1536]
-    table = benchmark.sweep(recipes, lengths, [None, 128, 64, 32], "cuda", source=source)
+    table = benchmark.sweep(recipes.shown_in(recipes.GPU_SWEEP), lengths, [None, 128, 64, 32], "cuda", source=source)
     line = notebook.provenance_line("cuda", source)
     table["provenance"] = line + (f" · memory cap {cap} GiB" if cap else "")
     csv = out_dir / "04_measured_sweep.csv"
@@ -533,11 +503,11 @@ def gpu_measurements(out_dir: Path | None = None) -> pd.DataFrame:
     frames = [pd.read_csv(out_dir / name).assign(check=name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV, GPU_RECHECK_CSV)
               if (out_dir / name).exists()]
     table = pd.concat(frames, ignore_index=True)
-    table = table[(table["step"] == "fold") & (table["recipe"].isin(list(models.RECIPES)))].copy()
+    table = table[(table["step"] == "fold") & (table["recipe"].isin(list(recipes.RECIPES)))].copy()
     rows = []
     for _, row in table.iterrows():
         chunk = fit.LEAN if str(row["lean trunk"]) == "True" else (None if row["chunk size"] == "none" else int(row["chunk size"]))
-        recipe = "fp16" if row["recipe"] == "fp16-seed" else row["recipe"]  # the same fold; only the load differs
+        recipe = recipes.folds_as(row["recipe"])  # the seed's fp16 route folds as fp16: only the load differs
         changes = [c.strip() for c in str(row.get("lean changes") or "").split(",") if c.strip() and c != "nan"]
         if chunk == fit.LEAN and changes and set(changes) != set(lean.CHANGES):
             # measured with the lean trunk of its day (some of today's changes): predicted for those changes (a trace)
@@ -559,7 +529,7 @@ def seed_comparison(out_dir: Path) -> Path:
     measured = measured[(measured["check"] == GPU_CHECK_CSV) & (measured["recycles"] == "default")]
     rows = []
     for seed_recipe, points in data.SEED_MEMORY_GB.items():
-        recipe = "fp16" if seed_recipe == "fp16-seed" else seed_recipe  # same fold; the seed route only loads differently
+        recipe = recipes.folds_as(seed_recipe)  # the same fold; the seed's route only loads differently
         for length in sorted(set(points) | {128, 384}):
             estimate = fit.predicted_nvidia_smi(recipe, length, None)
             seed_gib = points[length] * 1e9 / memory.GIB if length in points else None
@@ -589,8 +559,6 @@ def seed_comparison(out_dir: Path) -> Path:
 def gpu_check_figure(out_dir: Path) -> Path:
     """Measured on an H100 against predicted, per fold of the GPU check: peak allocated (the trace) and nvidia-smi
     (the estimate), with the seed's readings (figures/09_gpu_vs_predicted.csv and .png)."""
-    import matplotlib.pyplot as plt
-
     table = gpu_measurements(out_dir)
     table.to_csv(out_dir / "09_gpu_vs_predicted.csv", index=False)
     ok = table[table["status"] == "ok"]
@@ -598,7 +566,7 @@ def gpu_check_figure(out_dir: Path) -> Path:
     for ax, what in zip(axes, ("peak allocated (GiB)", "nvidia-smi peak (GiB)")):
         predicted = "predicted peak allocated (GiB)" if what.startswith("peak") else "predicted nvidia-smi (GiB)"
         for recipe, part in ok.groupby("recipe"):
-            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=plots.recipe_colour(recipe))
+            ax.scatter(part[predicted], part[what], s=22, label=recipe, color=recipes.colour(recipe))
         oom = table[table["status"] == "OOM"]
         cap = float(pd.to_numeric(table["cap (GiB)"], errors="coerce").max())  # the T4 cap the GPU check ran under
         ax.scatter(oom[predicted], [cap] * len(oom), marker="x", color="red", s=40,
@@ -715,8 +683,6 @@ def gpu_findings_markdown() -> str:
 def cpu_findings_markdown() -> str:
     """Per CPU class, the chosen recipe, the fastest recipe and bf16 against fp32, rendered from
     figures/08_cpu_classes.csv and figures/08_cpu_matmul.csv."""
-    from helpers import cpu
-
     table = pd.read_csv(figures_dir() / "08_cpu_classes.csv")
     matmul = pd.read_csv(figures_dir() / "08_cpu_matmul.csv").set_index(["CPU class", "product", "dtype"])["GFLOPS"]
     probe = matmul.index.get_level_values("product")[0]
@@ -733,8 +699,9 @@ def cpu_findings_markdown() -> str:
         if fastest != chosen:
             line += (f" The fastest, `{fastest}` ({part[fastest]:,.0f} s), is "
                      + ("not chosen: the chooser keeps to recipes whose arithmetic is a GPU recipe's, whose "
-                        "accuracy notebook 05 measures (`CpuRecipe.judged`)."
-                        if not cpu.CPU_RECIPES[fastest].judged else "not chosen: bf16 is not 1.5× as fast as fp32."))
+                        "accuracy notebook 05 measures (`Recipe.judged`)."
+                        if not recipes.get(fastest).judged
+                        else f"not chosen: bf16 is not {cpu.BF16_SPEEDUP_NEEDED}× as fast as fp32."))
         lines.append(line)
     lines += ["", f"*From figures/08_cpu_classes.csv (medians by recipe) and figures/08_cpu_matmul.csv (the "
               f"{probe} product, the probe of `cpu.choose_recipe`).*"]
@@ -815,6 +782,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import data, fit, folding, gpu, lean, memory, models
+from helpers import data, fit, folding, gpu, lean, memory, models, notebook
 
 GIB = 1024**3
 #: The seed article's lengths (30, 256 and 480 residues) and two between them.
@@ -242,14 +242,10 @@ class Check:
         self.nvml = DeviceMemory() if self.cuda else None
         self.csv = out / ("gpu_check.csv" if plan == "seed" else f"gpu_check_{plan}.csv")
         self.csv.unlink(missing_ok=True)
-        from helpers import notebook
-
-        self.common = {
-            "device": notebook.device_name(self.device), "driver": self.nvml.driver if self.nvml else "",
-            "torch": torch.__version__, "transformers": __import__("transformers").__version__,
-            "optimum-quanto": quanto_version(), "date": dt.date.today().isoformat(),
-            "weights": f"{weights} ({'random weights: memory and time only' if models.is_stand_in(weights) else 'real'})",
-        }
+        p = notebook.provenance(self.device, weights)
+        self.common = {"device": p["device"], "driver": self.nvml.driver if self.nvml else "", "torch": p["torch"],
+                       "transformers": p["transformers"], "optimum-quanto": quanto_version(), "date": p["date"],
+                       "weights": f"{p['weights']} ({p['weights kind']})"}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start

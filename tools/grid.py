@@ -1,45 +1,42 @@
 """Maintainer tool: trace the committed grid of predicted peaks behind the hardware table (figures/04_predicted_grid.csv).
 
-    python -m tools.grid grid [fp32 fp16-lm ...]        the original model, every length × chunk size (≈ 1 hour)
-    python -m tools.grid lean-grid [fp32 fp16-lm ...]   the lean trunk of notebook 07
+    python -m tools.grid grid [RECIPE ...]        the original model, every length × chunk size (≈ 1 hour)
+    python -m tools.grid lean-grid [RECIPE ...]   the lean trunk of notebook 07
+
+Each RECIPE stands for its activation profile (default: the profiles of the hardware table's recipes).
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import sys
 
 import torch
+import transformers
 
-from helpers import fit
+from helpers import data, fit, recipes
 from helpers.fit import GRID_CHUNKS, GRID_LENGTHS, GRID_PROFILES, LEAN, LEAN_GRID_LENGTHS
+from helpers.lean import LeanOptions
 
 #: Recycles traced for the lean model's grid: 1 (two trunk passes), whose peak equals the default four passes'.
 LEAN_TRACED_RECYCLES = 1
 
 
 def _grid_path():
-    from helpers import data
-
     return data.repo_root() / "figures" / "04_predicted_grid.csv"
 
 
 def build_grid(profile: str, path=None, lean: bool = False) -> None:
     """Trace every (length, chunk) of the grid for one activation profile, appending rows to the CSV (resumable);
     `lean` traces the lean model of notebook 07 instead (chunk size label 'lean')."""
-    import csv
-    import datetime as dt
-
-    import transformers
-
-    from helpers import data, lean as lean_module
-
     path = path or _grid_path()
     done = set()
     if path.exists():
         with open(path) as handle:
             done = {(r["profile"], int(r["length"]), r["chunk size"]) for r in csv.DictReader(handle)}
     if lean:
-        folder = fit.fake_folder(profile, None, lean_module.LeanOptions())
+        folder = fit.fake_folder(profile, None, LeanOptions())
         points = [(LEAN, length) for length in LEAN_GRID_LENGTHS]
     else:
         folder = fit.fake_folder(profile, None)
@@ -75,7 +72,8 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] in ("grid", "lean-grid"):
-        for name in sys.argv[2:] or GRID_PROFILES:
-            build_grid(name, lean=sys.argv[1] == "lean-grid")
+        profiles = dict.fromkeys(recipes.get(name).profile for name in sys.argv[2:]) or GRID_PROFILES
+        for profile in profiles:
+            build_grid(profile, lean=sys.argv[1] == "lean-grid")
     else:
-        sys.exit("usage: python -m tools.grid grid|lean-grid [fp32|fp16-lm ...]")
+        sys.exit("usage: python -m tools.grid grid|lean-grid [RECIPE ...]")

@@ -25,11 +25,16 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
+import nbformat
 import pandas as pd
+import torch
+import transformers
+from nbclient import NotebookClient
 
-from helpers import cpu, data, fit, gpu, models, rehearsal
+from helpers import cpu, data, fit, gpu, models, recipes, rehearsal
 from helpers import lean as lean_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +123,7 @@ def _interpolate(points: list[tuple[int, float]], length: int) -> float:
 
 def _quantized_like(recipe: str | None) -> str:
     """The measured recipe whose per-pass extra a recipe is given (its trunk's weights are stored the same way)."""
-    spec = models.RECIPES.get(recipe or "fp16")
+    spec = recipes.RECIPES.get(recipe or "fp16")
     if spec is None or not spec.quantized or spec.lm_only:
         return "fp16"
     return "int4" if spec.quanto == "int4" else "int8"
@@ -146,7 +151,7 @@ def gpu_fold_seconds(row: dict, model: dict) -> tuple[float, float]:
 def parking_seconds(recipe: str) -> float:
     """T4 seconds the lean model's parking adds to a fold (an estimate): its language model's weights to CPU RAM and,
     at the next fold, back — two copies at PCIE_GB_S."""
-    return 2 * fit.recipe_weight_bytes(recipe, None, "language model (ESM-2)") / (PCIE_GB_S * 1e9)
+    return 2 * models.expected_weights_bytes(recipe)["language model (ESM-2)"] / (PCIE_GB_S * 1e9)
 
 
 def load_seconds(row: dict) -> float:
@@ -167,19 +172,17 @@ def cpu_fold_seconds(row: dict) -> float:
     recipe = cpu_recipe_name(row)
     part = classes[(classes["CPU class"] == cpu.COLAB_CPU_CLASS) & (classes["recipe"] == recipe)]
     if part.empty:
-        part = classes[(classes["CPU class"] == cpu.COLAB_CPU_CLASS) & (classes["recipe"] == "fp16-lm-lean")]
+        part = classes[(classes["CPU class"] == cpu.COLAB_CPU_CLASS) & (classes["recipe"] == cpu.FP32_ARITHMETIC_RECIPE)]
     seconds = part.groupby("length")["fold seconds"].median()
     per_fold = _interpolate([(int(n), float(t)) for n, t in seconds.items()], int(row["length"]))
     return per_fold * int(row["trunk passes"]) / 4 * int(row.get("batch") or 1)
 
 
 def cpu_recipe_name(row: dict) -> str:
-    """notebook 08's name for a fold's weights (`cpu.CPU_RECIPES`)."""
-    lm, trunk, lean = row.get("language model"), row.get("trunk"), bool(row.get("lean"))
-    name = {("fp32", "fp32"): "fp32", ("fp16", "fp32"): "fp16-lm", ("bf16", "fp32"): "bf16-lm",
-            ("bf16", "bf16"): "bf16", ("int8", "int8"): "quanto-int8",
-            ("torchao-int8dq", "fp32"): "int8dq-lm", ("torchao-int8wo", "fp32"): "int8wo-lm"}.get((lm, trunk), "fp16-lm")
-    return name + ("-lean" if lean else "")
+    """notebook 08's name for a fold's weights: the first recipe of its table with these precisions and trunk."""
+    found = recipes.matching(row.get("language model"), row.get("trunk"), lean=bool(row.get("lean")),
+                             table=recipes.CPU_TABLE)
+    return found[0] if found else cpu.FP32_ARITHMETIC_RECIPE
 
 
 # --- rehearsing -----------------------------------------------------------------------------------------------------
@@ -191,9 +194,6 @@ def series(names: list[str] | None = None) -> list[Path]:
 
 def rehearse(path: Path, log_dir: Path, timeout: int = 1800) -> Path:
     """Execute one notebook with the tiny stand-in, its rehearsal writing into `log_dir`; return the log folder."""
-    import nbformat
-    from nbclient import NotebookClient
-
     os.environ[models.WEIGHTS_ENV] = "tiny"
     os.environ[rehearsal.LOG_ENV] = str(log_dir)
     nb = nbformat.read(path, as_version=4)
@@ -204,8 +204,6 @@ def rehearse(path: Path, log_dir: Path, timeout: int = 1800) -> Path:
 
 def _cells(path: Path) -> list[dict]:
     """Each code cell of a notebook: its index among code cells, key (`rehearsal.cell_key`), section and tags."""
-    import nbformat
-
     nb = nbformat.read(path, as_version=4)
     section, cells, index = "", [], 0
     for cell in nb.cells:
@@ -307,19 +305,15 @@ def _cpu_load_seconds(event: dict) -> float:
     bench = pd.read_csv(ROOT / "figures" / "08_cpu_benchmark.csv")
     loads = bench.groupby("recipe")["load seconds"].median()
     recipe = cpu_recipe_name({**event, "lean": False})
-    return CHECKPOINT_BYTES / (DISK_MB_S * 1e6) + float(loads.get(recipe, loads.get("fp16-lm", 0.0)))
+    return CHECKPOINT_BYTES / (DISK_MB_S * 1e6) + float(loads.get(recipe, loads.get("fp16", 0.0)))
 
 
 def _saved_bytes() -> int:
     """Bytes of the saved Quanto int8 checkpoint (its exact weight bytes)."""
-    weights = pd.read_csv(ROOT / "figures" / "03_recipe_weights.csv").set_index("recipe")
-    return int(weights.loc["int8", "total"])
+    return models.expected_weights_bytes("int8")["total"]
 
 
 def provenance() -> str:
-    import torch
-    import transformers
-
     return (f"T4 plan: the tiny stand-in's rehearsal of each notebook (its real lengths and settings; memory predicted "
             f"for the full-size esmfold_v1 on a free T4, {gpu.T4.usable_gib:.2f} GiB usable) on "
             f"{os.cpu_count()} CPU cores, torch {torch.__version__}, transformers {transformers.__version__}, "
@@ -400,8 +394,6 @@ BLOCK = "<!-- plan:{name} -->\n{body}\n<!-- /plan:{name} -->"
 
 def wrapped(text: str, width: int = 118, prefix: str = "# ") -> str:
     """`text` as commented lines of a py:percent markdown cell."""
-    import textwrap
-
     return "\n".join(prefix + line for line in textwrap.wrap(text, width - len(prefix), break_on_hyphens=False))
 
 

@@ -11,7 +11,6 @@ pass/fail, seconds, the GPU's peak as PyTorch and as nvidia-smi see it — to FI
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import os
 import subprocess
@@ -20,7 +19,12 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import data, models
+import nbformat
+import torch
+from nbclient import NotebookClient
+
+from helpers import data, gpu, models, notebook
+from tools import plan
 
 _PEAK_CELL = (
     "import json as _j, torch as _t\n"
@@ -41,9 +45,6 @@ def runs_on_a_cpu(path: Path) -> bool:
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> dict:
     """Execute one notebook into `out_dir`; return its status, seconds, GPU peak and the first error line."""
-    import nbformat
-    from nbclient import NotebookClient
-
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
@@ -74,8 +75,6 @@ PART_OVERHEAD_SECONDS = 60
 def h100_seconds(totals_row) -> float:
     """A notebook's estimated seconds on an H100 from its T4 plan: its GPU work without the T4 factor, its loads from
     the page cache (the H100 loaded in 3–7 s), its CPU work as measured; no download."""
-    from tools import plan
-
     rows = plan.load_plan()
     part = rows[rows["notebook"] == totals_row["notebook"]]
     folds = part.loc[part["event"] == "fold", "H100 seconds (model)"].fillna(0).sum()
@@ -89,8 +88,6 @@ def h100_seconds(totals_row) -> float:
 def parts(limit: float = PART_SECONDS) -> list[list[str]]:
     """The series in parts for a lent GPU, in order: consecutive notebooks whose H100 estimates add up to at most
     `limit` seconds with the part's overhead (a notebook longer than that is a part of its own)."""
-    from tools import plan
-
     out, current, spent = [], [], PART_OVERHEAD_SECONDS
     for _, row in plan.totals(plan.load_plan()).iterrows():
         seconds = h100_seconds(row)
@@ -132,8 +129,6 @@ class NvidiaSmiPeak:
 
 def main(argv: list[str]) -> int:
     """Run the given notebooks (default: the whole series, or `--part K` of it); exit non-zero if any fails."""
-    import torch
-
     source = models.weights_source()
     csv_path = None
     if "--csv" in argv:
@@ -181,12 +176,9 @@ def main(argv: list[str]) -> int:
 
 def _append(path: Path, row: dict, source: str) -> None:
     """One notebook's row, with its provenance, appended to a CSV (written header first when new)."""
-    import torch
-    import transformers
-
-    row = {**row, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU",
-           "memory cap (GiB)": os.environ.get("ESMFOLD_MEMORY_CAP_GIB", "none"), "torch": torch.__version__,
-           "transformers": transformers.__version__, "weights": source, "date": dt.date.today().isoformat()}
+    p = notebook.provenance(models.default_device(), source)
+    row = {**row, "device": p["device"], "memory cap (GiB)": os.environ.get(gpu.MEMORY_CAP_ENV, "none"),
+           "torch": p["torch"], "transformers": p["transformers"], "weights": p["weights"], "date": p["date"]}
     fields = ["notebook", "status", "seconds", "GPU peak reserved (GiB)", "nvidia-smi peak (GiB)", "error", "device",
               "memory cap (GiB)", "torch", "transformers", "weights", "date"]
     new = not path.exists()
