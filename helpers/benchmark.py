@@ -139,16 +139,16 @@ def measure_fold(model, tokenizer, sequence: str, device: str, label: str = "", 
     return record
 
 
-def _predicted(recipe: str, length: int, chunk, source: str | None) -> float:
+def _predicted(recipe: str, length: int, chunk, source: str | None, num_recycles: int | None) -> float:
     """The predictor's peak allocated (GiB) for a sweep point, for the model that computes it: the tiny stand-in's own
     trace (on a CPU the measurement must match it), else the full-size esmfold_v1 from the committed grid (instant) —
     also in a rehearsal, where the tiny model stands in for the full-size one."""
     if models.weights_source(source) == "tiny" and not rehearsal.active():
-        return fit.lookup_or_predict(recipe, length, chunk, "tiny")
+        return fit.lookup_or_predict(recipe, length, chunk, "tiny", num_recycles)
     return fit.grid_estimate(recipe, length, chunk)["allocated (GiB)"]
 
 
-def sweep(recipes, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True,
+def sweep(recipe_names, lengths, chunk_sizes, device: str, source: str | None = None, predict: bool = True,
           num_recycles: int | None = None) -> pd.DataFrame:
     """Measure peak memory and time of one fold per (recipe, chunk size, length): one load per recipe, peaks reset
     before each point, a progress bar; a sweep looks for the edge of the GPU's memory, so a fold that runs out is
@@ -159,10 +159,11 @@ def sweep(recipes, lengths, chunk_sizes, device: str, source: str | None = None,
     `predict`, each row also carries the "will it fit?" prediction for the same point.
     """
     rows = []
-    bar = tqdm(total=len(recipes) * len(lengths) * len(chunk_sizes), desc="sweep")
-    for recipe in recipes:
+    bar = tqdm(total=len(recipe_names) * len(lengths) * len(chunk_sizes), desc="sweep")
+    for recipe in recipe_names:
         model, tokenizer = models.load_model(recipe, device=device, source=source)
         weights = models.resident_bytes(model) / memory.GIB
+        passes = model.config.esmfold_config.trunk.max_recycles if num_recycles is None else num_recycles + 1
         for chunk in chunk_sizes:
             if chunk == lean.LEAN:  # the lean trunk of notebook 07
                 lean.make_lean(model)
@@ -172,7 +173,7 @@ def sweep(recipes, lengths, chunk_sizes, device: str, source: str | None = None,
             stopped = False
             for length in sorted(lengths):
                 row = {"recipe": recipe, "chunk size": chunk or "none", "length": length, "weights (GiB)": weights,
-                       "trunk passes": 4 if num_recycles is None else num_recycles + 1}
+                       "trunk passes": passes}
                 if stopped:
                     row["status"] = "skipped (shorter length ran out of memory)"
                 else:
@@ -183,7 +184,7 @@ def sweep(recipes, lengths, chunk_sizes, device: str, source: str | None = None,
                     row["sequence"] = origin
                     stopped = record["status"] == "OOM"
                     if predict and not stopped:
-                        row["predicted peak allocated (GiB)"] = _predicted(recipe, length, chunk, source)
+                        row["predicted peak allocated (GiB)"] = _predicted(recipe, length, chunk, source, num_recycles)
                 rows.append(row)
                 bar.update()
         del model

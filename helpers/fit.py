@@ -134,7 +134,8 @@ class FakeFolder:
         self._counter, self._parked = counter, None
         clear_model_caches()
         try:
-            with self.mode, counter, torch.no_grad():
+            # FakeTensorMode's dispatch cache costs more to key than it saves here: a fifth of a trace's time
+            with torch._dynamo.config.patch(fake_tensor_cache_enabled=False), self.mode, counter, torch.no_grad():
                 weights = counter.track_module(self.model)
                 counter.reset_peak()
                 self.model.trunk.set_chunk_size(chunk_size)
@@ -327,12 +328,13 @@ def _default_lean():
 
 
 @functools.lru_cache(maxsize=None)  # a trace off the grid takes seconds to minutes and always gives the same bytes
-def _allocated_and_weights(recipe: str, length: int, chunk_size, source: str | None) -> tuple[float, float, float]:
+def _allocated_and_weights(recipe: str, length: int, chunk_size, source: str | None,
+                           num_recycles: int | None = None) -> tuple[float, float, float]:
     """(predicted peak allocated GiB, weights GiB, GiB of weights on the GPU at the peak): from the committed grid when
-    the point is on it, else traced now."""
+    the point is on it (default recycles), else traced now."""
     source = source or "random-full"
     gib = 1024**3
-    if source in ("random-full", models.REAL_MODEL_ID):
+    if source in ("random-full", models.REAL_MODEL_ID) and num_recycles is None:
         grid = _committed_grid()
         label = str(chunk_size or "none")
         hit = grid[(grid["profile"] == activation_profile(recipe)) & (grid["length"] == length)
@@ -341,9 +343,9 @@ def _allocated_and_weights(recipe: str, length: int, chunk_size, source: str | N
             weights, peak, resident = _grid_row_peak(recipe, source, hit.iloc[0], _parked_on_grid(length, label))
             return peak / gib, weights / gib, resident / gib
     if chunk_size == LEAN:
-        result = predict_peak(recipe, length, source=source, lean=_default_lean())
+        result = predict_peak(recipe, length, num_recycles=num_recycles, source=source, lean=_default_lean())
     else:
-        result = predict_peak(recipe, length, chunk_size, source=source)
+        result = predict_peak(recipe, length, chunk_size, num_recycles=num_recycles, source=source)
     return result["predicted peak allocated (GiB)"], result["weights (GiB)"], result["weights at the peak (GiB)"]
 
 
@@ -353,11 +355,12 @@ def forget_cached_predictions() -> None:
     _allocated_and_weights.cache_clear()
 
 
-def lookup_or_predict(recipe: str, length: int, chunk_size: int | None, source: str | None = None) -> float:
+def lookup_or_predict(recipe: str, length: int, chunk_size: int | None, source: str | None = None,
+                      num_recycles: int | None = None) -> float:
     """Predicted peak allocated GiB (default: the full-size esmfold_v1 architecture): from the committed grid when
     the point is on it, else traced now. `source` names another architecture (e.g. 'tiny'); `chunk_size='lean'` is
-    the lean trunk of notebook 07."""
-    return _allocated_and_weights(recipe, length, chunk_size, source)[0]
+    the lean trunk of notebook 07; `num_recycles` other than the default is always traced."""
+    return _allocated_and_weights(recipe, length, chunk_size, source, num_recycles)[0]
 
 
 def _grid_chunk_label(chunk_size) -> str:

@@ -372,39 +372,50 @@ def _quantized_linear_bytes(out_features: int, in_features: int, bias: bool, dty
 
 
 @functools.lru_cache(maxsize=None)
-def expected_weights_bytes(recipe: str, source: str | None = None) -> dict[str, int]:
-    """What `weights_bytes` will report once `recipe` is loaded, per stage and in total, computed from the
-    architecture alone (default: the full-size esmfold_v1; no weights, a second or two): the model built on the meta
-    device in the recipe's precisions, every Linear layer the recipe quantizes counted at what its library stores for
-    a layer of that shape. A recipe that offloads its language model counts it too (`resident_bytes` does not)."""
-    spec = recipes.get(recipe)
-    config = load_config(source or "random-full")
-    config.esmfold_config.fp16_esm = spec.fp16_esm
+def _built(source: str, fp16_esm: bool, dtype: torch.dtype, half_lm_after_load: bool):
+    """The model on the meta device as `from_pretrained(dtype=...)` builds it with these settings (shared by the
+    recipes that load alike; never changed)."""
+    config = load_config(source)
+    config.esmfold_config.fp16_esm = fp16_esm
     default = torch.get_default_dtype()
-    torch.set_default_dtype(spec.dtype)  # as `from_pretrained(dtype=...)` builds it
+    torch.set_default_dtype(dtype)
     try:
         with torch.device("meta"):
             model = EsmForProteinFolding(config)
     finally:
         torch.set_default_dtype(default)
-    if spec.half_lm_after_load:
+    if half_lm_after_load:
         model.esm = model.esm.half()
-    if spec.trunk_bf16:
-        model.to(torch.bfloat16)
-    if spec.lm_cast is not None:
-        model.esm.to(torch.bfloat16)
-    quantized = {}  # id of a tensor → its bytes once quantized
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def expected_weights_bytes(recipe: str, source: str | None = None) -> dict[str, int]:
+    """What `weights_bytes` will report once `recipe` is loaded, per stage and in total, computed from the
+    architecture alone (default: the full-size esmfold_v1; no weights, about a second): the model built on the meta
+    device as the recipe loads it, its after-load casts applied to each tensor's dtype, and every Linear layer the
+    recipe quantizes counted at what its library stores for a layer of that shape. A recipe that offloads its
+    language model counts it too (`resident_bytes` does not)."""
+    spec = recipes.get(recipe)
+    model = _built(source or "random-full", spec.fp16_esm, spec.dtype, spec.half_lm_after_load)
+    lm = {id(t) for t in [*model.esm.parameters(), *model.esm.buffers()]}
+
+    def dtype_of(tensor):  # `model.to(bf16)` and `model.esm.to(bf16)` cast floating tensors only (`_after_load`)
+        cast = spec.trunk_bf16 or (spec.lm_cast is not None and id(tensor) in lm)
+        return torch.bfloat16 if cast and tensor.is_floating_point() else tensor.dtype
+
     quantizer = recipe if spec.quantized else {"int8-dynamic": "torchao-int8dq",
                                                "int8-weight-only": "torchao-int8wo"}.get(spec.lm_cast)
+    quantized = {}  # id of a tensor → its bytes once quantized
     for name, module in model.named_modules():
         in_lm = name == "esm" or name.startswith("esm.")
         if quantizer and isinstance(module, torch.nn.Linear) and (in_lm or not (spec.lm_only or spec.lm_cast)):
             quantized[id(module.weight)] = _quantized_linear_bytes(module.out_features, module.in_features,
-                                                                   module.bias is not None, module.weight.dtype,
+                                                                   module.bias is not None, dtype_of(module.weight),
                                                                    quantizer)
             if module.bias is not None:
                 quantized[id(module.bias)] = 0  # counted with the layer
-    return _stage_bytes(model, lambda t: quantized.get(id(t), t.numel() * t.element_size()))
+    return _stage_bytes(model, lambda t: quantized.get(id(t), t.numel() * dtype_of(t).itemsize))
 
 
 def precision_of(module: torch.nn.Module) -> str:

@@ -172,14 +172,14 @@ print(f"recipe for this CPU: {RECIPE} — {why}")
 # %% tags=["show-output"]
 from IPython.display import display
 
-recipes = pd.DataFrame({name: {
-    "recipe": r.description,
+cpu_recipes = pd.DataFrame({name: {
+    "how it loads": r.description,
     "RAM to load (GB)": f"≈ {r.load_ram_gb:g}: refused below that" if r.load_ram_gb else f"fits {cpu.COLAB_RAM_GB}",
     "accuracy judged in notebook 05?": "yes" if r.judged else "no"}
     for name, r in recipes.RECIPES.items() if recipes.CPU_TABLE in r.tables}).T
 print(f"a saved Quanto int8 checkpoint (read by int8-reload): {cpu.mapped_weight_gb('int8-reload'):.1f} GB")
 with pd.option_context("display.max_colwidth", None):
-    display(recipes)
+    display(cpu_recipes)
 
 # %% [markdown]
 # A test (`tests/test_cpu.py`) watches every tensor created while these recipes load and fails if the language

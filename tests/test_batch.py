@@ -143,7 +143,7 @@ def test_recommend_returns_a_recipe_that_fits_or_none():
     assert fit.recommend(1000.0, 5000) is None  # beyond the grid: no guess
 
 
-def test_recipe_table_in_the_readme_matches_a_fresh_computation():
+def test_committed_recipe_table_data_equals_a_fresh_computation():
     committed = pd.read_csv(data.repo_root() / "figures" / "06_recipes.csv").drop(columns="provenance")
     fresh = fit.recipe_table()
     assert committed.astype(str).values.tolist() == fresh.astype(str).values.tolist()

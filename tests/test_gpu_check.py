@@ -11,7 +11,7 @@ from tools import gpu_check
 
 @pytest.mark.parametrize("plan", sorted(gpu_check.PLANS))
 def test_every_planned_row_runs_on_the_cpu_with_cuda_readings_marked(tmp_path, plan):
-    check = gpu_check.Check(tmp_path, "tiny", budget_s=600, max_length=40, plan=plan)
+    check = gpu_check.Check(tmp_path, "tiny", budget_s=float("inf"), max_length=40, plan=plan)  # every row runs
     check.run()
     table = pd.read_csv(check.csv)
     steps = gpu_check.PLANS[plan]()

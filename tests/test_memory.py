@@ -33,7 +33,7 @@ def test_simulated_oom_is_caught_and_reported(error, capsys):
     assert record["status"] == "OOM"
     assert "chunk" in record["advice"] and "notebook 02" in record["advice"]
     assert "Out of memory" in capsys.readouterr().err
-    assert record["seconds"] >= 0 and "peak RSS, CPU (GiB)" in record
+    assert "seconds" in record and "peak RSS, CPU (GiB)" in record  # the record is complete after an OOM
     del big
 
 

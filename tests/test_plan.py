@@ -19,7 +19,7 @@ MAX_CHECKPOINT_READS = 6
 SOLUTION_LIMIT_SECONDS = 60
 
 
-def test_the_plan_covers_every_notebook_and_states_its_provenance():
+def test_committed_plan_data_covers_every_notebook_and_states_its_provenance():
     assert set(COMMITTED["notebook"]) == {path.stem for path in plan.series()}
     assert COMMITTED["provenance"].str.contains("ESTIMATES").all()
     assert COMMITTED["provenance"].str.contains("no T4 was measured").all()

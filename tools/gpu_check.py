@@ -83,8 +83,9 @@ def t4_limit(recipe: str, lean_trunk: bool = False) -> tuple[tuple[int, int | No
 
 
 def plan() -> list[Step]:
-    """The check, most important first: the seed's three recipes and lengths (fp32 and the seed's fp16 route need more
-    than a T4 to load and run uncapped, like the seed's own GPU), then the T4 limits, the lean trunk, int4."""
+    """The check, most important first: the seed's three recipes and lengths (fp32, and the seed's fp16 route whose
+    load holds fp32 weights, leave a T4 little room to fold: they run uncapped, like the seed's own GPU), then the T4
+    limits, the lean trunk, int4."""
     seed = [Fold(n) for n in SEED_LENGTHS]
     steps = [
         Step("int8", T4_CAP_GIB, seed + [Fold(480, recycles=0, why="peak vs trunk passes: as the default row above")]),
