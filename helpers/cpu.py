@@ -147,7 +147,7 @@ def ram_sampler(interval: float = 0.05):
     def sample():
         while not stop.is_set():
             record["peak anonymous RAM (GB)"] = max(record["peak anonymous RAM (GB)"], status_gb("RssAnon"))
-            time.sleep(interval)
+            stop.wait(interval)  # returns at once when the block ends
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

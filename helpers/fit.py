@@ -94,6 +94,12 @@ class Trace(NamedTuple):
         return self.parked_peak - (self.weights - self.lm_weights)
 
 
+#: Trunk passes a trace of the default recycles runs: every pass after the first allocates as the second does (the
+#: first has no recycled state yet), so two give the default four passes' peak exactly, in half the time
+#: (tests/test_fit.py and tests/test_lean.py check it on the original and the lean trunk).
+TRACED_PASSES = 2
+
+
 class FakeFolder:
     """The real ESMFold model code built on fake tensors (no memory, no weights) for one activation profile."""
 
@@ -129,7 +135,10 @@ class FakeFolder:
 
     def trace(self, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
               batch: int = 1) -> Trace:
-        """Live bytes (weights, peaks) of one fold of `batch` sequences of `length` residues."""
+        """Live bytes (weights, peaks) of one fold of `batch` sequences of `length` residues (default recycles:
+        TRACED_PASSES trunk passes traced, the same peak)."""
+        if num_recycles is None:
+            num_recycles = min(self.model.config.esmfold_config.trunk.max_recycles, TRACED_PASSES) - 1
         counter = LiveBytes()
         self._counter, self._parked = counter, None
         clear_model_caches()

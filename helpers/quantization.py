@@ -6,8 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import safetensors.torch  # by module: the tiny stand-in's rehearsal watches `safetensors.torch.load_file`
 import torch
-from safetensors.torch import load_file, save_file
 from transformers import EsmConfig, EsmForProteinFolding
 
 from helpers.models import tensor_bytes
@@ -39,7 +39,7 @@ def save_quantized(model: torch.nn.Module, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    safetensors.torch.save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
     (folder / "quantization_map.json").write_text(json.dumps(quantization_map(model), indent=1))
     model.config.save_pretrained(folder)
     return folder
@@ -53,7 +53,7 @@ def load_quantized(folder: str | Path, device: str = "cpu", chunk_size: int | No
     config = EsmConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = EsmForProteinFolding(config)
-    state = load_file(folder / "model.safetensors", device="cpu")
+    state = safetensors.torch.load_file(folder / "model.safetensors", device="cpu")
     qmap = json.loads((folder / "quantization_map.json").read_text())
     requantize(model, state, qmap, device=torch.device("cpu"))
     del state

@@ -51,6 +51,15 @@ def test_a_fake_trace_leaves_real_folding_working(tiny):
     assert result.positions.shape == (20, 14, 3)
 
 
+@pytest.mark.parametrize("chunk", [None, 8])
+def test_two_traced_passes_peak_as_the_default_four(chunk):
+    """A trace of the default recycles runs fit.TRACED_PASSES trunk passes: the original trunk's later passes allocate
+    as its second does, so the peak is the four passes' exactly (the lean trunk: tests/test_lean.py)."""
+    folder = fit.FakeFolder(recipes.LM16_ACTIVATIONS, "tiny")
+    assert fit.TRACED_PASSES == 2
+    assert folder.trace(24, chunk).peak == folder.trace(24, chunk, num_recycles=3).peak
+
+
 def test_chunking_lowers_the_tiny_peak():
     folder = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny")
     assert folder.trace(64, 16, num_recycles=0)[1] < folder.trace(64, None, num_recycles=0)[1]

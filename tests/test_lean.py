@@ -179,9 +179,9 @@ def test_a_lean_trace_splits_its_peak_where_the_language_model_is_parked():
 
 
 def test_two_traced_passes_of_the_lean_model_peak_as_the_default_four():
-    # the committed lean grid traces two trunk passes (tools/grid.py): later passes must allocate as the second
+    # a trace of the default recycles runs two trunk passes (fit.TRACED_PASSES): later passes must allocate as the second
     folder = fit.FakeFolder(recipes.FP32_ACTIVATIONS, "tiny", lean.LeanOptions(rows=8))
-    two, four = folder.trace(24, num_recycles=1), folder.trace(24)
+    two, four = folder.trace(24), folder.trace(24, num_recycles=3)
     # (the first trace of a folder counts a few cached constants as weights: compare peaks, not peaks over weights)
     assert (two.peak, two.parked_peak, two.lm_activations) == (four.peak, four.parked_peak, four.lm_activations)
 

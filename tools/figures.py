@@ -315,9 +315,10 @@ def lean_steps_table(out_dir: Path) -> Path:
     labels = [label for label, _ in lean.cumulative_steps(32)]
     kept = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["length", "step"])
     kept = kept[kept["step"].isin(labels)]
-    new = fit.lean_steps("int8", (1000, 2000), num_recycles=1, skip=set(zip(kept["length"], kept["step"])))
+    new = fit.lean_steps("int8", (1000, 2000), skip=set(zip(kept["length"], kept["step"])))
     new["provenance"] = (f"{_traced(torch.__version__, transformers.__version__, _dt.date.today().isoformat())}, "
-                         "default recycles (2 passes traced: later passes allocate as the second), int8 weights (exact "
+                         f"default recycles ({fit.TRACED_PASSES} passes traced: later passes allocate as the second), "
+                         "int8 weights (exact "
                          "bytes) + fp32 activations; values: peak allocated (no CUDA context)")
     table = pd.concat([kept, new], ignore_index=True)
     table["order"] = table["step"].map(labels.index)

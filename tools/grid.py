@@ -19,10 +19,6 @@ from helpers import data, fit, recipes
 from helpers.fit import GRID_CHUNKS, GRID_LENGTHS, GRID_PROFILES, LEAN, LEAN_GRID_LENGTHS
 from helpers.lean import LeanOptions
 
-#: Recycles traced for the lean model's grid: 1 (two trunk passes), whose peak equals the default four passes'.
-LEAN_TRACED_RECYCLES = 1
-
-
 def _grid_path():
     return data.repo_root() / "figures" / "04_predicted_grid.csv"
 
@@ -49,8 +45,8 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
             continue
         if chunk not in (None, LEAN) and chunk >= length and length in unchunked:
             trace = unchunked[length]  # one chunk covering the whole sequence = unchunked
-        elif chunk == LEAN:  # the lean model's later passes allocate as its second does (tests/test_lean.py)
-            trace = folder.trace(length, None, num_recycles=LEAN_TRACED_RECYCLES)
+        elif chunk == LEAN:
+            trace = folder.trace(length, None)
         else:
             trace = folder.trace(length, chunk)
         if chunk is None:
@@ -59,7 +55,7 @@ def build_grid(profile: str, path=None, lean: bool = False) -> None:
         row = {"profile": profile, "length": length, "chunk size": chunk or "none",
                "weights bytes (traced)": trace.weights, "peak live bytes": trace.peak,
                "activation bytes": trace.peak - trace.weights,
-               "recycles": "default (4 passes)" + (", 2 traced: later passes allocate as the second" if lean else ""),
+               "recycles": f"default (4 passes), {fit.TRACED_PASSES} traced: later passes allocate as the second",
                "torch": torch.__version__,
                "transformers": transformers.__version__, "date": dt.date.today().isoformat(),
                "method": f"fake-tensor trace of {what}the esmfold_v1 architecture on CPU (prediction, not a measurement)"}
