@@ -36,7 +36,8 @@
 # catches it) — *an estimate from the series' run plan (figures/t4_plan.csv), not a measurement: fold times measured
 # on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the ratios of the two GPUs' published
 # fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the download at 100 MB/s (below the
-# 106–175 MB/s reported on Colab); not measured on a T4*.
+# 106–175 MB/s reported on Colab) — [sources](../docs/results.md#how-the-t4-run-times-are-estimated); not measured on
+# a T4*.
 
 # %% [markdown]
 # ## Setup

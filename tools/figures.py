@@ -19,6 +19,7 @@ import torch
 import transformers
 
 from helpers import benchmark, cpu, data, fit, gpu, lean, memory, models, notebook, plots, recipes, structure
+from tools import plan
 
 
 def _save(fig, path: Path) -> Path:
@@ -232,7 +233,9 @@ def max_length_markdown() -> str:
     for _, row in table.iterrows():
         lines.append(f"| `{row['recipe']}` | {row['weights (GiB)']:.2f} | " + " | ".join(str(row[b]) for b in budgets) + " |")
     lines.append("")
-    lines.append(f"*{table['provenance'].iloc[0]}. A length is the longest grid length that fits (the true limit lies "
+    lines.append(f"*{table['provenance'].iloc[0]}.*")
+    lines.append("")
+    lines.append("*A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
                  "`python -m tools.grid grid && python -m tools.figures`. No GPU: [No GPU at all]"
                  "(#no-gpu-at-all-notebook-08).*")
@@ -279,8 +282,8 @@ def cpu_classes_markdown() -> str:
     caps = "; ".join(f"{name}: " + (" ".join(f"`{k}={v}`" for k, v in env.items()) or "no cap")
                      for name, (_, env) in cpu.CPU_CLASSES.items())
     common = table["provenance"].iloc[0].split(" · instruction cap")[0]
-    lines += ["", f"*{common}; classes emulated on that one CPU by capping the vector instructions — {caps}. The caps "
-              "do not emulate the clock, the caches or the memory bandwidth. ✔ = the recipe `cpu.choose_recipe()` picked "
+    lines += ["", f"*{common}; classes emulated on that one CPU by capping the vector instructions — {caps}.*", "",
+              "*The caps do not emulate the clock, the caches or the memory bandwidth. ✔ = the recipe `cpu.choose_recipe()` picked "
               "under that cap; 259 aa = the seed's 1CA2; RAM needed = measured anonymous peak + weights left "
               "memory-mapped." + (f" † = from the uncapped benchmark below (same CPU, no cap, {bench_date})." if borrowed
                                   else "") + " Regenerate with `python -m tools.cpu_bench classes RECIPES LENGTHS` (then "
@@ -674,7 +677,7 @@ def gpu_findings_markdown() -> str:
     lines += ["", f"*measured: {row['device']}, driver {row['driver']}, torch {row['torch']}, transformers "
               f"{row['transformers']}, optimum-quanto {row['optimum-quanto']}, {row['date']}, {row['weights']}; cap "
               f"{cap} GiB, {cap - gpu.T4.usable_gib:.2f} GiB more than the "
-              f"{gpu.T4.usable_gib:.2f} GiB the predictor now leaves PyTorch on a T4; lean rows: the first seven "
+              f"{gpu.T4.usable_gib:.2f} GiB the predictor leaves PyTorch on a T4; lean rows: the first seven "
               "changes (column `lean changes`); "
               "predicted: the fake-tensor trace for the same point. An OOM row's peak is what was allocated when it "
               "ran out.*"]
@@ -723,11 +726,18 @@ def cpu_chunks_markdown() -> str:
     return "\n".join(lines)
 
 
+def time_model_markdown() -> str:
+    """The T4 run-time model's terms and their sources, as `tools.plan` holds them."""
+    lines = ["| term | value | from |", "|---|---|---|"]
+    lines += [f"| {term} | {value} | {source} |" for term, value, source in plan.time_model_rows()]
+    return "\n".join(lines)
+
+
 _MARKS = {"weights": weights_table_markdown, "hardware": max_length_markdown, "seed": seed_comparison_markdown,
           "recipes": recipe_markdown, "nogpu": cpu_markdown, "cpuclasses": cpu_classes_markdown,
           "lean": lean_markdown, "leancheck": lean_check_markdown, "terms": terms_markdown,
           "seedcache": seed_cache_markdown, "gpufindings": gpu_findings_markdown, "cpufindings": cpu_findings_markdown,
-          "cpuchunks": cpu_chunks_markdown}
+          "cpuchunks": cpu_chunks_markdown, "timemodel": time_model_markdown}
 #: The pages whose <!-- NAME:start --> … <!-- NAME:end --> blocks are rendered from committed CSVs.
 PAGES = ("README.md", "docs/results.md")
 

@@ -44,15 +44,13 @@ TOTALS_CSV = ROOT / "figures" / "t4_plan_totals.csv"
 
 # --- the time model -------------------------------------------------------------------------------------------------
 
-#: FP32 throughput, H100 SXM (67 TFLOPS) over a T4 (8.1 TFLOPS): the factor for the trunk's fp32 work. Sources: the
-#: H100 datasheet's table (https://archive-lib.hpctech.co.jp/gpuproduct/nvidia-h100.html) and the T4's "8.1 T" for
-#: single precision (https://github.com/pytorch/pytorch/issues/49741).
+#: FP32 throughput, H100 SXM (67 TFLOPS) over a T4 (8.1 TFLOPS): the factor for the trunk's fp32 work (sources:
+#: `time_model_rows`).
 COMPUTE_FACTOR = 67 / 8.1
-#: Memory bandwidth, H100 SXM (3,350 GB/s) over a T4 (320 GB/s, https://sysrqmts.com/en/gpus/nvidia/tesla/t4): the
-#: factor for memory-bound steps — the language model at these lengths, the structure module, the heads, quantizing.
+#: Memory bandwidth, H100 SXM (3,350 GB/s) over a T4 (320 GB/s): the factor for memory-bound steps — the language
+#: model at these lengths, the structure module, the heads, quantizing.
 MEMORY_FACTOR = 3350 / 320
-#: Hugging Face hub → a Colab runtime, MB/s: downloads at these rates were reported there
-#: (https://github.com/turboderp-org/exllamav2/issues/761).
+#: Hugging Face hub → a Colab runtime, MB/s: downloads at these rates were reported there (`time_model_rows`).
 REPORTED_DOWNLOAD_MB_S = (106, 175)
 #: The rate planned for: a little below the reports, to be safe. Slower days happen.
 DOWNLOAD_MB_S = 100
@@ -67,6 +65,35 @@ SETUP_S = 60
 PCIE_GB_S = 3.0
 #: The checkpoint on the hub (bytes): 2.83 B fp16 language-model parameters + 0.69 B fp32 others.
 CHECKPOINT_BYTES = 8_440_000_000
+
+#: Where the time model's numbers come from.
+H100_SPECS = "https://archive-lib.hpctech.co.jp/gpuproduct/nvidia-h100.html"
+T4_FP32 = "https://github.com/pytorch/pytorch/issues/49741"
+T4_BANDWIDTH = "https://sysrqmts.com/en/gpus/nvidia/tesla/t4"
+COLAB_DOWNLOADS = "https://github.com/turboderp-org/exllamav2/issues/761"
+#: The results page's section that lists them (the notebooks' run-time headers link to it).
+SOURCES_PAGE = "../docs/results.md#how-the-t4-run-times-are-estimated"
+
+
+def time_model_rows() -> list[tuple[str, str, str]]:
+    """(term, value, where it comes from) of the time model behind every T4 run time of the series."""
+    return [
+        ("trunk compute, T4 ÷ H100", f"× {COMPUTE_FACTOR:.1f}",
+         f"fp32 throughput: H100 SXM 67 TFLOPS ([datasheet]({H100_SPECS})), T4 8.1 TFLOPS ([NVIDIA's figure, quoted]"
+         f"({T4_FP32}))"),
+        ("memory-bound steps, T4 ÷ H100", f"× {MEMORY_FACTOR:.1f}",
+         f"memory bandwidth: H100 SXM 3,350 GB/s ([datasheet]({H100_SPECS})), T4 320 GB/s ([specifications]"
+         f"({T4_BANDWIDTH}))"),
+        ("the 8.4 GB download", f"{DOWNLOAD_MB_S} MB/s",
+         f"below the {REPORTED_DOWNLOAD_MB_S[0]}–{REPORTED_DOWNLOAD_MB_S[1]} MB/s [reported on Colab]"
+         f"({COLAB_DOWNLOADS})"),
+        ("reading the cached checkpoint", f"{DISK_MB_S} MB/s", "assumed: Colab does not publish its disks' speed"),
+        ("the setup cell's installs", f"{SETUP_S} s", "assumed"),
+        ("copies of the language model over PCIe", f"{PCIE_GB_S:g} GB/s",
+         "assumed: pageable memory over a T4's PCIe 3.0 × 16 (about 16 GB/s at best)"),
+        ("fold times", "measured", "an H100 under a T4's memory cap (`make gpu-check`, figures/09_*.csv), per "
+                                   "trunk pass, by length"),
+    ]
 
 
 def _h100_rows() -> pd.DataFrame:
@@ -356,7 +383,8 @@ def header_line(row: dict) -> str:
     oom = (f", {edge} of them at the edge of memory on purpose (they may run out; the notebook catches it)"
            if edge else "")
     rates = (f"checkpoint reads at {DISK_MB_S} MB/s (assumed), the download at {DOWNLOAD_MB_S} MB/s (below the "
-             f"{REPORTED_DOWNLOAD_MB_S[0]}–{REPORTED_DOWNLOAD_MB_S[1]} MB/s reported on Colab)")
+             f"{REPORTED_DOWNLOAD_MB_S[0]}–{REPORTED_DOWNLOAD_MB_S[1]} MB/s reported on Colab) — [sources]"
+             f"({SOURCES_PAGE})")
     basis = (f"fold times measured on an H100, × {COMPUTE_FACTOR:.1f} for the trunk's compute and × "
              f"{MEMORY_FACTOR:.1f} for memory-bound steps (the ratios of the two GPUs' published fp32 throughput "
              f"and memory bandwidth), {rates}; not measured on a T4"
