@@ -117,7 +117,7 @@ def evaluate(recipes: list[str], targets: list[dict], device: str, source: str |
     row and printed; a borderline one is tried, and an out-of-memory is caught and recorded. Where the reference
     recipe has no prediction for a target, tier 1 uses the next recipe in `recipes` that has one, and the row's
     'reference' column says which. Pass a dict as `keep` to receive the predictions, keyed by (recipe, target)."""
-    order = [reference] + [v for v in recipes if v != reference]
+    order = [reference] + [name for name in recipes if name != reference]
     predictions: dict = {} if keep is None else keep
     rows = []
     bar = tqdm(total=len(order) * len(targets), desc="evaluate")
@@ -138,7 +138,7 @@ def evaluate(recipes: list[str], targets: list[dict], device: str, source: str |
                 predictions[(recipe, target["target"])] = result
                 row.update({"pTM": result.ptm, "mean pLDDT (Cα)": result.mean_plddt_ca})
                 # the reference's prediction, or the first recipe's in `order` that folded this target
-                row["reference"] = next(v for v in order if (v, target["target"]) in predictions)
+                row["reference"] = next(name for name in order if (name, target["target"]) in predictions)
                 row.update(metrics.compare_predictions(predictions[(row["reference"], target["target"])], result))
                 row.update(score_against_experiment(result, target))
             rows.append(row)

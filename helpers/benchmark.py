@@ -143,8 +143,8 @@ def _predicted(recipe: str, length: int, chunk, source: str | None, num_recycles
     """The predictor's peak allocated (GiB) for a sweep point, for the model that computes it: the tiny stand-in's own
     trace (on a CPU the measurement must match it), else the full-size esmfold_v1 from the committed grid (instant) —
     also in a rehearsal, where the tiny model stands in for the full-size one."""
-    if models.weights_source(source) == "tiny" and not rehearsal.active():
-        return fit.lookup_or_predict(recipe, length, chunk, "tiny", num_recycles)
+    if models.weights_source(source) == models.TINY_STAND_IN and not rehearsal.active():
+        return fit.lookup_or_predict(recipe, length, chunk, models.TINY_STAND_IN, num_recycles)
     return fit.grid_estimate(recipe, length, chunk)["allocated (GiB)"]
 
 

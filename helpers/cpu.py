@@ -204,7 +204,7 @@ def choose_recipe(speedup: float | None = None) -> tuple[str, str]:
                                     "as stored")
 
 
-def mapped_weight_gb(recipe: str, source: str | None = "random-full") -> float:
+def mapped_weight_gb(recipe: str, source: str | None = None) -> float:
     """GB of a recipe's weights that stay memory-mapped from the checkpoint (used at every fold, so they count towards
     the RAM a fold needs although they are not anonymous memory): tensors kept in the checkpoint's own dtype — the
     fp16 LM unless converted, the fp32 rest unless cast or quantized; all of a reloaded pre-quantized checkpoint."""
@@ -235,10 +235,20 @@ def prequantize(source: str | None = None) -> Path:
     return folder
 
 
+#: The trunk chunk size of the CPU recipes without the lean trunk.
+CPU_CHUNK = 64
+
+
+def loads_here(recipe: str) -> bool:
+    """Whether this machine has the RAM `recipe` needs to load with the real weights (`Recipe.load_ram_gb`); in a
+    rehearsal, whether a free Colab runtime has it."""
+    return available_ram_gb() >= recipes.get(recipe).load_ram_gb
+
+
 def load_cpu(recipe: str, source: str | None = None):
     """(model, tokenizer) of a recipe on the CPU (notebook 08's low-RAM routes never hold the LM in fp32): a warning
     first where it computes in bf16 that this CPU emulates, a clear refusal where the RAM it needs to load is missing.
-    Recipes without the lean trunk fold with trunk chunk 64."""
+    Recipes without the lean trunk fold with trunk chunk CPU_CHUNK."""
     spec = recipes.get(recipe)
     if not fast_here(recipe):  # warn before anything slow happens
         # measured with AVX2 only (figures/08_cpu_classes.csv): a bf16 trunk is ~6× slower; bf16 only in the LM is not
@@ -247,20 +257,20 @@ def load_cpu(recipe: str, source: str | None = None):
         warnings.warn(f"'{recipe}' computes in bf16, which this CPU multiplies only {bf16_speedup():.2f}× as fast as "
                       f"fp32 (emulated) — {cost}. '{choose_recipe()[0]}' (`cpu.choose_recipe()`) is the recipe chosen "
                       "here.", stacklevel=2)
-    if spec.load_ram_gb and not models.is_stand_in(source) and available_ram_gb() < spec.load_ram_gb:
+    if not (models.is_stand_in(source) or loads_here(recipe)):
         raise MemoryError(f"The {recipe} recipe needs ≈ {spec.load_ram_gb:.0f} GB of RAM to load and this machine has "
                           f"{available_ram_gb():.1f} GB available: it would kill the kernel. Use '{choose_recipe()[0]}' "
                           "(`cpu.choose_recipe()`: the fast recipe on this CPU) or 'fp16' (the checkpoint's own "
                           "precision).")
     if not spec.prequantized:
-        return models.load_model(recipe, device="cpu", source=source, chunk_size=None if spec.lean else 64,
+        return models.load_model(recipe, device="cpu", source=source, chunk_size=None if spec.lean else CPU_CHUNK,
                                  allow_cpu=True)
     folder = prequantized_folder(source)
     if not (folder / "quantization_map.json").is_file():
         raise FileNotFoundError(f"No pre-quantized checkpoint in {folder}. Make it once with "
                                 f"`helpers.cpu.prequantize()` on a machine with ≈ {recipes.RECIPES['int8'].load_ram_gb:g} "
                                 "GB of RAM, or on a GPU runtime with notebook 03 (section 4), and copy the folder here.")
-    model = quantization.load_quantized(folder, device="cpu", chunk_size=64)
+    model = quantization.load_quantized(folder, device="cpu", chunk_size=CPU_CHUNK)
     return model, AutoTokenizer.from_pretrained(models.checkpoint_path(source))
 
 

@@ -108,7 +108,7 @@ class FakeFolder:
             raise ValueError(f"Unknown activation profile {profile!r}; choose one of {recipes.PROFILES}")
         self.profile = profile
         self.mode = FakeTensorMode(allow_non_fake_inputs=True)
-        config = models.load_config(source or "random-full")
+        config = models.load_config(source or models.FULL_SIZE_STAND_IN)
         config.esmfold_config.fp16_esm = False
         clear_model_caches()
         with self.mode:
@@ -163,7 +163,7 @@ def block_peak(length: int, chunk_size: int | None = None, lean=None) -> dict:
     """One full-size trunk block (fp32) run on fake tensors — the predictor's method on a piece small enough to trace
     in seconds: GiB of its inputs and weights, and the peak of the activations it adds at `length` residues, original
     (with `chunk_size`) or lean (`lean`: a `helpers.lean.LeanOptions`)."""
-    config = models.load_config("random-full").esmfold_config.trunk
+    config = models.load_config(models.FULL_SIZE_STAND_IN).esmfold_config.trunk
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     with mode:
         block = EsmFoldTriangularSelfAttentionBlock(config).eval()
@@ -188,7 +188,7 @@ _FOLDERS: dict = {}
 
 def fake_folder(profile: str, source: str | None = None, lean=None) -> FakeFolder:
     """The FakeFolder of an activation profile (and lean options), built once and reused."""
-    key = (profile, source or "random-full", lean)
+    key = (profile, source or models.FULL_SIZE_STAND_IN, lean)
     if key not in _FOLDERS:
         _FOLDERS[key] = FakeFolder(profile, source, lean)
     return _FOLDERS[key]
@@ -215,11 +215,11 @@ def _weights_and_temporary(recipe: str, source: str | None, traced_weights):
     without the LM's parameters, plus one LM layer on the GPU at a time."""
     spec = recipes.get(recipe)
     if spec.offload_lm:
-        lm, layer = _offloaded_lm_bytes(source or "random-full")
+        lm, layer = _offloaded_lm_bytes(source or models.FULL_SIZE_STAND_IN)
         return traced_weights - lm, layer
     if not spec.quantized:
         return traced_weights, 0
-    temporary = 0 if spec.torchao else _largest_linear_bytes(source or "random-full")
+    temporary = 0 if spec.torchao else _largest_linear_bytes(source or models.FULL_SIZE_STAND_IN)
     return models.expected_weights_bytes(recipe, source)["total"], temporary
 
 
@@ -341,9 +341,9 @@ def _allocated_and_weights(recipe: str, length: int, chunk_size, source: str | N
                            num_recycles: int | None = None) -> tuple[float, float, float]:
     """(predicted peak allocated GiB, weights GiB, GiB of weights on the GPU at the peak): from the committed grid when
     the point is on it (default recycles), else traced now."""
-    source = source or "random-full"
+    source = source or models.FULL_SIZE_STAND_IN
     gib = 1024**3
-    if source in ("random-full", models.REAL_MODEL_ID) and num_recycles is None:
+    if source in (models.FULL_SIZE_STAND_IN, models.REAL_MODEL_ID) and num_recycles is None:
         grid = _committed_grid()
         label = str(chunk_size or "none")
         hit = grid[(grid["profile"] == activation_profile(recipe)) & (grid["length"] == length)
@@ -449,8 +449,9 @@ def predicted_grid(source: str | None = None):
     rows = []
     for recipe in recipes.shown_in(recipes.HARDWARE_TABLE):
         part = grid[grid["profile"] == activation_profile(recipe)].copy()
-        if part.empty:
-            continue
+        if part.empty:  # a recipe shown in the table needs its profile traced into the grid first
+            raise ValueError(f"The committed grid has no '{activation_profile(recipe)}' rows for {recipe!r}: run "
+                             f"`python -m tools.grid grid {recipe}` and `python -m tools.grid lean-grid {recipe}`")
         part["recipe"] = recipe
         parked = [_parked_on_grid(n, str(c)) for n, c in zip(part["length"], part["chunk size"])]
         for is_parked, group in part.groupby(parked):
@@ -617,14 +618,13 @@ def _checked_trunk(chunk_size) -> str:
 def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     """Return the predicted GPU memory (GiB, as nvidia-smi would show it on `card`) of folding `length` residues with
     `recipe`; raise TooLongError naming the next chunk size, or recipe down the recommendation ladder
-    (`recipes.ladder()`), that fits if it does not fit `card` (a
-    `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
+    (`recipes.ladder()`), that fits if it does not fit `card` (a `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
     (`grid_estimate`: a power law between the two grid lengths around it, not the next grid length), so it answers
     at once; the message says which grid lengths (and which chunk size, when the grid lacks the one asked) it read."""
     card = _card(card if card is not None else (gpu.current() or gpu.T4))
 
-    def need(v, chunk):
-        return grid_estimate(v, length, chunk)["reserved (GiB)"]
+    def need(name, chunk):
+        return grid_estimate(name, length, chunk)["reserved (GiB)"]
 
     asked = grid_estimate(recipe, length, chunk_size)
     if asked["reserved (GiB)"] <= card.usable_gib:
@@ -635,9 +635,10 @@ def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     ladder = recipes.ladder()
     below = ladder[ladder.index(recipe) + 1:] if recipe in ladder else ladder
     options = [(recipe, c) for c in (64, 32, LEAN) if c != chunk_size]
-    options += [(v, c) for v in below for c in (chunk_size, 64, 32, LEAN)]
-    for v, c in options:
-        if need(v, c) <= card.usable_gib:
-            raise TooLongError(f"{wanted} Predicted to fit: '{v}' with {_checked_trunk(c)} (≈ {need(v, c):.1f} GiB).")
-    raise TooLongError(f"{wanted} No recipe of notebooks 01–07 is predicted to fit: fold a shorter piece (a domain), "
-                       "or offload the language model (notebook 06).")
+    options += [(name, c) for name in below for c in (chunk_size, 64, 32, LEAN)]
+    for name, c in options:
+        if need(name, c) <= card.usable_gib:
+            raise TooLongError(f"{wanted} Predicted to fit: '{name}' with {_checked_trunk(c)} "
+                               f"(≈ {need(name, c):.1f} GiB).")
+    raise TooLongError(f"{wanted} No recipe of notebooks 01–07 is predicted to fit, the lean trunk included: fold a "
+                       "shorter piece (a domain), or use a GPU with more memory.")

@@ -21,8 +21,11 @@ from helpers import data, gpu, lean, recipes
 REAL_MODEL_ID = "facebook/esmfold_v1"
 #: Environment variable that picks the weights: a hub id or local path (default: the real model), `random-full`, or `tiny`.
 WEIGHTS_ENV = "ESMFOLD_WEIGHTS"
-#: Stand-ins built locally from the real architecture, with random weights.
-STAND_INS = ("tiny", "random-full")
+#: Stand-ins built locally from the real architecture, with random weights: a shrunk copy for tests and rehearsals,
+#: and the exact architecture (real memory and time; also what the predictor reads the architecture from).
+TINY_STAND_IN = "tiny"
+FULL_SIZE_STAND_IN = "random-full"
+STAND_INS = (TINY_STAND_IN, FULL_SIZE_STAND_IN)
 #: esmfold_v1 tokenizer vocabulary: AlphaFold residue order, then special tokens (token id = AlphaFold residue index).
 AF2_VOCAB = list("ARNDCQEGHILKMFPSTWYV") + ["X", "<pad>", "<mask>", "<cls>", "<sep>", "<eos>"]
 
@@ -96,12 +99,12 @@ def _merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def config_dict(kind: str = "random-full") -> dict:
+def config_dict(kind: str = FULL_SIZE_STAND_IN) -> dict:
     """The esmfold_v1 configuration (from shared data or the hub), shrunk for `tiny`."""
     full = json.loads(data.fetch("esmfold_v1/config.json").read_text())
-    if kind == "random-full":
+    if kind == FULL_SIZE_STAND_IN:
         return full
-    if kind == "tiny":
+    if kind == TINY_STAND_IN:
         return _merge(full, _TINY)
     raise ValueError(f"Unknown stand-in {kind!r}; choose one of {STAND_INS}")
 
@@ -180,7 +183,7 @@ def build_stand_in(kind: str, folder: str | os.PathLike, seed: int = 0, max_shar
 
 
 def load_config(source: str | None = None):
-    """The model configuration alone (a few kB): from the hub/path, or the stand-in's recipe."""
+    """The model configuration alone (a few kB): from the hub/path, or a stand-in's (`config_dict`)."""
     source = weights_source(source)
     if source in STAND_INS:
         return EsmConfig(**config_dict(source))
@@ -194,9 +197,9 @@ def meta_model(source: str | None = None):
 
 
 def _fingerprint(kind: str) -> str:
-    """Short hash of a stand-in's configuration and builder, so a changed recipe never reuses a stale checkpoint."""
-    recipe = json.dumps([config_dict(kind), _BUILDER_VERSION], sort_keys=True)
-    return hashlib.sha256(recipe.encode()).hexdigest()[:10]
+    """Short hash of a stand-in's configuration and builder, so a changed stand-in never reuses a stale checkpoint."""
+    description = json.dumps([config_dict(kind), _BUILDER_VERSION], sort_keys=True)
+    return hashlib.sha256(description.encode()).hexdigest()[:10]
 
 
 def checkpoint_path(source: str | None = None) -> str:
@@ -353,21 +356,22 @@ def weights_bytes(model: torch.nn.Module) -> dict[str, int]:
 
 
 @functools.lru_cache(maxsize=None)
-def _quantized_linear_bytes(out_features: int, in_features: int, bias: bool, dtype: torch.dtype, recipe: str) -> int:
-    """Bytes of one Linear layer of this shape once the recipe's library has quantized it (weight, scales, bias and
-    the library's own buffers): the library quantizes a layer of that shape on the meta device (shapes and dtypes,
-    no data: milliseconds), so the count is exact for any recipe it can load."""
-    spec = recipes.get(recipe)
+def _quantized_linear_bytes(out_features: int, in_features: int, bias: bool, dtype: torch.dtype,
+                            quanto_weights: str | None, torchao_config: str | None) -> int:
+    """Bytes of one Linear layer of this shape once Quanto (`quanto_weights`: "int8", "int4", "float8") or torchao
+    (`torchao_config`) has quantized it — weight, scales, bias and the library's own buffers: the library quantizes a
+    layer of that shape on the meta device (shapes and dtypes, no data: milliseconds), so the count is exact."""
     layer = torch.nn.Sequential(torch.nn.Linear(in_features, out_features, bias=bias, device="meta", dtype=dtype))
-    if spec.quanto:
-        import optimum.quanto as quanto  # optional: Colab lacks it; the notebooks that quantize install it
+    if quanto_weights:
+        import optimum.quanto  # optional: Colab lacks it; the notebooks that quantize install it
 
-        quanto.quantize(layer, weights={"int8": quanto.qint8, "int4": quanto.qint4, "float8": quanto.qfloat8}[spec.quanto])
-        quanto.freeze(layer)
+        qtypes = {"int8": optimum.quanto.qint8, "int4": optimum.quanto.qint4, "float8": optimum.quanto.qfloat8}
+        optimum.quanto.quantize(layer, weights=qtypes[quanto_weights])
+        optimum.quanto.freeze(layer)
     else:
         import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
 
-        torchao.quantization.quantize_(layer, getattr(torchao.quantization, _TORCHAO_CONFIGS[spec.torchao])())
+        torchao.quantization.quantize_(layer, getattr(torchao.quantization, _TORCHAO_CONFIGS[torchao_config])())
     return sum(tensor_bytes(t) for t in list(layer.parameters()) + list(layer.buffers()))
 
 
@@ -397,22 +401,21 @@ def expected_weights_bytes(recipe: str, source: str | None = None) -> dict[str, 
     recipe quantizes counted at what its library stores for a layer of that shape. A recipe that offloads its
     language model counts it too (`resident_bytes` does not)."""
     spec = recipes.get(recipe)
-    model = _built(source or "random-full", spec.fp16_esm, spec.dtype, spec.half_lm_after_load)
+    model = _built(source or FULL_SIZE_STAND_IN, spec.fp16_esm, spec.dtype, spec.half_lm_after_load)
     lm = {id(t) for t in [*model.esm.parameters(), *model.esm.buffers()]}
 
     def dtype_of(tensor):  # `model.to(bf16)` and `model.esm.to(bf16)` cast floating tensors only (`_after_load`)
         cast = spec.trunk_bf16 or (spec.lm_cast is not None and id(tensor) in lm)
         return torch.bfloat16 if cast and tensor.is_floating_point() else tensor.dtype
 
-    quantizer = recipe if spec.quantized else {"int8-dynamic": "torchao-int8dq",
-                                               "int8-weight-only": "torchao-int8wo"}.get(spec.lm_cast)
+    quantizes = spec.quanto or spec.torchao_config
     quantized = {}  # id of a tensor → its bytes once quantized
     for name, module in model.named_modules():
         in_lm = name == "esm" or name.startswith("esm.")
-        if quantizer and isinstance(module, torch.nn.Linear) and (in_lm or not (spec.lm_only or spec.lm_cast)):
+        if quantizes and isinstance(module, torch.nn.Linear) and (in_lm or not (spec.lm_only or spec.lm_cast)):
             quantized[id(module.weight)] = _quantized_linear_bytes(module.out_features, module.in_features,
                                                                    module.bias is not None, dtype_of(module.weight),
-                                                                   quantizer)
+                                                                   spec.quanto, spec.torchao_config)
             if module.bias is not None:
                 quantized[id(module.bias)] = 0  # counted with the layer
     return _stage_bytes(model, lambda t: quantized.get(id(t), t.numel() * dtype_of(t).itemsize))

@@ -13,16 +13,16 @@ import torch
 import transformers
 from IPython.display import HTML, display
 
-from helpers import cpu, data, gpu, models, rehearsal
+from helpers import cpu, gpu, models, rehearsal
 
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
 TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
 
 _STAND_IN_TEXT = {
-    "tiny": "a TINY random-weight model (a few hundred thousand parameters) rehearsing this notebook as a free Colab "
+    models.TINY_STAND_IN: "a TINY random-weight model (a few hundred thousand parameters) rehearsing this notebook as a free Colab "
     "T4 would run it: every fold is planned against a T4's memory (one predicted not to fit runs out of memory on "
     "purpose) and computes at most its first residues — memory, time, structures and pLDDT are all meaningless",
-    "random-full": "the FULL-SIZE esmfold_v1 architecture with RANDOM weights — memory and time are real, "
+    models.FULL_SIZE_STAND_IN: "the FULL-SIZE esmfold_v1 architecture with RANDOM weights — memory and time are real, "
     "but structures, pLDDT and pTM are meaningless",
 }
 
@@ -84,7 +84,7 @@ def start(needs_gpu: bool = True) -> str:
     if banner:
         display(HTML(banner))
         print(f"STAND-IN MODEL: {models.weights_source()} — results below are not real ESMFold results.")
-    if models.weights_source() == "tiny":
+    if models.weights_source() == models.TINY_STAND_IN:
         rehearsal.install(on_gpu=needs_gpu)
     # Each measured fold collects garbage first (memory.measure): with torch and transformers imported that takes
     # ≈ 0.3 s a call. What exists now (the libraries) lives as long as the kernel; frozen, it is not walked again.
@@ -115,7 +115,7 @@ def provenance(device: str, source: str | None = None) -> dict:
         "transformers": transformers.__version__,
         "date": _dt.date.today().isoformat(),
         "weights": source,
-        "weights kind": "random weights: memory and time only" if source in models.STAND_INS else "real",
+        "weights kind": "random parameters: memory and time only" if source in models.STAND_INS else "real",
     }
 
 
@@ -135,7 +135,7 @@ def use_drive_cache(folder: str = "/content/drive/MyDrive/hf-cache") -> str:
     if "transformers" in sys.modules:
         warnings.warn("transformers is already imported: restart the runtime and call use_drive_cache() first")
     if "google.colab" in sys.modules:
-        from google.colab import drive
+        from google.colab import drive  # exists in Colab only
 
         drive.mount("/content/drive")
     os.environ["HF_HOME"] = folder

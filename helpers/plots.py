@@ -8,6 +8,9 @@ import numpy as np
 from helpers import recipes
 from helpers.structure import PLDDT_BANDS
 
+#: The line style of each trunk chunk size in the memory and time plots.
+CHUNK_STYLES = {"none": "-", "128": "--", "64": "-.", "32": ":"}
+
 
 def plot_plddt(plddt, title: str = "", provenance: str = "", ax=None):
     """pLDDT (0–100) per residue with the AlphaFold confidence bands shaded; returns the Axes."""
@@ -35,7 +38,7 @@ def plot_recipe_bars(table, columns: list[str], title: str = "", provenance: str
     fig, axes = plt.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns):
         values = table[column].astype(float)
-        ax.bar(range(len(values)), values, color="#4C72B0")
+        ax.bar(range(len(values)), values, color=[recipes.colour(name) or "#4C72B0" for name in table.index])
         ax.set_xticks(range(len(values)), [str(i) for i in table.index], rotation=45, ha="right", fontsize=8)
         ax.set_title(column, fontsize=9)
         for x, value in enumerate(values):
@@ -64,7 +67,8 @@ def plot_plddt_differences(results: dict, reference: str = "fp32", provenance: s
     base = np.asarray(results[reference].plddt)
     for name, result in results.items():
         if name != reference and result is not None:
-            ax.plot(np.arange(1, len(base) + 1), np.asarray(result.plddt) - base, lw=1, label=name)
+            ax.plot(np.arange(1, len(base) + 1), np.asarray(result.plddt) - base, lw=1, label=name,
+                    color=recipes.colour(name))
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("residue")
     ax.set_ylabel(f"pLDDT − pLDDT({reference})")
@@ -84,10 +88,9 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
     labelled `budget_label` (default: what a free T4 leaves PyTorch, the scale of peak allocated). Returns the Axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
-    styles = {"none": "-", "128": "--", "64": "-.", "32": ":"}
     for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part.dropna(subset=[value]).sort_values("length")
-        ax.plot(part["length"], part[value], styles.get(chunk, "-"), marker="o", ms=3, color=recipes.colour(recipe),
+        ax.plot(part["length"], part[value], CHUNK_STYLES.get(chunk, "-"), marker="o", ms=3, color=recipes.colour(recipe),
                 label=f"{recipe}, chunk {chunk}")
     for recipe, part in table.groupby("recipe", sort=False):
         ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipes.colour(recipe), lw=0.8, ls=(0, (1, 3)))
@@ -115,7 +118,7 @@ def plot_time_vs_length(table, seed: dict | None = None, provenance: str = "", a
     for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part[part["status"] == "ok"].sort_values("length")
         ax.plot(part["length"], part["seconds"], marker="o", ms=3, color=recipes.colour(recipe),
-                ls={"none": "-", "128": "--", "64": "-.", "32": ":"}.get(chunk, "-"), label=f"{recipe}, chunk {chunk}")
+                ls=CHUNK_STYLES.get(chunk, "-"), label=f"{recipe}, chunk {chunk}")
     for recipe, points in (seed or {}).items():
         ax.plot(list(points), list(points.values()), "s", mfc="none", ms=8, color=recipes.colour(recipe) or "black",
                 label=f"seed article, {recipe} (cited)")

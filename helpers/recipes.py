@@ -19,6 +19,9 @@ LM16_ACTIVATIONS = "16-bit LM activations"  # the language model computes in fp1
 BF16_ACTIVATIONS = "bf16 activations"
 PROFILES = (FP32_ACTIVATIONS, LM16_ACTIVATIONS, BF16_ACTIVATIONS)
 
+#: The names `precision_of` gives torchao's quantized weights, by torchao configuration (`Recipe.torchao`, `lm_cast`).
+TORCHAO_NAMES = {"int8-weight-only": "torchao-int8wo", "int8-dynamic": "torchao-int8dq"}
+
 #: The tables a recipe can appear in (`Recipe.tables`).
 WEIGHTS_TABLE = "weights"  # its exact weight bytes per stage (figures/03_recipe_weights.csv, results page)
 HARDWARE_TABLE = "hardware"  # the predicted hardware table and grid (notebook 04, results page)
@@ -46,14 +49,20 @@ class Recipe:
     prequantized: bool = False  # reloaded from a saved Quanto checkpoint (notebook 03 § 4) instead of quantized
     # --- where the series uses it --------------------------------------------------------------------------------
     load_ram_gb: float = 0.0  # RAM a CPU load needs with the real weights (0: fits 12.7 GB); more → refused
-    judged: bool = False  # notebook 05 measures its accuracy (or it computes the same numbers as a recipe it does)
+    judged: bool = False  # notebook 05 measures its accuracy (against fp32 and against experiment)
     ladder: int | None = None  # its rank on the recommendation ladder (`fit.recommend`, `fit.check_fits`)
     tables: frozenset = frozenset()  # the tables that show it (WEIGHTS_TABLE, HARDWARE_TABLE, GPU_SWEEP, CPU_TABLE)
     colour: str | None = None  # its colour in every plot
 
     @property
     def quantized(self) -> bool:
+        """Quantized while loading (Quanto or torchao through `from_pretrained`); `lm_cast` quantizes after."""
         return bool(self.quanto or self.torchao)
+
+    @property
+    def torchao_config(self) -> str | None:
+        """The torchao configuration its weights get, at load (`torchao`) or after it (`lm_cast`), or None."""
+        return self.torchao or (self.lm_cast if self.lm_cast in TORCHAO_NAMES else None)
 
     @property
     def needs_bf16(self) -> bool:
@@ -68,12 +77,11 @@ class Recipe:
     @property
     def precisions(self) -> tuple[str, str, bool]:
         """(language model, trunk, LM offloaded) of the loaded recipe, as `models.precision_of` reads its weights."""
-        torchao_names = {"int8-weight-only": "torchao-int8wo", "int8-dynamic": "torchao-int8dq"}
-        quantized = self.quanto or torchao_names.get(self.torchao)
+        quantized = self.quanto or TORCHAO_NAMES.get(self.torchao)
         base = "bf16" if self.needs_bf16 or self.trunk_bf16 else "fp32"
         lm = quantized or ("fp16" if self.fp16_esm or self.half_lm_after_load else base)
         if self.lm_cast is not None:
-            lm = "bf16" if self.lm_cast == "bf16" else torchao_names[self.lm_cast]
+            lm = "bf16" if self.lm_cast == "bf16" else TORCHAO_NAMES[self.lm_cast]
         trunk = base if self.lm_only or not quantized else quantized
         return lm, trunk, self.offload_lm
 
@@ -96,7 +104,7 @@ RECIPES = {
                    judged=True, tables=_GPU_TABLES | {CPU_TABLE}, colour="#4C72B0"),
     "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True, judged=True,
                    ladder=1, tables=_GPU_TABLES | {CPU_TABLE}, colour="#DD8452"),
-    "fp16-seed": Recipe("the seed's route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True,
+    "fp16-seed": Recipe("the seed article's fp16 route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True,
                         tables=frozenset({WEIGHTS_TABLE}), colour="#C44E52"),
     "fp16-offload": Recipe("fp16 LM kept in CPU RAM and streamed to the GPU layer by layer (accelerate), trunk fp32 "
                            "on the GPU", fp16_esm=True, offload_lm=True, ladder=2,
@@ -105,8 +113,8 @@ RECIPES = {
                    tables=frozenset({WEIGHTS_TABLE}), colour="#937860"),
     "int8-lm": Recipe("Quanto int8 weights in the LM only, trunk fp32", quanto="int8", lm_only=True, ladder=3,
                       tables=_GPU_TABLES, colour="#8172B3"),
-    "int8": Recipe("the seed's route: Quanto int8 weights everywhere, fp32 activations (quantized while loading: "
-                   "holds fp32 weights first)", quanto="int8", load_ram_gb=24, judged=True, ladder=4,
+    "int8": Recipe("the seed article's int8 route: Quanto int8 weights everywhere, fp32 activations (quantized "
+                   "while loading: holds fp32 weights first)", quanto="int8", load_ram_gb=24, judged=True, ladder=4,
                    tables=_GPU_TABLES | {CPU_TABLE}, colour="#55A868"),
     "float8": Recipe("Quanto float8 weights everywhere (e4m3: 4 exponent bits, 3 mantissa bits)", quanto="float8",
                      tables=_GPU_TABLES, colour="#8C8C8C"),
@@ -119,21 +127,23 @@ RECIPES = {
     # --- CPU routes (notebook 08): the checkpoint's fp16 LM is never materialised in fp32 --------------------------
     "fp16-lean": Recipe("LM kept fp16 as stored (memory-mapped) + the lean fp32 trunk with cache-sized chunks: fp32 "
                         "arithmetic where the work is, for CPUs without fast bf16", fp16_esm=True, lean=True,
-                        judged=True, tables=frozenset({CPU_TABLE})),
+                        tables=frozenset({CPU_TABLE}), colour="#B07AA1"),
     "bf16-lm": Recipe("LM cast fp16 → bf16 after loading (no fp32 copy), trunk fp32", fp16_esm=True, lm_cast="bf16",
-                      tables=frozenset({CPU_TABLE})),
+                      tables=frozenset({CPU_TABLE}), colour="#9C755F"),
     "bf16-lm-lean": Recipe("bf16 LM + the lean fp32 trunk of notebook 07", fp16_esm=True, lm_cast="bf16", lean=True,
-                           tables=frozenset({CPU_TABLE})),
+                           tables=frozenset({CPU_TABLE}), colour="#D4A6C8"),
     "bf16-lean": Recipe("everything bf16 (LM cast from fp16, trunk from fp32, after a memory-mapped load) + lean "
                         "trunk", fp16_esm=True, lm_cast="bf16", trunk_bf16=True, lean=True,
-                        tables=frozenset({CPU_TABLE})),
+                        tables=frozenset({CPU_TABLE}), colour="#79706E"),
     "int8dq-lm-lean": Recipe("torchao int8 dynamic LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
-                             fp16_esm=True, lm_cast="int8-dynamic", lean=True, tables=frozenset({CPU_TABLE})),
+                             fp16_esm=True, lm_cast="int8-dynamic", lean=True, tables=frozenset({CPU_TABLE}),
+                             colour="#59A14F"),
     "int8wo-lm-lean": Recipe("torchao int8 weight-only LM (from the fp16 checkpoint via bf16) + lean fp32 trunk",
-                             fp16_esm=True, lm_cast="int8-weight-only", lean=True, tables=frozenset({CPU_TABLE})),
+                             fp16_esm=True, lm_cast="int8-weight-only", lean=True, tables=frozenset({CPU_TABLE}),
+                             colour="#EDC948"),
     "int8-reload": Recipe("the int8 model reloaded from a saved pre-quantized checkpoint (made once where RAM "
-                          "allows: `cpu.prequantize`)", quanto="int8", prequantized=True, judged=True,
-                          tables=frozenset({CPU_TABLE})),
+                          "allows: `cpu.prequantize`)", quanto="int8", prequantized=True,
+                          tables=frozenset({CPU_TABLE}), colour="#2E7D32"),
 }
 
 
@@ -156,9 +166,8 @@ def ladder() -> list[str]:
 
 
 def judged() -> list[str]:
-    """The recipes whose accuracy notebook 05 measures on a GPU (the CPU-only routes excluded)."""
-    return [name for name, recipe in RECIPES.items()
-            if recipe.judged and not (recipe.lean or recipe.prequantized or recipe.lm_cast)]
+    """The recipes whose accuracy notebook 05 measures."""
+    return [name for name, recipe in RECIPES.items() if recipe.judged]
 
 
 def matching(lm: str, trunk: str, offloaded: bool = False, lean: bool | None = None,
@@ -173,6 +182,12 @@ def folds_as(name: str) -> str:
     """The recipe a recipe's folds are the same as: the first with its precisions (the seed's fp16 route folds as
     'fp16', `int8-reload` as 'int8'); itself when none comes before it."""
     return matching(*get(name).precisions)[0]
+
+
+def accuracy_judged(name: str) -> bool:
+    """Whether notebook 05 measures the accuracy of what this recipe computes: its own, or that of the recipe it
+    folds as (`folds_as`: `fp16-lean` computes as `fp16`)."""
+    return RECIPES[folds_as(name)].judged
 
 
 def colour(name: str) -> str | None:

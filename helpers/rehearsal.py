@@ -73,7 +73,7 @@ def cell_key(source: str) -> str:
 def _is_tiny(model) -> bool:
     """The tiny stand-in with real weights in memory (what the rehearsal computes with), recognised by its shape, not
     its folder; the predictor's models on fake tensors are not folds."""
-    tiny = models.config_dict("tiny")
+    tiny = models.config_dict(models.TINY_STAND_IN)
     config = getattr(model, "config", None)
     if (getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None)) != (
             tiny["hidden_size"], tiny["num_hidden_layers"]):

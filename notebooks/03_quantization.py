@@ -365,7 +365,7 @@ plots.plot_recipe_bars(table, bar_columns, title=notebook.label(f"Quantization r
 
 # %% tags=["show-output"]
 weights = pd.read_csv(data.repo_file("figures/03_recipe_weights.csv")).set_index("recipe")
-print(weights["provenance"].iloc[0].split(", random-full")[0] + "; the full-size architecture, exact bytes")
+print(weights["provenance"].iloc[0])  # random-full: the full-size architecture, its exact tensors and bytes
 pd.DataFrame({"weights (GB)": weights["total"] / 1e9, "weights (GiB)": weights["total"] / memory.GIB,
               "of which language model (GiB)": weights["language model (ESM-2)"] / memory.GIB}).round(2)
 

@@ -63,7 +63,7 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import accuracy, data, fit, gpu, metrics, models, notebook, plots, recipes
+from helpers import accuracy, data, fit, gpu, metrics, notebook, plots, recipes
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:

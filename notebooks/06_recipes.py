@@ -106,7 +106,9 @@ WORK.mkdir(parents=True, exist_ok=True)
 # so only one slice of its intermediate tensors exists at once.
 #
 # The predictor of notebook 04 tells us, without loading anything, how far each combination goes on a T4 (its need
-# as nvidia-smi would show it, read from the committed grid with `fit.grid_estimate`; default recycles):
+# as nvidia-smi would show it, read from the committed grid with `fit.grid_estimate`; default recycles). The recipes
+# are this notebook's ladder (`recipes.ladder()`): `fp16` and `int8`/`int4` from notebooks 02–03, `fp16-offload` (the
+# language model kept in CPU RAM, section 2) and `int8-lm` (int8 weights in the language model only, the trunk fp32):
 
 # %% tags=["show-output"]
 LADDER = recipes.ladder()  # notebook 06's recipes, most accurate first (`fit.recommend` tries them in this order)
@@ -307,13 +309,13 @@ print(f"{len(records)} records: {len(records) - 1} targets of notebook 05 + 1 br
 out_dir = WORK / "batch"
 for old in out_dir.glob("*"):  # start clean, so that the resume below is visible
     old.unlink()
-RECIPE = "fp16, chunk 64"  # section 2's model
+LABEL = "fp16, chunk 64"  # section 2's model, as the summary files will name it
 
 # %% [markdown]
 # First run, **interrupted** after two folds (`stop_after=2` stands in for a disconnect):
 
 # %%
-first = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE, stop_after=2)
+first = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=LABEL, stop_after=2)
 print(notebook.label(f"folded now: {first.attrs['folded now']}"))
 first[["id", "length", "status", "mean pLDDT (Cα)", "pTM", "seconds", "reason"]]
 
@@ -321,8 +323,8 @@ first[["id", "length", "status", "mean pLDDT (Cα)", "pTM", "seconds", "reason"]
 # Second run: it resumes — only the records not yet in the summary are folded. A third run folds nothing.
 
 # %%
-second = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE)
-third = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=RECIPE)
+second = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=LABEL)
+third = batch.fold_fasta(model, tokenizer, fasta, out_dir, recipe=LABEL)
 print(notebook.label(f"second run folded {second.attrs['folded now']}, third run folded {third.attrs['folded now']}"))
 assert third.attrs["folded now"] == 0 and len(third) == len(records)
 assert (third["status"] == "invalid").sum() == 1
@@ -470,7 +472,9 @@ structure.show_structure(dimer_pdb)
 # ## 5 · Which recipe fits my hardware?
 #
 # Notebook 04's hardware table gave the longest protein per recipe. Turned around — *I have X GB of GPU memory and a
-# protein of L residues: what do I use?* — with this notebook's recipes in the ladder (`fit.recommend`):
+# protein of L residues: what do I use?* — with this notebook's recipes in the ladder (`fit.recommend`). Each recipe
+# tries no chunking, then chunk sizes 128, 64 and 32, then the *lean trunk*: notebook 07's changes to the trunk's
+# code, which keep far fewer L × L tensors alive:
 
 # %% tags=["show-output"]
 print(f"PREDICTED (not measured); each card's CUDA context assumed {gpu.ASSUMED_CONTEXT_GIB} GiB; borderline = "
@@ -484,7 +488,8 @@ fit.recommend(6.0, 400)
 # %% [markdown]
 # Every cell is a **prediction**: a fake-tensor trace of the esmfold_v1 architecture (the model run on tensors that
 # have shapes but no data, its memory recorded), default recycles, plus the allocator's cache as measured on an H100,
-# plus each card's CUDA context (assumed, printed above). A fold that fits with a margin is preferred over a
+# plus, for Quanto's recipes, an allowance taken from the seed article's readings (`fit.QUANTO_ALLOWANCE_GIB`), plus
+# each card's CUDA context (assumed, printed above). A fold that fits with a margin is preferred over a
 # borderline one. The same table is committed as `figures/06_recipes.csv` and shown in the README. Sections 1 and 2
 # put measurements next to predictions for the folds they run.
 
@@ -510,7 +515,7 @@ with pd.option_context("display.max_colwidth", None):
 # - Complexes: a poly-G linker + a residue-index gap (`position_ids`), then the linker removed everywhere.
 #
 # ## Exercises
-# 1. `fit.recommend` for your own GPU: what does a 8 GB card get for a 700-residue protein?
+# 1. `fit.recommend` for your own GPU: what does an 8 GB card get for a 700-residue protein?
 # 2. Re-run section 3 with `token_budget=100` (six records are enough): how do the batch sizes change?
 # 3. Fold the 2RBG dimer with a 50-glycine linker. Do the per-chain pLDDTs change?
 #
@@ -526,7 +531,7 @@ small = WORK / "batch_small"
 for old in small.glob("*"):
     old.unlink()
 # six records, not all of them: Run all executes this cell too
-print(batch.fold_fasta(model, tokenizer, fasta, small, recipe=RECIPE, token_budget=100, stop_after=6)[
+print(batch.fold_fasta(model, tokenizer, fasta, small, recipe=LABEL, token_budget=100, stop_after=6)[
     ["id", "length", "batch size"]])
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]

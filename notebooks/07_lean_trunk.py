@@ -26,8 +26,9 @@
 #
 # **What you will learn**
 # - where a long fold's memory really goes: not the weights, but many L × L tensors alive at once;
-# - why neither quantization nor `set_chunk_size` can fix that, and nine changes to the model code that do — each
-#   written out, switchable and measured (predicted on a CPU, measured on a GPU);
+# - why neither quantization nor `set_chunk_size` can fix that, and nine changes to the model code that do — the main
+#   ones written out here, all nine in `helpers/lean.py`, each switchable and measured (predicted on a CPU, measured
+#   on a GPU);
 # - how to prove a faster or leaner model still gives the same numbers (equivalence first);
 # - how to fold a ~2,000-residue protein within a free T4's memory — about twice the longest protein the original
 #   model folds there with trunk chunking (≈ 1,024 aa, section 1 and notebook 06) — and, in an optional last section,
@@ -66,8 +67,6 @@ except importlib.metadata.PackageNotFoundError:
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from pathlib import Path
-
 import pandas as pd
 import torch
 
@@ -82,7 +81,7 @@ if DRIVE_CACHE:
 # The recipe, the lengths, the T4 cap, how many trunk passes the long demonstrations run, and the long proteins of
 # sections 6 and 9 (the real MYH7 and ATM with real weights, fetched from UniProt; a stand-in folds the SARS-CoV-2
 # spike's sequence repeated to the same lengths instead, with nothing to download). Section 9 is optional: its one
-# fold takes longer than the rest of the notebook (its T4 time is in the header), so it runs only when
+# fold takes about as long as the rest of the notebook (the header gives both estimates), so it runs only when
 # `FOLD_LONGEST` is True.
 
 # %%
@@ -128,7 +127,7 @@ pair
 # | where | what is alive | `set_chunk_size` helps? |
 # |---|---|---|
 # | triangle attention (×2 per block) | a layer-normed copy of z, q/k/v/gate projections (4 pair tensors), and the logits: heads × L × L × L | only the logits |
-# | triangle multiplication (×2 per block) | layer-normed z, projections a and b with their gates, the product, its norm (5–6 pair tensors) | no — its in-place recipe exists in the code but is never called |
+# | triangle multiplication (×2 per block) | layer-normed z, projections a and b with their gates, the product, its norm (5–6 pair tensors) | no — its in-place version exists in the code but is never called |
 # | pair transition MLP | 128 → 512 channels: 4 pair tensors wide | no |
 # | sequence-to-pair | an L × L × 256 intermediate + output | no |
 # | recycling loop | the all-zero initial pair state (allocated anyway), the recycled pair, their sum, the current pair | no |
@@ -423,9 +422,8 @@ pd.DataFrame(recycling).T
 
 # %% [markdown]
 # In the table above, the original loop holds three pair tensors as its first pass starts and four from the second
-# on; the lean loop holds one. The peaks (inside the blocks, where at this small L the triangle attention's logits
-# dominate) differ by as much. The table also shows that the original loop's first pass holds one pair tensor fewer
-# than its later ones, while the lean loop's passes all hold the same.
+# on; the lean loop holds one in every pass. The peaks (inside the blocks, where at this small L the triangle
+# attention's logits dominate) differ by as much.
 #
 # **The structure module.** After each trunk pass the structure module turns the two representations into
 # coordinates: its blocks move a frame (a position and an orientation) per residue, each with *invariant point
@@ -498,8 +496,8 @@ assert torch.allclose(expected, o_pt, atol=1e-5)
 # | `park_lm` | the language model runs once per fold, before the trunk; then its weights wait in CPU RAM until the next fold needs them, so the trunk has the GPU to itself (two copies per fold over PCIe, the bus between CPU and GPU; fp32's language model is too big for a free Colab runtime's RAM and stays) |
 #
 # "Rows at a time" means a slice of the pair tensor of about 2¹⁸ positions, so the temporaries stay small (the next
-# cell prints the chunk at L = 2,000). Switched on cumulatively, the **predicted** peak at L = 1,000 and 2,000 (int8
-# weights, default recycles). Each step is a fake-tensor trace of the full-size model (tensors with shapes but no
+# cell prints the chunk at L = 2,000). The table gives the **predicted** peak at L = 1,000 and 2,000 as the changes are
+# switched on one after another (int8 weights, default recycles). Each step is a fake-tensor trace of the full-size model (tensors with shapes but no
 # data, notebook 04), which takes minutes on a CPU (column `seconds to predict`), so the committed table is read by
 # default. Values as `nvidia-smi` (the GPU's own memory report) would show them on a T4:
 
@@ -750,7 +748,7 @@ print("A smaller chunk trims the temporaries; many more, smaller kernels cost ti
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — a 6 GB card, 1,500 residues
 pick = fit.recommend(6.0, 1500)
-print(pick or "no recipe: even fp16-offload + the lean trunk needs more than a 6 GB card leaves PyTorch at 1,500 "
+print(pick or "no recipe of the ladder, lean trunk included, fits what a 6 GB card leaves PyTorch at 1,500 "
       f"residues; at 1,024: {fit.recommend(6.0, 1024)}")
 
 # %% [markdown]

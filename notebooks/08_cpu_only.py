@@ -69,7 +69,7 @@ except importlib.metadata.PackageNotFoundError:
 import pandas as pd
 import torch
 
-from helpers import benchmark, cpu, data, folding, lean, memory, metrics, models, notebook, recipes
+from helpers import benchmark, cpu, data, folding, lean, memory, models, notebook, recipes
 
 DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
 if DRIVE_CACHE:
@@ -86,7 +86,7 @@ MODEL_ID = models.checkpoint_path()  # "facebook/esmfold_v1" (or a stand-in's fo
 SEED = data.seed_sequence()  # section 4's protein: 1CA2, 259 aa
 SHORT = data.seed_sequence()[:64]  # section 6's agreement protein
 CHUNK_LENGTH, SWEEP_LENGTH = len(SEED), 128  # section 3's chunk-size measurement; exercise 4's second length
-ROOM_FOR_FP32 = cpu.available_ram_gb() > recipes.RECIPES["fp32"].load_ram_gb
+ROOM_FOR_FP32 = cpu.loads_here("fp32")  # the RAM to load the fp32 reference (section 2's table)
 
 # %% [markdown]
 # ## 1 · Why a CPU can fold, and what this one can do
@@ -167,8 +167,10 @@ print(f"recipe for this CPU: {RECIPE} — {why}")
 # The low-RAM recipes load through `from_pretrained` with the checkpoint's language model in **fp16, as stored**,
 # then convert it directly — never through fp32. The stored tensors are **memory-mapped**: the file is mapped into
 # the process's memory and the system reads its pages from disk when they are used, without a copy
-# ([`mmap`](https://man7.org/linux/man-pages/man2/mmap.2.html)). `fp32` (the reference) and `int8` (the
-# seed's route) are measured for comparison; they need more RAM to load than 12.7 GB (column *RAM to load*):
+# ([`mmap`](https://man7.org/linux/man-pages/man2/mmap.2.html)). `fp32` (the reference) and `int8` (the route of the
+# *seed*, the article this series starts from) are measured for comparison; they need more RAM to load than 12.7 GB
+# (column *RAM to load*). The recipes `cpu.choose_recipe` picks from are timed per class of CPU in section 7. All of
+# them:
 
 # %% tags=["show-output"]
 from IPython.display import display
@@ -176,7 +178,7 @@ from IPython.display import display
 cpu_recipes = pd.DataFrame({name: {
     "how it loads": r.description,
     "RAM to load (GB)": f"≈ {r.load_ram_gb:g}: refused below that" if r.load_ram_gb else f"fits {cpu.COLAB_RAM_GB}",
-    "accuracy judged in notebook 05?": "yes" if r.judged else "no"}
+    "computes as a recipe notebook 05 judges?": "yes" if recipes.accuracy_judged(name) else "no"}
     for name, r in recipes.RECIPES.items() if recipes.CPU_TABLE in r.tables}).T
 print(f"a saved Quanto int8 checkpoint (read by int8-reload): {cpu.mapped_weight_gb('int8-reload'):.1f} GB")
 with pd.option_context("display.max_colwidth", None):
@@ -215,17 +217,8 @@ with pd.option_context("display.max_colwidth", None):
 # else does), one process per recipe, `python -m tools.cpu_bench bench` — seconds per fold:
 
 # %% tags=["show-output"]
-def provenance(table: pd.DataFrame) -> str:
-    """A committed table's provenance line, the weights named by their source: `random-full` is the full-size
-    architecture with random parameters (its time and memory are the real model's, nothing else is)."""
-    return (table["provenance"].iloc[0]
-            .replace("random-full stand-in (random weights: time and memory only)",
-                     "weights: random-full (random parameters: time and memory only)")
-            .replace("with random weights", "with random parameters"))
-
-
 bench = pd.read_csv(data.repo_file("figures/08_cpu_benchmark.csv"))
-print(provenance(bench))
+print(bench["provenance"].iloc[0])  # random-full: the full-size architecture with random parameters
 bench.pivot_table(index="recipe", columns="length", values="fold seconds")
 
 # %% [markdown]
@@ -247,8 +240,8 @@ Image(filename=str(data.repo_file("figures/08_cpu_benchmark.png")))  # the commi
 # %% [markdown]
 # How to read the memory columns: weights kept in the checkpoint's own dtype are never copied — they are read from
 # the mapped pages at every fold. So the RAM a fold really needs is the anonymous peak **plus** those weights
-# (`cpu.mapped_weight_gb`, column *weights left mapped*): the whole checkpoint for `fp16`, the fp32 trunk for the
-# `*-lm` recipes, the whole saved int8 file for `int8-reload`, nothing for `bf16-lean`.
+# (`cpu.mapped_weight_gb`, column *weights left mapped*): the whole checkpoint for `fp16`, the fp32 trunk for `fp32`
+# and every recipe with `-lm` in its name, the whole saved int8 file for `int8-reload`, nothing for `bf16-lean`.
 #
 # Mapped pages the model no longer uses (the fp16 LM after its conversion) the system can drop, so an RSS above
 # 12.7 GB is not by itself an out-of-memory. `fp32` and `int8` do not fit Colab: their *RAM needed* is above
@@ -277,21 +270,21 @@ print(f"a fold runs {trunk_config.num_blocks} trunk blocks × {trunk_config.max_
 
 # %% tags=["show-output"]
 chunks = pd.read_csv(data.repo_file("figures/08_cpu_chunks.csv"))
-print(provenance(chunks))
+print(chunks["provenance"].iloc[0])
 at = chunks[chunks["length"] == CHUNK_LENGTH].set_index("pair positions per chunk")["seconds per block"]
 print(f"{CHUNK_LENGTH} aa: {lean.CPU_POSITIONS:,} positions per chunk run a block "
       f"{at[lean.AUTO_POSITIONS] / at[lean.CPU_POSITIONS]:.1f}× as fast as {lean.AUTO_POSITIONS:,} (the whole protein)")
 chunks.pivot_table(index="pair positions per chunk", columns="length", values="seconds per trunk pass (× blocks)")
 
 # %% [markdown]
-# The CPU recipes use `lean.CPU_POSITIONS`. Your CPU's caches may prefer another size — measure three sizes
+# The recipes with the lean trunk (`-lean`) use `lean.CPU_POSITIONS`. Your CPU's caches may prefer another size — measure three sizes
 # on one full-size trunk block, in the precision of this CPU's recipe (seconds; the block has random weights, only its
 # speed matters), and if another size wins, pass it with `lean.make_lean(model, lean.LeanOptions(positions=N))`:
 
 # %%
-CPU_DTYPE = torch.bfloat16 if RECIPE == "bf16-lean" else torch.float32
+CPU_DTYPE = torch.bfloat16 if recipes.RECIPES[RECIPE].computes_bf16 else torch.float32
 mine_chunks = cpu.chunk_sweep(CHUNK_LENGTH, positions=(2**11, 2**13, 2**15), dtype=CPU_DTYPE, repeats=2)
-print("CPU recipes use", lean.CPU_POSITIONS, "positions per chunk; fastest here:",
+print("the -lean recipes use", lean.CPU_POSITIONS, "positions per chunk; fastest here:",
       int(mine_chunks.loc[mine_chunks["seconds per block"].idxmin(), "pair positions per chunk"]))
 mine_chunks
 
@@ -359,16 +352,16 @@ pd.DataFrame({"num_recycles": [None, 2, 1, 0],
 
 # %% [markdown]
 # `cpu.load_cpu(name)` (in `helpers/cpu.py`) wraps the steps of the loading cell above for every recipe of section 2's
-# table — the int8 ones quantize the fp16 language model after loading — and section 6 uses it. Asked for a bf16 recipe
-# on a CPU that emulates bf16, it warns before loading.
+# table — the torchao ones (`int8dq-lm-lean`, `int8wo-lm-lean`) quantize the fp16 language model after loading — and
+# section 6 uses it. Asked for a bf16 recipe on a CPU that emulates bf16, it warns before loading.
 
 # %% [markdown]
 # ## 6 · Agreement between the CPU recipes
 #
 # The reference is the fp32 prediction when this machine has the RAM to load it (section 2's recipes table); on a
-# 12.7 GB Colab runtime it does not fit, and the reference becomes `fp16`: the language model exactly as stored in
-# the checkpoint, the trunk in fp32 — numerically notebook 02's `fp16` recipe. Each recipe folds the same `SHORT`
-# residues and is compared with the reference.
+# 12.7 GB Colab runtime it does not fit, and the reference becomes `fp16`, notebook 02's recipe: the language model
+# exactly as stored in the checkpoint, the trunk in fp32. Each recipe folds the same `SHORT` residues and is compared
+# with the reference.
 #
 # Recipes that compute in bf16 are skipped where this CPU emulates bf16 (`cpu.fast_here`): `bf16-lean`'s folds would
 # take many times longer than its table says. The lean recipes with bf16 only in the language model were measured
@@ -381,12 +374,12 @@ print(f"reference: {REFERENCE}")
 predictions = {RECIPE: folding.fold(model, tokenizer, short)}  # the model of section 4
 if RECIPE == "fp16-lean":  # the same weights with the original trunk are `fp16`: no second load
     lean.undo_lean(model)
-    model.trunk.set_chunk_size(64)
+    model.trunk.set_chunk_size(cpu.CPU_CHUNK)
     predictions["fp16"] = folding.fold(model, tokenizer, short)
 del model
 memory.free_memory()
 candidates = [name for name in recipes.shown_in(recipes.CPU_TABLE)  # section 2's recipes that load here
-              if not recipes.RECIPES[name].prequantized and recipes.RECIPES[name].load_ram_gb < cpu.available_ram_gb()]
+              if cpu.loads_here(name) and not recipes.RECIPES[name].prequantized]
 print("skipped (bf16 emulated on this CPU):", [r for r in candidates if not cpu.fast_here(r)] or "none")
 for name in [REFERENCE] + [r for r in candidates if r != REFERENCE and cpu.fast_here(r)]:
     if name in predictions:
@@ -396,8 +389,8 @@ for name in [REFERENCE] + [r for r in candidates if r != REFERENCE and cpu.fast_
     del model
     memory.free_memory()
 agreement = benchmark.agreement_table(predictions, reference=REFERENCE)
-agreement["accuracy judged in notebook 05?"] = ["yes" if recipes.RECIPES[name].judged else "no"
-                                                for name in agreement.index]
+agreement["computes as a recipe notebook 05 judges?"] = ["yes" if recipes.accuracy_judged(name) else "no"
+                                                          for name in agreement.index]
 print(notebook.label(f"agreement with {REFERENCE}, {len(short)} aa"))
 agreement
 
@@ -434,7 +427,7 @@ agreement
 
 # %% tags=["show-output"]
 classes = pd.read_csv(data.repo_file("figures/08_cpu_classes.csv"))
-print(provenance(classes).split(" · instruction cap")[0])
+print(classes["provenance"].iloc[0].split(" · instruction cap")[0])  # the caps: the table's CPU class column
 marked = classes.assign(recipe=classes["recipe"] + classes["chosen here"].map({True: " ✔", False: ""}))
 marked.pivot_table(index=["CPU class", "recipe"], columns="length", values="fold seconds", sort=False).sort_index(axis=1)
 
@@ -463,9 +456,10 @@ pd.DataFrame({f"measured, {mine} (s)": row["fold seconds"], "estimated here (s)"
 # - Load the language model from the checkpoint's fp16 and convert it directly (bf16, int8) — never through fp32 — and
 #   measure anonymous memory, not only RSS.
 # - Choose the precision by measuring: on a CPU with bf16 instructions (AVX-512 BF16; AMX CPUs have it too) bf16
-#   multiplies several times faster than fp32; elsewhere it is emulated and slower, and fp32 arithmetic
-#   (`fp16-lean`) wins. The lean trunk helps either way,
-#   with chunks small enough to stay in the CPU's caches (measure the size on yours).
+#   multiplies several times faster than fp32 and `bf16-lean` computes as the GPU recipe `bf16` does; elsewhere bf16
+#   is emulated and `fp16-lean` keeps notebook 02's `fp16` arithmetic. That is the safe choice, not always the
+#   fastest: section 7's table shows the unjudged int8 language models ahead on some classes. The lean trunk helps
+#   either way, with chunks small enough to stay in the CPU's caches (measure the size on yours).
 # - Time ≈ LM + passes × (trunk + structure module): recycles are the main lever left, at an accuracy cost only the
 #   real weights can measure.
 #
@@ -488,8 +482,8 @@ cpu.set_threads()
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 2 — fp16 on this CPU
-fp16_lm = bench[bench["recipe"] == "fp16"].set_index("length")["fold seconds"]
-print((fp16_lm * probe[("AVX-512 BF16", "float32")] / gflops["float32"]).round(0))
+fp16_times = bench[bench["recipe"] == "fp16"].set_index("length")["fold seconds"]
+print((fp16_times * probe[("AVX-512 BF16", "float32")] / gflops["float32"]).round(0))
 
 # %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 # @title Solution 3 — two trunk passes

@@ -56,7 +56,13 @@ def test_the_detector_sees_an_fp32_language_model_being_loaded(monkeypatch):
     assert recorder.peak > 3 * _largest_lm_weight_fp32_bytes() and dtypes == {torch.float32}
 
 
-@pytest.mark.parametrize("recipe", ["fp16", "fp16-lean", "bf16-lm", "bf16-lean"])
+# The CPU table's recipes that load within a free Colab runtime's RAM (the quantizing ones are tested below)
+LOW_RAM = [name for name in recipes.shown_in(recipes.CPU_TABLE)
+           if not recipes.RECIPES[name].load_ram_gb and not recipes.RECIPES[name].quanto]
+TORCHAO_AFTER_LOAD = [name for name in LOW_RAM if recipes.RECIPES[name].torchao_config]
+
+
+@pytest.mark.parametrize("recipe", [name for name in LOW_RAM if name not in TORCHAO_AFTER_LOAD])
 def test_low_ram_routes_never_hold_the_language_model_in_fp32(recipe, monkeypatch):
     assert _lm_only_shapes()
     recorder, dtypes = _fp32_lm_tensors_while_loading(recipe, monkeypatch)
@@ -64,7 +70,7 @@ def test_low_ram_routes_never_hold_the_language_model_in_fp32(recipe, monkeypatc
     assert torch.float32 not in dtypes
 
 
-@pytest.mark.parametrize("recipe", ["int8dq-lm-lean", "int8wo-lm-lean"])
+@pytest.mark.parametrize("recipe", TORCHAO_AFTER_LOAD)
 def test_torchao_int8_holds_at_most_one_lm_weight_in_fp32_at_a_time(recipe, monkeypatch):
     # torchao computes each weight's int8 scales in fp32 (the weight and one fp32 temporary), one layer at a time —
     # never the whole LM
@@ -123,8 +129,8 @@ def test_the_prequantized_reload_gives_the_quantize_on_load_prediction(prequanti
 
 
 def test_recipes_that_need_more_ram_are_refused_before_loading(monkeypatch):
-    monkeypatch.setattr(cpu, "available_ram_gb", lambda: 12.7)
-    big = [name for name in recipes.shown_in(recipes.CPU_TABLE) if recipes.RECIPES[name].load_ram_gb > 12.7]
+    monkeypatch.setattr(cpu, "available_ram_gb", lambda: cpu.COLAB_RAM_GB)
+    big = [name for name in recipes.shown_in(recipes.CPU_TABLE) if recipes.RECIPES[name].load_ram_gb > cpu.COLAB_RAM_GB]
     assert big
     for recipe in big:
         with pytest.raises(MemoryError, match="choose_recipe"):
@@ -139,7 +145,8 @@ def test_the_recipe_follows_the_measured_bf16_speed():
     assert cpu.choose_recipe(cpu.BF16_SPEEDUP_NEEDED - 0.01)[0] == cpu.FP32_ARITHMETIC_RECIPE
     # the fallback computes in fp32 where the work is, with the lean trunk — and is accurate as stored
     fallback, fast = recipes.RECIPES[cpu.FP32_ARITHMETIC_RECIPE], recipes.RECIPES[cpu.BF16_RECIPE]
-    assert not fallback.computes_bf16 and fallback.lean and fallback.judged and fast.computes_bf16 and fast.lean
+    assert not fallback.computes_bf16 and fallback.lean and fast.computes_bf16 and fast.lean
+    assert recipes.accuracy_judged(cpu.FP32_ARITHMETIC_RECIPE)  # it computes as notebook 05's fp16
 
 
 def test_bf16_recipes_warn_before_loading_where_bf16_is_emulated(monkeypatch, tmp_path):
@@ -166,8 +173,17 @@ def test_bf16_recipes_warn_before_loading_where_bf16_is_emulated(monkeypatch, tm
     assert not [w for w in caught if "emulated" in str(w.message)] and cpu.fast_here("bf16-lean")
 
 
-def test_capped_to_avx2_this_cpu_emulates_bf16_and_the_fp32_recipe_is_chosen():
+def test_the_avx2_cap_reaches_pytorch_in_a_fresh_process():
     # the emulation of notebook 08's table: the same caps, a fresh process (they are read when torch starts)
+    env = dict(os.environ, **cpu.CPU_CLASSES["AVX2 only"][1])
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=data.repo_root(), capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == "AVX2"
+
+
+@pytest.mark.slow  # a measurement (seconds of matrix products), not a property of the code: `make test-slow`
+def test_capped_to_avx2_this_cpu_emulates_bf16_and_the_fp32_recipe_is_chosen():
     env = dict(os.environ, **cpu.CPU_CLASSES["AVX2 only"][1])
     probe = "from helpers import cpu; print(cpu.bf16_speedup(), cpu.choose_recipe()[0])"
     out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=data.repo_root(), capture_output=True,

@@ -77,11 +77,21 @@ def test_full_size_weights_floors(grid):
     fp16 = grid[grid["recipe"] == "fp16"]["weights (GiB)"].iloc[0] * GIB
     assert fp32 == pytest.approx(counts["total"] * 4, abs=20_000)  # + a few kB of buffers
     assert fp16 == pytest.approx(lm * 2 + (counts["total"] - lm) * 4, abs=20_000)
-    int8 = grid[grid["recipe"] == "int8"]["weights (GiB)"].iloc[0]
-    assert 3.2 < int8 < 3.4
+    int8 = grid[grid["recipe"] == "int8"]["weights (GiB)"].iloc[0] * GIB
+    assert int8 == models.expected_weights_bytes("int8")["total"]  # the predictor's weights: from the architecture
 
 
-@pytest.mark.parametrize("recipe", ["fp32", "fp16", "int8"])
+def test_committed_weights_data_are_the_bytes_computed_from_the_architecture():
+    """Checks figures/03_recipe_weights.csv (each recipe loaded on a CPU and its tensors counted) against
+    `models.expected_weights_bytes`, which the predictor uses, for every recipe and stage."""
+    table = pd.read_csv(figures.figures_dir() / "03_recipe_weights.csv").set_index("recipe")
+    assert set(table.index) == set(recipes.shown_in(recipes.WEIGHTS_TABLE))
+    for recipe, row in table.iterrows():
+        computed = models.expected_weights_bytes(recipe)
+        assert {stage: int(row[stage]) for stage in computed} == computed, recipe
+
+
+@pytest.mark.parametrize("recipe", recipes.shown_in(recipes.HARDWARE_TABLE))
 @pytest.mark.parametrize("chunk", ["none", "32"])
 def test_predicted_peak_grows_with_length(grid, recipe, chunk):
     part = grid[(grid["recipe"] == recipe) & (grid["chunk size"].astype(str) == chunk)].sort_values("length")
@@ -246,7 +256,7 @@ def test_sweep_measures_every_point_and_the_prediction_matches_on_cpu():
     assert (int8["weights (GiB)"] < fp32["weights (GiB)"].iloc[0]).all()
 
 
-def test_committed_results_are_fetched_from_the_published_repo_when_there_is_no_checkout(monkeypatch, tmp_path):
+def test_results_are_fetched_from_the_published_repo_when_there_is_no_checkout(monkeypatch, tmp_path):
     """In Colab the helpers are pip-installed without figures/: repo_file must download them at the pinned ref."""
     import urllib.request
 

@@ -223,7 +223,7 @@ def _t4_floor() -> list[int]:
     length, which none fits."""
     def fits(length):
         return any(gpu.verdict(fit.grid_estimate(recipe, length, chunk)["reserved (GiB)"], gpu.T4.usable_gib) == "fits"
-                   for recipe in ("fp16", "fp16-offload", "int8", "int4") for chunk in (None, 128, 64, 32))
+                   for recipe in recipes.ladder() for chunk in (None, 128, 64, 32))
 
     lengths = list(fit.GRID_LENGTHS)
     longest = max(length for length in lengths if fits(length))

@@ -46,7 +46,7 @@ def test_jupytext_pair_in_sync(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_committed_notebook_has_no_py3dmol_or_widget_output(path):
+def test_committed_notebook_data_has_no_py3dmol_or_widget_output(path):
     nb = json.loads(path.read_text())
     assert "widgets" not in nb.get("metadata", {})
     for cell in nb["cells"]:
@@ -129,7 +129,7 @@ def test_readme_series_table_lists_every_notebook():
         assert f"notebooks/{path.name}" in readme
 
 
-def test_committed_figures_have_their_csv_and_state_provenance():
+def test_committed_figures_data_each_has_its_csv_and_states_provenance():
     import pandas as pd
 
     for png in sorted((ROOT / "figures").glob("*.png")):
@@ -221,7 +221,7 @@ def test_every_shared_file_the_series_reads_has_a_working_kind_of_public_source(
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_committed_outputs_are_only_those_that_need_no_weights(path):
+def test_committed_notebook_data_outputs_are_only_those_that_need_no_weights(path):
     """A GitHub reader sees results without running: the cells tagged show-output carry their outputs (no stand-in
     text, no py3Dmol view or widget, no stderr); every other cell carries none (`python -m tools.outputs`)."""
     import nbformat

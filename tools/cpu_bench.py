@@ -1,6 +1,7 @@
-"""Maintainer tool: the CPU measurements behind notebook 08 and the README's no-GPU section.
+"""Maintainer tool: the CPU measurements behind notebook 08 and the results page's no-GPU section.
 
     python -m tools.cpu_bench bench RECIPE[,RECIPE…] [LENGTH,LENGTH…] [stages]   figures/08_cpu_benchmark.csv
+    python -m tools.cpu_bench classes RECIPE[,RECIPE…] LENGTH[,…] [CLASS …]      figures/08_cpu_classes.csv
     python -m tools.cpu_bench matmul                                             figures/08_cpu_matmul.csv
     python -m tools.cpu_bench chunks                                             figures/08_cpu_chunks.csv
     python -m tools.cpu_bench prequantize [SOURCE]                               the int8-reload checkpoint
@@ -30,7 +31,7 @@ def chunk_table(lengths=(128, 259, 512), path=None):
     """Measure `chunk_sweep` on the full-size architecture at a few lengths; write figures/08_cpu_chunks.csv."""
     set_threads()
     table = pd.concat([chunk_sweep(n, source="random-full") for n in lengths], ignore_index=True)
-    table["provenance"] = _measured("one esmfold_v1 trunk block with random weights, bf16, lean forward, best of 3")
+    table["provenance"] = _measured("one esmfold_v1 trunk block with random parameters, bf16, lean forward, best of 3")
     path = Path(path or data.repo_root() / "figures" / "08_cpu_chunks.csv")
     table.to_csv(path, index=False)
     return table

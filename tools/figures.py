@@ -127,8 +127,8 @@ def recipe_weights(out_dir: Path, names: list[str] | None = None) -> Path:
         print(rows[-1])
     table = pd.DataFrame(rows)
     table["provenance"] = (
-        f"loaded on CPU: {notebook.provenance_line('cpu', 'random-full')} (same tensors and bytes as the real "
-        "weights)"
+        f"loaded on CPU: {notebook.provenance_line('cpu', models.FULL_SIZE_STAND_IN)} (the same tensors and bytes as "
+        "the real weights)"
     )
     path = out_dir / "03_recipe_weights.csv"
     table.to_csv(path, index=False)
@@ -395,7 +395,7 @@ def cpu_benchmark_figure(out_dir: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     for recipe, part in table[table["sequence"] != "1CA2 (the seed's protein)"].groupby("recipe", sort=False):
         part = part.sort_values("length")
-        left.plot(part["length"], part["fold seconds"], marker="o", label=recipe)
+        left.plot(part["length"], part["fold seconds"], marker="o", label=recipe, color=recipes.colour(recipe))
     seed = table[table["sequence"] == "1CA2 (the seed's protein)"]
     if len(seed):
         left.scatter(seed["length"], seed["fold seconds"], marker="*", s=140, color="black", zorder=5,
@@ -409,7 +409,8 @@ def cpu_benchmark_figure(out_dir: Path) -> Path:
     anon = anon.max(axis=1)
     mapped = pd.Series({r: cpu.mapped_weight_gb(r) for r in anon.index})
     need = anon + mapped
-    right.barh(anon.index, anon.values, color="#4C72B0", label="anonymous (measured peak)")
+    right.barh(anon.index, anon.values, color=[recipes.colour(r) or "#4C72B0" for r in anon.index],
+               label="anonymous (measured peak)")
     right.barh(mapped.index, mapped.values, left=anon.values, color="#8DA0CB",
                label="weights left memory-mapped (computed)")
     for i, value in enumerate(need.values):
@@ -430,7 +431,7 @@ def cpu_markdown() -> str:
     """The README's no-GPU rows, rendered from figures/08_cpu_benchmark.csv."""
     table = pd.read_csv(figures_dir() / "08_cpu_benchmark.csv")
     lengths = sorted(table["length"].unique())
-    lines = ["| recipe (CPU only) | peak anonymous RAM (GB) | + weights left mapped (GB) | RAM needed (GB) | "
+    lines = ["| recipe (on the CPU) | peak anonymous RAM (GB) | + weights left mapped (GB) | RAM needed (GB) | "
              + " | ".join(f"{n} aa (s)" for n in lengths) + " |", "|---|---|---|---|" + "---|" * len(lengths)]
     for recipe, part in table.groupby("recipe", sort=False):
         anon = part[["load peak anonymous RAM (GB)", "fold peak anonymous RAM (GB)"]].max().max()
@@ -697,15 +698,18 @@ def cpu_findings_markdown() -> str:
         chosen = table.loc[(table["CPU class"] == cpu_class) & table["chosen here"], "recipe"].iloc[0]
         fastest = part.idxmin()
         ratio = matmul[cpu_class, probe, "bfloat16"] / matmul[cpu_class, probe, "float32"]
+        bf16, fp32 = cpu.BF16_RECIPE, cpu.FP32_ARITHMETIC_RECIPE
         line = (f"- **{cpu_class}**: the chosen `{chosen}` folds 1CA2 (259 aa) in {part[chosen]:,.0f} s. bf16 matrix "
-                f"products run at {ratio:.2f}× the speed of fp32 here" + (f", and `bf16-lean` takes {part['bf16-lean']:,.0f} s." if chosen
-                                                     != "bf16-lean" else "."))
+                f"products run at {ratio:.2f}× the speed of fp32 here"
+                + (f", and `{bf16}` takes {part[bf16]:,.0f} s." if chosen != bf16 else "."))
         if fastest != chosen:
-            line += (f" The fastest, `{fastest}` ({part[fastest]:,.0f} s), is "
-                     + ("not chosen: the chooser keeps to recipes whose arithmetic is a GPU recipe's, whose "
-                        "accuracy notebook 05 measures (`Recipe.judged`)."
-                        if not recipes.get(fastest).judged
-                        else f"not chosen: bf16 is not {cpu.BF16_SPEEDUP_NEEDED}× as fast as fp32."))
+            twin = recipes.folds_as(fastest)
+            line += (f" The fastest, `{fastest}` ({part[fastest]:,.0f} s), is not chosen: "
+                     + (f"bf16 is not {cpu.BF16_SPEEDUP_NEEDED}× as fast as fp32." if fastest in (bf16, fp32) else
+                        f"`cpu.choose_recipe` picks between `{bf16}` and `{fp32}`, which compute as the GPU recipes "
+                        f"`{recipes.folds_as(bf16)}` and `{recipes.folds_as(fp32)}` do; `{fastest}` "
+                        + (f"computes as `{twin}`." if twin != fastest else "computes as no GPU recipe, and only the "
+                           "real weights can measure what that costs in accuracy.")))
         lines.append(line)
     lines += ["", f"*From figures/08_cpu_classes.csv (medians by recipe) and figures/08_cpu_matmul.csv (the "
               f"{probe} product, the probe of `cpu.choose_recipe`).*"]

@@ -18,8 +18,6 @@ On a CPU (CI: `--weights tiny --max-length 48`) the same plan runs end to end wi
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import gc
 import os
 import sys

@@ -17,7 +17,6 @@ CPU work as measured in the rehearsal, and for the CPU notebook (08) the fold ti
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
@@ -30,11 +29,9 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
-import torch
-import transformers
 from nbclient import NotebookClient
 
-from helpers import cpu, data, fit, gpu, models, recipes, rehearsal
+from helpers import cpu, gpu, models, notebook, recipes, rehearsal
 from helpers import lean as lean_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +164,7 @@ def gpu_fold_seconds(row: dict, model: dict) -> tuple[float, float]:
     base = model["base"] * int(row.get("batch") or 1)
     h100 = base + passes * per_pass
     t4 = base * MEMORY_FACTOR + passes * per_pass * COMPUTE_FACTOR
-    if row.get("recipe") == "fp16-offload":
+    if row.get("recipe") and recipes.get(row["recipe"]).offload_lm:
         lm_bytes = models.component_parameters(models.meta_model("random-full"))["language model (ESM-2)"] * 2
         t4 += lm_bytes / (PCIE_GB_S * 1e9)
     elif lean and row.get("recipe") and int(row["length"]) >= lean_module.PARK_FROM:
@@ -341,10 +338,12 @@ def _saved_bytes() -> int:
 
 
 def provenance() -> str:
+    """The plan's provenance: how it was rehearsed (versions and date as `notebook.provenance` gives them)."""
+    p = notebook.provenance("cpu", models.TINY_STAND_IN)
     return (f"T4 plan: the tiny stand-in's rehearsal of each notebook (its real lengths and settings; memory predicted "
             f"for the full-size esmfold_v1 on a free T4, {gpu.T4.usable_gib:.2f} GiB usable) on "
-            f"{os.cpu_count()} CPU cores, torch {torch.__version__}, transformers {transformers.__version__}, "
-            f"{dt.date.today().isoformat()}; seconds are ESTIMATES (tools/plan.py: H100 measurements × T4 factors "
+            f"{os.cpu_count()} CPU cores, torch {p['torch']}, transformers {p['transformers']}, "
+            f"{p['date']}; seconds are ESTIMATES (tools/plan.py: H100 measurements × T4 factors "
             f"{COMPUTE_FACTOR:.1f} compute / {MEMORY_FACTOR:.1f} memory, download {DOWNLOAD_MB_S} MB/s, disk "
             f"{DISK_MB_S} MB/s); no T4 was measured")
 
@@ -361,11 +360,11 @@ def totals(plan: pd.DataFrame) -> pd.DataFrame:
     Run all with the optional section off (cells tagged "optional" run only when the reader switches them on), and
     the minutes that section adds."""
     out = []
-    for notebook, whole in plan.groupby("notebook", sort=True):
+    for name, whole in plan.groupby("notebook", sort=True):
         optional = whole.get("optional", pd.Series(False, index=whole.index)).astype(str) == "True"
         part = whole[~optional]
         folds = part[part["event"] == "fold"]
-        out.append({"notebook": notebook, "runtime": part["runtime"].iloc[0],
+        out.append({"notebook": name, "runtime": part["runtime"].iloc[0],
                     "checkpoint reads": int(part["checkpoint reads"].sum()),
                     "loads": int((part["event"] == "load").sum()), "folds": len(folds),
                     "folds at the edge": int(folds["verdict"].isin(["over", "borderline"]).sum()),
@@ -438,8 +437,8 @@ def schedule_rows(summary: pd.DataFrame) -> str:
                "04"),
               ("2:25–2:30", "wrap-up: the hardware table; **05**–**08** as homework or a second session", 5, 0, None)]
     lines = ["| time | block | teaching | hands-on | run time on a free T4 (plan) |", "|---|---|---|---|---|"]
-    for time, block, teaching, hands_on, notebook in blocks:
-        run = f"≈ {minutes[notebook]} min" if notebook else "—"
+    for time, block, teaching, hands_on, number in blocks:
+        run = f"≈ {minutes[number]} min" if number else "—"
         lines.append(f"| {time} | {block} | {teaching or '—'} | {hands_on or '—'} | {run} |")
     workshop = sum(minutes[n] for n in ("01", "02", "03", "04"))
     later = ", ".join(f"{n} ≈ {minutes[n]} min" for n in ("05", "06", "07", "08"))

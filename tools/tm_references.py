@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import data, metrics
+from helpers import metrics
 
 #: file → chain of each shared experimental structure (../shared/structures/README.md).
 CHAINS = {
