@@ -26,7 +26,7 @@ def test_every_planned_row_runs_on_the_cpu_with_cuda_readings_marked(tmp_path, p
     # provenance on every row
     for column in ("device", "torch", "transformers", "optimum-quanto", "date", "weights"):
         assert table[column].notna().all(), column
-    assert table["weights"].str.startswith("tiny (random weights").all()
+    assert table["weights"].str.startswith("tiny (random parameters").all()
 
 
 def test_the_time_budget_skips_rows_and_says_so(tmp_path):
