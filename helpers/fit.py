@@ -429,10 +429,8 @@ def grid_estimate(recipe: str, length: int, chunk_size=None, batch: int = 1) -> 
             row[column] = _interpolate(curve, column, length)[0]
     weights, peak, resident = _grid_row_peak(recipe, None, row, _parked_on_grid(length, label), batch)
     gib = 1024**3
-    activations_gib = (peak - resident) / gib
-    quanto = QUANTO_ALLOWANCE_GIB if recipes.get(recipe).quanto else 0.0
-    return {"weights (GiB)": weights / gib, "activations (GiB)": activations_gib, "allocated (GiB)": peak / gib,
-            "reserved (GiB)": peak / gib + CACHE_SHARE * activations_gib + quanto,
+    return {"weights (GiB)": weights / gib, "activations (GiB)": (peak - resident) / gib, "allocated (GiB)": peak / gib,
+            "reserved (GiB)": nvidia_smi_estimate(recipe, peak / gib, resident / gib, context_gib=0.0),
             "how": how + (f", × {batch} sequences" if batch > 1 else "")}
 
 
@@ -526,7 +524,8 @@ _LONGEST_PLANNED = max(LEAN_GRID_LENGTHS)
 
 def recommend(card, length: int) -> tuple[str, int | str | None, float] | None:
     """(recipe, chunk size, predicted GiB on the card as nvidia-smi would show it) of the first of the recommendation
-    ladder (`recipes.ladder()`) × CHUNK_LADDER predicted to fold `length` residues on `card` (a `gpu.GPU`, or its memory in GiB);
+    ladder (`recipes.ladder()`) × CHUNK_LADDER predicted to fold `length` residues on `card` (a `gpu.GPU`, or its
+    memory in GiB);
     None if none fits or the length is beyond the grid."""
     card = _card(card)
     if length > _LONGEST_PLANNED:
@@ -618,8 +617,8 @@ def _checked_trunk(chunk_size) -> str:
 def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     """Return the predicted GPU memory (GiB, as nvidia-smi would show it on `card`) of folding `length` residues with
     `recipe`; raise TooLongError naming the next chunk size, or recipe down the recommendation ladder
-    (`recipes.ladder()`), that fits if it does not fit `card` (a `gpu.GPU` or GiB; default: this GPU, else a free T4). Reads the committed grid at this very length
-    (`grid_estimate`: a power law between the two grid lengths around it, not the next grid length), so it answers
+    (`recipes.ladder()`), that fits if it does not fit `card` (a `gpu.GPU` or GiB; default: this GPU, else a free
+    T4). Reads the committed grid at this very length (`grid_estimate`: a power law between the two grid lengths around it, not the next grid length), so it answers
     at once; the message says which grid lengths (and which chunk size, when the grid lacks the one asked) it read."""
     card = _card(card if card is not None else (gpu.current() or gpu.T4))
 

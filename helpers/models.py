@@ -286,11 +286,11 @@ def load_model(
         model.esm = model.esm.half()
     _after_load(model, spec)
     model.eval()
-    if spec.lean and chunk_size != lean.LEAN:  # a CPU recipe built lean: chunks sized for the caches, not for memory
-        lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS) if device == "cpu" else None)
-    elif chunk_size == lean.LEAN:
-        lean.make_lean(model)
-    model.trunk.set_chunk_size(None if chunk_size == lean.LEAN or spec.lean else chunk_size)
+    if spec.lean or chunk_size == lean.LEAN:
+        cache_sized = spec.lean and device == "cpu"  # a CPU recipe built lean: chunks sized for the caches, not memory
+        lean.make_lean(model, lean.LeanOptions(positions=lean.CPU_POSITIONS) if cache_sized else None)
+        chunk_size = None
+    model.trunk.set_chunk_size(chunk_size)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer
 

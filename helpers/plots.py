@@ -90,8 +90,8 @@ def plot_memory_vs_length(table, value: str = "peak allocated (GiB)", budget_gib
         _, ax = plt.subplots(figsize=(9, 5))
     for (recipe, chunk), part in table.groupby(["recipe", table["chunk size"].astype(str)], sort=False):
         part = part.dropna(subset=[value]).sort_values("length")
-        ax.plot(part["length"], part[value], CHUNK_STYLES.get(chunk, "-"), marker="o", ms=3, color=recipes.colour(recipe),
-                label=f"{recipe}, chunk {chunk}")
+        ax.plot(part["length"], part[value], CHUNK_STYLES.get(chunk, "-"), marker="o", ms=3,
+                color=recipes.colour(recipe), label=f"{recipe}, chunk {chunk}")
     for recipe, part in table.groupby("recipe", sort=False):
         ax.axhline(float(part["weights (GiB)"].iloc[0]), color=recipes.colour(recipe), lw=0.8, ls=(0, (1, 3)))
     for recipe, points in (seed or {}).items():  # the seed reports GB (10⁹ bytes); the axes are GiB

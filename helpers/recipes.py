@@ -104,8 +104,8 @@ RECIPES = {
                    judged=True, tables=_GPU_TABLES | {CPU_TABLE}, colour="#4C72B0"),
     "fp16": Recipe("LM loaded straight in fp16 (config fp16_esm=True), trunk fp32", fp16_esm=True, judged=True,
                    ladder=1, tables=_GPU_TABLES | {CPU_TABLE}, colour="#DD8452"),
-    "fp16-seed": Recipe("the seed article's fp16 route: load fp32, then model.esm = model.esm.half()", half_lm_after_load=True,
-                        tables=frozenset({WEIGHTS_TABLE}), colour="#C44E52"),
+    "fp16-seed": Recipe("the seed article's fp16 route: load fp32, then model.esm = model.esm.half()",
+                        half_lm_after_load=True, tables=frozenset({WEIGHTS_TABLE}), colour="#C44E52"),
     "fp16-offload": Recipe("fp16 LM kept in CPU RAM and streamed to the GPU layer by layer (accelerate), trunk fp32 "
                            "on the GPU", fp16_esm=True, offload_lm=True, ladder=2,
                            tables=frozenset({HARDWARE_TABLE, GPU_SWEEP}), colour="#F2A65A"),

@@ -191,7 +191,8 @@ def test_committed_hardware_table_data_equals_the_code_that_makes_it():
 def test_the_hardware_table_lists_every_recipe_and_more_memory_never_folds_less():
     table = fit.hardware_table()
     # every recipe, with chunking and with the lean trunk of notebook 07
-    assert set(table["recipe"]) == set(recipes.shown_in(recipes.HARDWARE_TABLE)) | {f"{v} + lean trunk" for v in recipes.shown_in(recipes.HARDWARE_TABLE)}
+    shown = recipes.shown_in(recipes.HARDWARE_TABLE)
+    assert set(table["recipe"]) == set(shown) | {f"{name} + lean trunk" for name in shown}
     for _, row in table.iterrows():
         lengths = [_length(row[label]) for label in gpu.CARDS]
         assert lengths == sorted(lengths), row["recipe"]  # more memory never folds less

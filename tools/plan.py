@@ -164,9 +164,8 @@ def gpu_fold_seconds(row: dict, model: dict) -> tuple[float, float]:
     base = model["base"] * int(row.get("batch") or 1)
     h100 = base + passes * per_pass
     t4 = base * MEMORY_FACTOR + passes * per_pass * COMPUTE_FACTOR
-    if row.get("recipe") and recipes.get(row["recipe"]).offload_lm:
-        lm_bytes = models.component_parameters(models.meta_model("random-full"))["language model (ESM-2)"] * 2
-        t4 += lm_bytes / (PCIE_GB_S * 1e9)
+    if row.get("recipe") and recipes.get(row["recipe"]).offload_lm:  # the LM's weights stream over PCIe once
+        t4 += lm_weight_bytes(row["recipe"]) / (PCIE_GB_S * 1e9)
     elif lean and row.get("recipe") and int(row["length"]) >= lean_module.PARK_FROM:
         t4 += parking_seconds(row["recipe"])
     return h100, t4
@@ -175,7 +174,13 @@ def gpu_fold_seconds(row: dict, model: dict) -> tuple[float, float]:
 def parking_seconds(recipe: str) -> float:
     """T4 seconds the lean model's parking adds to a fold (an estimate): its language model's weights to CPU RAM and,
     at the next fold, back — two copies at PCIE_GB_S."""
-    return 2 * models.expected_weights_bytes(recipe)["language model (ESM-2)"] / (PCIE_GB_S * 1e9)
+    return 2 * lm_weight_bytes(recipe) / (PCIE_GB_S * 1e9)
+
+
+def lm_weight_bytes(recipe: str) -> int:
+    """Bytes of a recipe's language-model weights: what offloading streams and parking moves over PCIe (computed
+    from the architecture, once per recipe)."""
+    return models.expected_weights_bytes(recipe)["language model (ESM-2)"]
 
 
 def load_seconds(row: dict) -> float:
