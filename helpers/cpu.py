@@ -24,6 +24,14 @@ COLAB_RAM_GB = 12.7
 #: The CPU class (`CPU_CLASSES`) a free Colab CPU runtime is planned as: the slowest measured, because Colab does not
 #: say which CPU a runtime gets. The tiny stand-in's rehearsal answers every question about the CPU as this class.
 COLAB_CPU_CLASS = "AVX2 only"
+#: Set to another CPU class's name to rehearse a Colab CPU runtime as that class (the run plan rehearses notebook 08
+#: as a bf16-capable CPU too, where it loads more recipes: `tools.plan`).
+REHEARSAL_CLASS_ENV = "ESMFOLD_REHEARSAL_CPU_CLASS"
+
+
+def rehearsed_class() -> str:
+    """The CPU class a rehearsal answers as: COLAB_CPU_CLASS unless $ESMFOLD_REHEARSAL_CPU_CLASS names another."""
+    return os.environ.get(REHEARSAL_CLASS_ENV) or COLAB_CPU_CLASS
 #: CPU flags that decide how fast (and in which precision) the matrix products run.
 FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 
@@ -72,7 +80,7 @@ def cpu_class() -> str:
     """This CPU's class (a CPU_CLASSES name): the newest class whose flag it has (AMX CPUs have AVX-512 BF16 too); in a
     rehearsal, the class a Colab CPU runtime is planned as."""
     if rehearsal.active():
-        return COLAB_CPU_CLASS
+        return rehearsed_class()
     features = cpu_features()
     matching = [name for name, (flag, _) in CPU_CLASSES.items() if features[flag]]
     return matching[-1] if matching else "AVX2 only"  # older CPUs: no class of their own, AVX2 is the closest
@@ -104,7 +112,7 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, repeats: int = 3, shape=PR
     """Measured throughput of one matrix product (m × k by k × n) in `dtype` on this CPU; in a rehearsal, the probe's
     committed measurement for the class a Colab CPU runtime is planned as (figures/08_cpu_matmul.csv)."""
     if rehearsal.active() and tuple(shape) == PROBE_SHAPE:
-        return _committed_gflops(COLAB_CPU_CLASS, str(dtype).replace("torch.", ""))
+        return _committed_gflops(rehearsed_class(), str(dtype).replace("torch.", ""))
     m, k, n = shape
     x, w = torch.randn(m, k).to(dtype), torch.randn(n, k).to(dtype)
     torch.nn.functional.linear(x, w)

@@ -32,13 +32,8 @@
 # - how to measure peak GPU memory and time, and what to do when memory runs out;
 # - how to save the prediction as a PDB file and look at it.
 #
-# **Estimated run time on a free Colab T4:** about 5 minutes, a fresh runtime's setup and 8.4 GB download included
-# (2.4 min); 1 checkpoint read, 7 folds, 1 of them at the edge of memory on purpose (they may run out; the notebook
-# catches it) — *an estimate from the series' run plan (figures/t4_plan.csv), not a measurement: fold times measured
-# on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the ratios of the two GPUs' published
-# fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the download at 100 MB/s (below the
-# 106–175 MB/s reported on Colab) — [sources](../docs/results.md#how-the-t4-run-times-are-estimated); not measured on
-# a T4*.
+# **Estimated run time on a free Colab T4:** about 4 minutes, download included ([how it is
+# estimated](../docs/results.md#how-the-t4-run-times-are-estimated)).
 #
 # This series runs Meta's ESMFold ([Lin et al., Science 2023](https://doi.org/10.1126/science.ade2574)) through
 # Hugging Face `transformers`, following and extending the article

@@ -32,12 +32,8 @@
 #   experiment), with confidence intervals;
 # - whether pLDDT can be trusted as an estimate of accuracy.
 #
-# **Estimated run time on a free Colab T4:** about 26 minutes, a fresh runtime's setup and 8.4 GB download included
-# (2.4 min); 4 checkpoint reads, 79 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
-# measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
-# ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
-# download at 100 MB/s (below the 106–175 MB/s reported on Colab) —
-# [sources](../docs/results.md#how-the-t4-run-times-are-estimated); not measured on a T4*.
+# **Estimated run time on a free Colab T4:** about 18 minutes, download included ([how it is
+# estimated](../docs/results.md#how-the-t4-run-times-are-estimated)).
 
 # %% [markdown]
 # ## Setup

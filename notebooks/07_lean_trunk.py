@@ -35,13 +35,8 @@
 #   one of 3,056 residues.
 #
 #
-# **Estimated run time on a free Colab T4:** about 30 minutes, a fresh runtime's setup and 8.4 GB download included
-# (2.4 min); 1 checkpoint read, 17 folds — *an estimate from the series' run plan (figures/t4_plan.csv), not a
-# measurement: fold times measured on an H100, × 8.3 for the trunk's compute and × 10.5 for memory-bound steps (the
-# ratios of the two GPUs' published fp32 throughput and memory bandwidth), checkpoint reads at 150 MB/s (assumed), the
-# download at 100 MB/s (below the 106–175 MB/s reported on Colab) —
-# [sources](../docs/results.md#how-the-t4-run-times-are-estimated); not measured on a T4*. The optional last section,
-# off by default, adds about 24 minutes.
+# **Estimated run time on a free Colab T4:** about 30 minutes, download included; the optional last section adds about
+# 25 ([how it is estimated](../docs/results.md#how-the-t4-run-times-are-estimated)).
 
 # %% [markdown]
 # ## Setup
@@ -677,7 +672,7 @@ fit.recipe_table()
 # %% [markdown]
 # ## 9 · Optional: 3,056 residues on a T4
 #
-# **This optional section on a free Colab T4:** about 24 minutes (an estimate from the run plan, as in the header).
+# **This optional section on a free Colab T4:** about 25 minutes (an estimate from the run plan, as in the header).
 #
 # Human ATM, the kinase that signals DNA double-strand breaks (UniProt
 # [Q13315](https://www.uniprot.org/uniprotkb/Q13315/entry)), is one chain about as long as the lean trunk is

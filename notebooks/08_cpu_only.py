@@ -33,11 +33,8 @@
 # - why a CPU wants *small* chunks (they stay in its caches) and how to measure the best size on yours;
 # - where a CPU fold's time goes, what fewer recycles would save, and how to estimate the time on another CPU.
 #
-# **Estimated run time on a free Colab CPU runtime (choose *CPU* as the runtime type):** about 8 minutes, a fresh
-# runtime's setup and 8.4 GB download included (2.4 min); 1 checkpoint read, 3 folds — *an estimate from the series'
-# run plan (figures/t4_plan.csv), not a measurement: fold times measured per CPU class, planned as the slowest, AVX2
-# only; checkpoint reads at 150 MB/s (assumed), the download at 100 MB/s (below the 106–175 MB/s reported on Colab) —
-# [sources](../docs/results.md#how-the-t4-run-times-are-estimated)*.
+# **Estimated run time on a free Colab CPU runtime:** about 16 minutes, download included ([how it is
+# estimated](../docs/results.md#how-the-t4-run-times-are-estimated)).
 
 # %% [markdown]
 # ## Setup
