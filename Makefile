@@ -40,25 +40,20 @@ sync:  ## re-pair every notebook with its .py script
 figures: $(VENV)/.installed  ## regenerate the committed figures in figures/
 	$(BIN)/python -m tools.figures
 
-gpu: day-before gpu-figures  ## on a CUDA GPU, one command: the T4-capped series check, then the measured figures
+gpu: $(VENV)/.installed  ## on a CUDA GPU, one command: the T4-capped check of the whole series, then the measured figures
+	$(MAKE) day-before NOTEBOOKS=all
+	$(MAKE) gpu-figures
 
 gpu-figures: $(VENV)/.installed  ## on a CUDA GPU: measure the full length sweep (random-full stand-in) and redraw figures
 	ESMFOLD_WEIGHTS=$${ESMFOLD_WEIGHTS:-random-full} $(BIN)/python -m tools.figures measured
 
-day-before: $(VENV)/.installed  ## on a CUDA GPU: the whole series with the random-full stand-in under a T4 memory cap
-	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=T4 $(BIN)/python -m tools.runner
+# The notebooks a workshop runs; `make day-before NOTEBOOKS=all` checks the whole series.
+day-before: NOTEBOOKS ?= 01 02 03 04
+day-before: $(VENV)/.installed  ## on a CUDA GPU: a workshop's notebooks (01–04) with the random-full stand-in under a T4 memory cap
+	ESMFOLD_WEIGHTS=random-full ESMFOLD_MEMORY_CAP_GIB=T4 $(BIN)/python -m tools.runner $(NOTEBOOKS)
 
-# Google Colab's versions (2026-08): the oldest set the series supports.
-COLAB_PYTHON ?= python3.13
-COLAB_VENV := .venv-colab
-
-test-colab:  ## the notebooks under Colab's versions (tiny stand-in) + each setup cell's installs against its imports
-	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
-	$(COLAB_VENV)/bin/python -m pip install -q "torch==2.11.0" "transformers==5.15.1" "accelerate==1.14.0" safetensors \
-		numpy pandas matplotlib tqdm ipykernel nbclient nbformat py3Dmol==2.5.5 optimum-quanto==0.2.7 biotite==1.6.0 \
-		torchao==0.18.0
-	$(COLAB_VENV)/bin/python -m pip install -q --no-deps -e .
-	$(COLAB_VENV)/bin/python -m tools.colab_check
+test-colab: $(VENV)/.installed  ## every notebook as a fresh Colab runtime runs it: Colab's image (tools/colab_image.txt), its setup cell's installs, nothing else
+	$(BIN)/python -m tools.colab_check $(NOTEBOOKS)
 
 outputs: $(VENV)/.installed  ## refresh the outputs the committed notebooks show on GitHub (cells tagged show-output)
 	ESMFOLD_WEIGHTS=tiny $(BIN)/python -m tools.outputs

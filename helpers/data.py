@@ -168,7 +168,8 @@ def repo_file(relpath: str) -> Path:
     target = cache_dir() / "repo" / REF / relpath
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        url = f"https://raw.githubusercontent.com/{REPO}/{REF}/{relpath}"
+        # REPO is OWNER/NAME on GitHub, or the address of a local clone at REF (tools/colab_check.py stamps one)
+        url = f"{REPO}/{relpath}" if "://" in REPO else f"https://raw.githubusercontent.com/{REPO}/{REF}/{relpath}"
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
                 target.write_bytes(response.read())

@@ -6,9 +6,10 @@ import io
 
 import numpy as np
 
-from helpers import data, tmalign
+from helpers import colab, data, tmalign
 
-# biotite is imported where it is used: Colab lacks it, and only the notebooks that score structures install it.
+# biotite is imported where it is used (colab.optional): Colab lacks it, and only the notebooks that score structures
+# install it.
 
 #: Seed fragments tried per fragment length in the TM-score superposition search.
 STARTS = 20
@@ -16,8 +17,8 @@ STARTS = 20
 
 def ca_atoms(pdb: str, chain: str | None = None):
     """The Cα atoms of model 1 of a PDB string (optionally one chain) as a biotite AtomArray."""
-    import biotite.structure as struc
-    from biotite.structure.io.pdb import PDBFile
+    struc = colab.optional("biotite", "biotite.structure")
+    PDBFile = colab.optional("biotite", "biotite.structure.io.pdb").PDBFile
 
     atoms = PDBFile.read(io.StringIO(pdb)).get_structure(model=1)
     atoms = atoms[(atoms.atom_name == "CA") & struc.filter_amino_acids(atoms)]
@@ -40,7 +41,7 @@ def _paired(reference, model) -> tuple[np.ndarray, np.ndarray]:
 
 def _as_ca_array(coords: np.ndarray):
     """Wrap bare Cα coordinates as a biotite AtomArray (what biotite's TM-score expects)."""
-    import biotite.structure as struc
+    struc = colab.optional("biotite", "biotite.structure")
 
     atoms = struc.AtomArray(len(coords))
     atoms.coord = coords
@@ -54,7 +55,7 @@ def _as_ca_array(coords: np.ndarray):
 
 def ca_rmsd(reference, model) -> float:
     """Cα-RMSD (Å) after optimal (least-squares) superposition; residues paired in order (arrays or PDB strings)."""
-    import biotite.structure as struc
+    struc = colab.optional("biotite", "biotite.structure")
 
     if isinstance(reference, str):
         reference, model = ca_coordinates(reference), ca_coordinates(model)
@@ -159,7 +160,7 @@ def contact_map_agreement(reference_cb, model_cb, cutoff: float = 8.0) -> float:
 
 def lddt_ca(reference, model) -> float:
     """lDDT over Cα atoms (0–1; superposition-free), residues paired in order."""
-    import biotite.structure as struc
+    struc = colab.optional("biotite", "biotite.structure")
 
     reference, model = _paired(reference, model)
     return float(struc.lddt(_as_ca_array(reference), model))
@@ -184,9 +185,9 @@ def experimental_chain(relpath: str, chain: str, model: int = 1) -> dict:
     """The observed residues of one chain of an experimental structure (from the shared data folder or RCSB): the
     one-letter sequence, residue numbers, Cα and Cβ coordinates (Cα for glycine); NMR model 1 by default, the first
     alternate location, selenomethionine (MSE) read as methionine, residues without a Cα skipped."""
-    import biotite.structure as struc
-    import biotite.structure.io as strucio
-    from biotite.sequence import ProteinSequence
+    struc = colab.optional("biotite", "biotite.structure")
+    strucio = colab.optional("biotite", "biotite.structure.io")
+    ProteinSequence = colab.optional("biotite", "biotite.sequence").ProteinSequence
 
     atoms = strucio.load_structure(str(data.fetch(relpath)), model=model)
     atoms = atoms[(atoms.chain_id == chain) & struc.filter_amino_acids(atoms)]
@@ -212,8 +213,8 @@ def experimental_chain(relpath: str, chain: str, model: int = 1) -> dict:
 def pair_by_sequence(query: str, observed: str) -> tuple[np.ndarray, np.ndarray]:
     """Indices (into `query`, into `observed`) of the residues a global alignment pairs with the same amino acid —
     how a prediction of the full (SEQRES) sequence is scored on only the residues the experiment observed."""
-    import biotite.sequence as bseq
-    import biotite.sequence.align as align
+    bseq = colab.optional("biotite", "biotite.sequence")
+    align = colab.optional("biotite", "biotite.sequence.align")
 
     matrix = align.SubstitutionMatrix.std_protein_matrix()
     alignment = align.align_optimal(bseq.ProteinSequence(query.replace("X", "A")),

@@ -1,12 +1,10 @@
-"""Notebook plumbing: the start-of-notebook checks, the stand-in banner and labels, provenance, the Drive cache."""
+"""Notebook plumbing: the start-of-notebook checks, the stand-in banner and labels, provenance."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import gc
-import os
 import re
-import sys
 import warnings
 
 import torch
@@ -126,17 +124,3 @@ def provenance_line(device: str, source: str | None = None, *details: str, devic
     return " · ".join([device_text or p["device"], f"torch {p['torch']}", f"transformers {p['transformers']}", p["date"],
                        f"weights: {p['weights']} ({p['weights kind']})", *details])
 
-
-def use_drive_cache(folder: str = "/content/drive/MyDrive/hf-cache") -> str:
-    """In Colab: mount Google Drive and keep the Hugging Face cache there, so the 8.4 GB download happens once.
-
-    Call it before anything loads a model (transformers reads HF_HOME when it is first imported).
-    """
-    if "transformers" in sys.modules:
-        warnings.warn("transformers is already imported: restart the runtime and call use_drive_cache() first")
-    if "google.colab" in sys.modules:
-        from google.colab import drive  # exists in Colab only
-
-        drive.mount("/content/drive")
-    os.environ["HF_HOME"] = folder
-    return folder

@@ -10,6 +10,7 @@ import safetensors.torch  # by module: the tiny stand-in's rehearsal watches `sa
 import torch
 from transformers import EsmConfig, EsmForProteinFolding
 
+from helpers import colab
 from helpers.models import tensor_bytes
 
 
@@ -34,7 +35,7 @@ def weight_storage(linear: torch.nn.Module) -> dict:
 
 def save_quantized(model: torch.nn.Module, folder: str | Path) -> Path:
     """Save a Quanto-quantized model as a state dict + quantization map + config (save_pretrained refuses it)."""
-    from optimum.quanto import quantization_map  # optional: Colab lacks it; the notebooks that quantize install it
+    quantization_map = colab.optional("optimum-quanto").quantization_map
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ def save_quantized(model: torch.nn.Module, folder: str | Path) -> Path:
 
 def load_quantized(folder: str | Path, device: str = "cpu", chunk_size: int | None = None):
     """Rebuild a saved Quanto model without re-quantizing: meta-device model + `requantize`, then move to `device`."""
-    from optimum.quanto import requantize  # optional, as above
+    requantize = colab.optional("optimum-quanto").requantize
 
     folder = Path(folder)
     config = EsmConfig.from_pretrained(folder)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from IPython.display import HTML, display
 
+from helpers import colab
+
 #: AlphaFold's pLDDT colour bands: (lower bound, colour, label), highest first.
 PLDDT_BANDS = [
     (90.0, "#0053D6", "very high (> 90)"),
@@ -35,7 +37,7 @@ def legend_html() -> str:
 
 def show_structure(pdb: str, width: int = 640, height: int = 480):
     """Interactive cartoon coloured by pLDDT bands (B-factor, 0–100) with a legend; returns the py3Dmol view."""
-    import py3Dmol  # optional: Colab lacks it; the notebooks that draw structures install it
+    py3Dmol = colab.optional("py3Dmol")
 
     view = py3Dmol.view(width=width, height=height)
     view.addModel(pdb, "pdb")

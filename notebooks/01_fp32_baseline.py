@@ -55,24 +55,25 @@ import sys
 IS_COLAB = "google.colab" in sys.modules
 REPO = "https://github.com/OWNER/gpu-poor-esmfold"  # stamped by `python -m tools.stamp`
 REF = "v0.1.0"
-NEEDS = ["py3Dmol==2.5.5"]  # what this notebook uses that Colab lacks
+NEEDS = ["py3Dmol"]  # what this notebook uses that Colab lacks (pinned in helpers/colab.py)
+DRIVE_CACHE = False  # True (or a Drive folder): keep the 8.4 GB checkpoint on Google Drive, downloaded once
 try:
     importlib.metadata.version("gpu-poor-esmfold")  # the series' helpers are installed (a stray helpers.py is not them)
 except importlib.metadata.PackageNotFoundError:
     if IS_COLAB and "/OWNER/" in REPO:
         sys.exit("This copy does not name its repository yet: open the notebook from the Colab badge in the published "
                  "README, or clone the repository and run it on your own machine.")
-    if IS_COLAB:  # idempotent: once installed, a second run installs nothing
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *NEEDS], check=True)
+    if IS_COLAB:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{REPO}@{REF}"], check=True)
+        importlib.invalidate_caches()
     else:
         sys.path.insert(0, "..")  # running from a clone without `pip install -e .`
 
-from helpers import data, fit, folding, gpu, memory, models, notebook, plots, structure
+from helpers import colab  # first: the Drive cache must be chosen before anything imports transformers
 
-DRIVE_CACHE = False  # True: keep the 8.4 GB checkpoint in your Google Drive, so a fresh runtime does not download it
-if DRIVE_CACHE:
-    notebook.use_drive_cache()
+colab.setup(NEEDS, drive_cache=DRIVE_CACHE)  # in Colab: installs what is missing (nothing the second time)
+
+from helpers import data, fit, folding, gpu, memory, models, notebook, plots, structure
 
 # %% [markdown]
 # ## Parameters

@@ -113,6 +113,18 @@ def test_stamp_rewrites_every_reference_and_only_the_constants_in_data(tmp_path)
                          (f'REF = "{data.REF}"', 'REF = "v1.0"')]
 
 
+def test_stamp_to_a_local_address_points_setup_cells_and_data_there_and_leaves_badges_alone(tmp_path):
+    copy, module = tmp_path / NOTEBOOKS[0].name, tmp_path / "data.py"
+    shutil.copy(NOTEBOOKS[0], copy)
+    shutil.copy(data.__file__, module)
+    url = (tmp_path / "clone").as_uri()
+    stamp.stamp(url, "snapshot", files=[copy, module])
+    text = copy.read_text()
+    assert f'REPO = \\"{url}\\"' in text and 'REF = \\"snapshot\\"' in text
+    assert stamp.repo_references(text) == {(data.REPO, data.REF)}  # badges and figure links still name GitHub
+    assert f'REPO = "{url}"' in module.read_text()
+
+
 def test_readme_states_two_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- commands -->\s*```(?:bash|sh)?\n(.*?)```", readme, re.S)
@@ -120,7 +132,8 @@ def test_readme_states_two_commands_and_ci_runs_the_test_one():
     commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.split("#")[0].strip()]
     assert commands == ["make tutorial", "make test"]
     ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert ci[-1] == "make test" and not any(line.startswith(("pip", "pytest", "python")) for line in ci)
+    assert ci[-2:] == ["make test", "make test-colab"]
+    assert not any(line.startswith(("pip", "pytest", "python")) for line in ci)
 
 
 def test_readme_series_table_lists_every_notebook():
@@ -156,6 +169,10 @@ def test_student_copies_drop_solutions_and_keep_everything_else(tmp_path):
         solutions = [c for c in full.cells if "solution" in c.metadata.get("tags", [])]
         assert solutions and len(student.cells) == len(full.cells) - len(solutions)
         assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
+        announced = [c for c in full.cells if "Solutions follow" in c.source]
+        assert announced and not any("Solutions follow" in c.source for c in student.cells)  # the line goes too
+        assert sum(len(c.source) for c in student.cells if c.cell_type == "markdown") > 0.95 * sum(
+            len(c.source) for c in full.cells if c.cell_type == "markdown" and "solution" not in c.metadata.get("tags", []))
 
 
 def test_instructor_guide_covers_every_notebook_and_the_day_before_command():
@@ -165,6 +182,16 @@ def test_instructor_guide_covers_every_notebook_and_the_day_before_command():
     assert "make day-before" in guide and "tools.stamp student" in guide
     makefile = (ROOT / "Makefile").read_text()
     assert "\nday-before:" in makefile and "ESMFOLD_MEMORY_CAP_GIB=T4" in makefile
+
+
+def test_the_guide_states_the_day_before_minutes_the_runner_estimates():
+    from tools import runner
+
+    guide = (ROOT / "notebooks" / "INSTRUCTOR_GUIDE.md").read_text()
+    workshop = re.search(r"^day-before: NOTEBOOKS \?= (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    for marker, names in (("minutes", workshop), ("all-minutes", ["all"])):
+        stated = int(re.search(rf"<!-- day-before:{marker} -->(\d+)<!-- /day-before:{marker} -->", guide).group(1))
+        assert stated == round(runner.estimated_minutes(runner.resolve(names))), marker
 
 
 def test_the_runner_reports_each_notebook_and_fails_when_one_fails(monkeypatch, capsys, tmp_path):

@@ -1,7 +1,8 @@
 """Execute the notebook series top to bottom and report pass/fail, time and peak memory per notebook.
 
 `python -m tools.runner [NOTEBOOK ...]` — the tutorial's main job (`make tutorial`) and the instructors'
-day-before check (with ESMFOLD_WEIGHTS=random-full and ESMFOLD_MEMORY_CAP_GIB=T4 on a GPU machine).
+day-before check (`make day-before`: notebooks 01–04 with ESMFOLD_WEIGHTS=random-full and ESMFOLD_MEMORY_CAP_GIB=T4 on a
+GPU machine; `make day-before NOTEBOOKS=all` for the whole series). Notebooks are named by path or number (`01`).
 
 `python -m tools.runner --part K [--csv FILE]` runs part K of the series as the T4 plan splits it for a lent GPU
 (`parts`: each part's notebooks estimated to take at most PART_SECONDS on an H100) and appends one row per notebook —
@@ -127,8 +128,24 @@ class NvidiaSmiPeak:
         self._thread.join()
 
 
+def resolve(args: list[str]) -> list[Path]:
+    """Notebooks named by path, by number (`01`), or `all`; none named: the whole series."""
+    if not args or args == ["all"]:
+        return series()
+    numbered = {path.name[:2]: path for path in series()}
+    return [numbered[a] if a in numbered else Path(a).resolve() for a in args]
+
+
+def estimated_minutes(paths: list[Path]) -> float:
+    """The H100 minutes of these notebooks by the T4 plan (`h100_seconds`), with each notebook's stand-in build."""
+    totals = plan.totals(plan.load_plan()).set_index("notebook")
+    names = [p.stem for p in paths if p.stem in totals.index]
+    return sum(h100_seconds(totals.loc[n].to_dict() | {"notebook": n}) + PART_OVERHEAD_SECONDS for n in names) / 60
+
+
 def main(argv: list[str]) -> int:
-    """Run the given notebooks (default: the whole series, or `--part K` of it); exit non-zero if any fails."""
+    """Run the given notebooks (paths, numbers or `all`; default: the whole series, or `--part K` of it); exit
+    non-zero if any fails."""
     source = models.weights_source()
     csv_path = None
     if "--csv" in argv:
@@ -138,7 +155,7 @@ def main(argv: list[str]) -> int:
         i = argv.index("--part")
         names = parts()[int(argv[i + 1]) - 1]
         argv = argv[:i] + argv[i + 2:] + [str(data.repo_root() / "notebooks" / f"{n}.ipynb") for n in names]
-    paths = [Path(a).resolve() for a in argv] or series()
+    paths = resolve(argv)
     if not torch.cuda.is_available() and source not in models.STAND_INS:
         cpu_ready = [p for p in paths if runs_on_a_cpu(p)]
         skipped = [p.name for p in paths if p not in cpu_ready]
@@ -157,6 +174,9 @@ def main(argv: list[str]) -> int:
     out_dir = data.repo_root() / "notebooks" / "_executed"
     print(f"weights: {source}; GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}; "
           f"memory cap: {os.environ.get('ESMFOLD_MEMORY_CAP_GIB', 'none')} GiB; executed copies in {out_dir}")
+    if torch.cuda.is_available():
+        print(f"{len(paths)} notebooks: about {estimated_minutes(paths):.0f} min on an H100 (an estimate from the T4 "
+              "plan's H100 times, figures/t4_plan.csv; a smaller GPU takes longer)", flush=True)
     rows = []
     for path in paths:
         with NvidiaSmiPeak() as smi:

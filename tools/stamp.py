@@ -14,9 +14,12 @@ from pathlib import Path
 from helpers import data
 
 _BADGE = re.compile(r"https://colab\.research\.google\.com/github/([^/\s\"')]+/[^/\s\"')]+)/blob/([^/\s\"')]+)/")
-# Setup-cell lines, in a .py file (REPO = "…") or inside a notebook's JSON (REPO = \"…\").
+# Setup-cell lines, in a .py file (REPO = "…") or inside a notebook's JSON (REPO = \"…\"): the GitHub repository,
+# or any address pip can install from (a local one, for tools/colab_check.py).
 _SETUP_REPO = re.compile(r'(REPO = )(\\?")https://github\.com/([^"\\]+)(\\?")')
+_SETUP_URL = re.compile(r'(REPO = )(\\?")([a-z+]+://[^"\\]+)(\\?")')
 _SETUP_REF = re.compile(r'(REF = )(\\?")([^"\\]+)(\\?")')
+_SOLUTIONS_LINE = re.compile(r"\n*^Solutions follow \(.*?\)\.[ \t]*$", re.M)
 _RAW = re.compile(r"https://raw\.githubusercontent\.com/([^/\s\"')]+/[^/\s\"')]+)/([^/\s\"')]+)/")
 
 
@@ -40,7 +43,9 @@ def repo_references(text: str) -> set[tuple[str, str]]:
 
 def stamp(repo: str, ref: str = "main", files: list[Path] | None = None) -> list[Path]:
     """Rewrite badges, raw figure URLs and setup cells to `repo`@`ref` (and the constants in helpers/data.py); return
-    the changed files."""
+    the changed files. `repo` is OWNER/NAME on GitHub, or an address such as file:///path of a local repository
+    (setup cells and helpers/data.py only: badges and figure links keep pointing at GitHub)."""
+    url = repo if "://" in repo else f"https://github.com/{repo}"
     changed = []
     constants = Path(data.__file__).resolve()
     for path in stamped_files() + [constants] if files is None else files:
@@ -50,9 +55,11 @@ def stamp(repo: str, ref: str = "main", files: list[Path] | None = None) -> list
             new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', text, flags=re.M)
             new = re.sub(r'^REF = "[^"]*"', f'REF = "{ref}"', new, flags=re.M)
         else:
-            new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", text)
-            new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)
-            new = _SETUP_REPO.sub(lambda m: f"{m.group(1)}{m.group(2)}https://github.com/{repo}{m.group(4)}", new)
+            new = text
+            if "://" not in repo:  # badges and figure links name a repository on GitHub
+                new = _BADGE.sub(f"https://colab.research.google.com/github/{repo}/blob/{ref}/", new)
+                new = _RAW.sub(f"https://raw.githubusercontent.com/{repo}/{ref}/", new)
+            new = _SETUP_URL.sub(lambda m: f"{m.group(1)}{m.group(2)}{url}{m.group(4)}", new)
             new = _SETUP_REF.sub(lambda m: f"{m.group(1)}{m.group(2)}{ref}{m.group(4)}", new)
         if new != text:
             path.write_text(new)
@@ -70,6 +77,9 @@ def student_copies(out_dir: Path | None = None) -> list[Path]:
     for path in sorted((data.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nb.cells = [c for c in nb.cells if "solution" not in c.get("metadata", {}).get("tags", [])]
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":  # the line announcing the solutions goes with them
+                cell.source = _SOLUTIONS_LINE.sub("", cell.source)
         nbformat.write(nb, out_dir / path.name)
         written.append(out_dir / path.name)
     return written

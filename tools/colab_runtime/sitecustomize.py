@@ -1,13 +1,16 @@
 """Loaded at interpreter start when this folder is on PYTHONPATH (tools/colab_check.py puts it there for a notebook's
-kernel): at exit, write to $ESMFOLD_IMPORTS_OUT the top-level names of every imported module, and for torchao — which
-transformers imports on its own wherever it is installed — which code asked for it."""
+kernel): it makes the kernel look like Colab's (`google.colab` imported at start, as Colab's kernel does), and with
+$ESMFOLD_IMPORTS_OUT set it writes there at exit the top-level names of every imported module, and for torchao —
+which transformers imports on its own wherever it is installed — which code asked for it."""
 
 import atexit
 import builtins
 import os
 import sys
 
-_OUT = os.environ.get("ESMFOLD_IMPORTS_OUT")
+import google.colab  # noqa: F401 — the setup cells test `"google.colab" in sys.modules`
+
+_OUT = os.environ.pop("ESMFOLD_IMPORTS_OUT", None)  # popped: the pip processes a setup cell starts record nothing
 if _OUT:
     _asked = set()
     _import = builtins.__import__
