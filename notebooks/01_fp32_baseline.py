@@ -37,8 +37,11 @@
 #
 # This series runs Meta's ESMFold ([Lin et al., Science 2023](https://doi.org/10.1126/science.ade2574)) through
 # Hugging Face `transformers`, following and extending the article
-# [“GPU poor ESMFold through Hugging Face and Quanto”](https://github.com/davideaguglia/ESMFold). This first
-# notebook is the baseline that every later notebook is compared with.
+# [“GPU poor ESMFold through Hugging Face and Quanto”](https://github.com/davideaguglia/ESMFold) — the *seed
+# article*, or *seed*, whose recipes and measurements the series starts from. This first notebook is the baseline
+# that every later notebook is compared with. Two words used from the start: *activations* are the tensors a fold
+# computes on the way (as opposed to the weights), and *nvidia-smi* is NVIDIA's command-line tool that shows how much
+# of a GPU's memory is in use.
 
 # %% [markdown]
 # ## Setup
@@ -157,14 +160,14 @@ Image(filename=str(data.repo_file("figures/01_weights_per_stage.png")))  # the c
 # *Computed from the esmfold_v1 architecture (parameter count × bytes per parameter; exact and device-independent;
 # regenerate with `make figures`).*
 #
-# **A T4's budget, and where it comes from.** On Colab, nvidia-smi shows a T4 with 15,360 MiB; CUDA offers a process
-# 15,835,660,288 bytes of it — 14.75 GiB ([deviceQuery on Colab](https://github.com/enriicola/high-performance-clowns/blob/main/mandelbrot/report/report.md);
-# PyTorch's out-of-memory message there says "total capacity of 14.74 GiB",
-# [an example](https://github.com/zai-org/CogVideo/issues/741)). The **CUDA context** — CUDA's own code and data,
-# loaded when a process first touches the GPU — takes "around 400MB"
-# ([a PyTorch maintainer](https://github.com/pytorch/pytorch/issues/109888)). That part is *assumed* for a T4, not
-# measured (on an H100 it measured 1.14 GiB, `fit.CUDA_CONTEXT_GIB`), so every verdict of this series within 0.5 GiB
-# of the limit is called *borderline*.
+# **A T4's budget, and where it comes from.** Each step has one name, used in every notebook
+# ([the table, with sources](../docs/results.md#a-t4s-memory-budget)). nvidia-smi shows a Colab T4 with 15,360 MiB
+# (the *nvidia-smi total*). CUDA offers a process 15,835,660,288 bytes of it — 14.75 GiB, the *CUDA total*
+# (PyTorch's out-of-memory message writes the same bytes as "14.74 GiB"). The **CUDA context** — CUDA's own code and
+# data, loaded when a process first touches the GPU — takes "around 400MB"
+# ([a PyTorch maintainer](https://github.com/pytorch/pytorch/issues/109888)). What is left is *PyTorch's budget*,
+# 14.35 GiB. The context is *assumed* for a T4, not measured (on an H100 it measured 1.14 GiB,
+# `fit.CUDA_CONTEXT_GIB`), so every verdict of this series within 0.5 GiB of the limit is called *borderline*.
 #
 # The real checkpoint on the hub is 8.44 GB, not 14 GB, because it stores the language model in fp16
 # (2.832 B × 2 bytes + 0.693 B × 4 bytes). We load it with `dtype=torch.float32`, which upcasts the language

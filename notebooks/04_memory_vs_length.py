@@ -68,8 +68,8 @@ from helpers import benchmark, data, fit, folding, gpu, memory, models, notebook
 # %% [markdown]
 # ## Parameters
 # Which recipes, chunk sizes and lengths the sweep measures. The sweep times **one trunk pass** per fold
-# (`num_recycles=0`): one pass reaches nearly the same peak memory as the default four (section 3 prints an H100's
-# measurement), and four would take up to four times as long (the language model runs once either way).
+# (`num_recycles=0`): one pass peaks slightly lower than the default four (section 3 prints an H100's measurement),
+# and four would take up to four times as long (the language model runs once either way).
 #
 # `FULL = True` runs the whole grid — every recipe × chunk size none/128/64/32 × lengths up to where a T4 runs out.
 # That is many times the folds of the quick grid, and the T4 time estimate above does not include it.
@@ -441,7 +441,8 @@ Image(filename=str(data.repo_file("figures/04_predicted_memory.png")))  # the co
 #   triangle attention, L³. Quantization lowers the floor; chunking flattens the L³ part; neither touches the
 #   unchunked L² parts.
 # - Time: the trunk's 4 passes keep fp32 activations in every recipe here, and only the language model's row is
-#   shortened by fp16; a sweep can time one pass (`num_recycles=0`), whose peak is nearly four passes' (section 3).
+#   shortened by fp16; a sweep can time one pass (`num_recycles=0`), whose peak is slightly lower than four passes'
+#   (section 3).
 # - `FakeTensorMode` plus a `TorchDispatchMode` that counts live storages predicts a peak without a GPU or weights;
 #   on one trunk block it matches the real run's count. `fit.predict_peak(recipe, length, chunk_size)` does it for
 #   the whole model; the hardware table and `fit.check_fits` read its committed grid.

@@ -118,8 +118,9 @@ for recipe in LADDER:
             said = gpu.verdict(need, gpu.T4.usable_gib)
             row[f"L = {length}"] = f"{need + gpu.T4.context_gib:.1f} GiB" + {"fits": " ✓", "borderline": " ?"}.get(said, "")
         rows.append(row)
-print(f"PREDICTED GPU memory of the esmfold_v1 architecture as nvidia-smi would show it; ✓ = fits a free T4 "
-      f"({gpu.T4.total_gib:.2f} GiB), ? = borderline (estimate): within {gpu.BORDERLINE_GIB} GiB of the limit, "
+print(f"PREDICTED GPU memory of the esmfold_v1 architecture as nvidia-smi would show it (the need + the CUDA "
+      f"context); ✓ = the need fits PyTorch's budget on a free T4 ({gpu.T4.usable_gib:.2f} GiB), ? = borderline "
+      f"(estimate): within {gpu.BORDERLINE_GIB} GiB of the limit, "
       "closer than the assumed CUDA context can promise")
 pd.DataFrame(rows)
 
@@ -131,15 +132,19 @@ pd.DataFrame(rows)
 # %% tags=["show-output"]
 lengths = [length for length in fit.GRID_LENGTHS if length <= 1536]
 for recipe in LADDER:
-    fitting = [length for length in lengths
-               if gpu.verdict(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"], gpu.T4.usable_gib) == "fits"]
+    said = {length: gpu.verdict(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"], gpu.T4.usable_gib)
+            for length in lengths}
+    fitting = [length for length, verdict in said.items() if verdict == "fits"]
+    edge = [length for length, verdict in said.items() if verdict == "borderline"]
     saved = max(fit.grid_estimate(recipe, length, 64)["reserved (GiB)"]
                 - fit.grid_estimate(recipe, length, 32)["reserved (GiB)"] for length in lengths)
-    print(f"{recipe:>12}, chunk 64: longest grid length predicted to fit a T4: {max(fitting, default='none')} aa · "
-          f"chunk 32 instead saves at most {saved:.3f} GiB at any length")
+    borderline = f", borderline up to {max(edge)} aa" if edge and max(edge) > max(fitting, default=0) else ""
+    print(f"{recipe:>12}, chunk 64: longest grid length predicted to fit a T4 with margin: "
+          f"{max(fitting, default='none')} aa{borderline} · chunk 32 instead saves at most {saved:.3f} GiB")
 smallest = min((fit.grid_estimate(v, 1280, 64)["reserved (GiB)"], v) for v in LADDER)
-print(f"at 1280 aa the smallest need is {smallest[0]:.2f} GiB ({smallest[1]}, chunk 64), over the "
-      f"{gpu.T4.usable_gib:.2f} GiB PyTorch can use on a T4")
+print(f"at 1280 aa the smallest need is {smallest[0]:.2f} GiB ({smallest[1]}, chunk 64; the table above adds the "
+      f"CUDA context: {smallest[0] + gpu.T4.context_gib:.1f} GiB), over PyTorch's budget on a T4, "
+      f"{gpu.T4.usable_gib:.2f} GiB")
 spike_length = len(data.read_fasta(data.fetch("sequences/P0DTC2_spike.fasta"))[0][1])  # the sequence section 1 folds
 print(f"the whole spike protein ({spike_length} aa):", fit.verdict("int4", spike_length, 64)[1])
 trunk_config = models.config_dict()["esmfold_config"]["trunk"]
@@ -172,7 +177,7 @@ print(limits[["recipe", "length", "chunk size", "trunk passes", "cap (GiB)", "st
 #
 # The next cell folds the first `LONG` residues of the spike with `int4`, trunk chunk 64, under a T4 cap
 # (`memory.gpu_budget`; on a T4 itself it changes nothing), and puts the measurement next to the prediction. It times
-# **one trunk pass** (`num_recycles=0`): the peak memory is the same with the default passes.
+# **one trunk pass** (`num_recycles=0`): its peak is slightly lower than the default passes' (notebook 04, section 3).
 # `benchmark.stage_times` splits the time, so the cell can say what the default would take.
 
 # %%
@@ -540,6 +545,6 @@ memory.free_memory()
 
 # %% [markdown]
 # ## Next
-# [07 · A leaner folding trunk — 3,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))
+# [07 · A leaner folding trunk — a predicted 3,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))
 #
 # ← Previous: [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/05_accuracy.ipynb))

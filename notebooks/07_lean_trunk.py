@@ -20,7 +20,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · A leaner folding trunk — 3,000 residues on a free T4 (advanced)
+# # 07 · A leaner folding trunk — a predicted 3,000 residues on a free T4 (advanced)
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb)
 #
@@ -32,7 +32,7 @@
 # - how to prove a faster or leaner model still gives the same numbers (equivalence first);
 # - how to fold a ~2,000-residue protein within a free T4's memory — about twice the longest protein the original
 #   model folds there with trunk chunking (≈ 1,024 aa, section 1 and notebook 06) — and, in an optional last section,
-#   one of 3,056 residues.
+#   one of 3,056 residues, predicted to fit (no GPU has measured it yet).
 #
 #
 # **Estimated run time on a free Colab T4:** about 30 minutes, download included; the optional last section adds about
@@ -575,9 +575,10 @@ assert worst < 0.01, "the lean model must give the original's coordinates"
 # runs out of memory — caught, reported, and the next step runs. (Without a GPU, memory is counted on the CPU.)
 #
 # Each fold runs **one trunk pass** (`num_recycles=0`): four passes each would take up to four times as long (column
-# `≤ s, 4 passes`). From `+ recycling` on, every pass holds the same tensors, so one pass peaks as four do. Before
-# it, the original loop's later passes hold one pair tensor more than its first (section 2's recycling check): those
-# rows may measure up to one pair tensor (section 1's table) below the prediction, which is for default recycles.
+# `≤ s, 4 passes`). From `+ recycling` on, every pass holds the same tensors, so one pass peaks as four do or slightly
+# lower (the H100's measurements: notebook 04, section 3). Before it, the original loop's later passes hold one pair
+# tensor more than its first (section 2's recycling check): those rows may measure up to one pair tensor (section 1's
+# table) below the prediction, which is for default recycles.
 
 # %%
 sequence, origin = data.sequence_of_length(L_STEPS)
@@ -671,13 +672,13 @@ table[table["recipe"].str.contains("lean") | table["recipe"].isin(["int8", "int4
 fit.recipe_table()
 
 # %% [markdown]
-# ## 9 · Optional: 3,056 residues on a T4
+# ## 9 · Optional: 3,056 residues on a T4, predicted to fit
 #
 # **This optional section on a free Colab T4:** about 25 minutes (an estimate from the run plan, as in the header).
 #
 # Human ATM, the kinase that signals DNA double-strand breaks (UniProt
 # [Q13315](https://www.uniprot.org/uniprotkb/Q13315/entry)), is one chain about as long as the lean trunk is
-# predicted to fold within a T4's memory. A pair tensor is several GiB at this length (the cell prints it), so the fold
+# predicted (not yet measured) to fold within a T4's memory. A pair tensor is several GiB at this length (the cell prints it), so the fold
 # lives on the last two changes: one projection kept, and the language model parked in CPU RAM while the trunk runs.
 # One trunk pass, as in section 6; the cell prints the predictor's verdict first, and runs the fold only when
 # `FOLD_LONGEST` is True (parameter cell).

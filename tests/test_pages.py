@@ -300,6 +300,18 @@ def _schedule_minutes() -> list[int]:
             for column in ("teaching", "hands-on")]
 
 
+def _bf16_lean_1ca2() -> list:
+    """notebook 08's bf16-lean fold of 1CA2 in the class table (uncapped class) and in the uncapped benchmark, with the
+    two runs' dates: two numbers for one fold, each from its own CSV."""
+    classes, bench = _csv("08_cpu_classes.csv"), _csv("08_cpu_benchmark.csv")
+    length = len(data.seed_sequence())  # 1CA2 as deposited: 259 aa
+    cls = classes[(classes["recipe"] == "bf16-lean") & (classes["length"] == length)
+                  & (classes["CPU class"] == list(cpu.CPU_CLASSES)[-1])]
+    ben = bench[(bench["recipe"] == "bf16-lean") & (bench["length"] == length)]
+    date = lambda frame: re.search(r"\d{4}-\d\d-\d\d", frame["provenance"].iloc[0]).group()  # noqa: E731
+    return [round(cls["fold seconds"].median()), round(ben["fold seconds"].median()), date(cls), date(ben)]
+
+
 #: (page, the sentence as it must read, how its numbers are computed). The sentence is searched with the page's line
 #: breaks (and a notebook script's comment marks) folded into spaces.
 CLAIMS = [
@@ -337,7 +349,7 @@ CLAIMS = [
     ("notebooks/INSTRUCTOR_GUIDE.md", "where bf16 is not at least {}× fp32", lambda: [cpu.BF16_SPEEDUP_NEEDED]),
     ("notebooks/INSTRUCTOR_GUIDE.md", "where ≈ {:.0f} GB of RAM is available", _quantize_on_load_ram),
     ("notebooks/INSTRUCTOR_GUIDE.md", "(`outputs/esmfold-int8`, ≈ {:.1f} GB)", lambda: [_recipe_bytes("int8") / 1e9]),
-    ("notebooks/INSTRUCTOR_GUIDE.md", "the weights take {:.1f} GB", lambda: [_checkpoint_gb()]),
+    ("notebooks/INSTRUCTOR_GUIDE.md", "The checkpoint takes {:.1f} GB of a free Google account", lambda: [_checkpoint_gb()]),
     ("notebooks/INSTRUCTOR_GUIDE.md", "Teaching minutes: {}; exercise minutes: {}.", _schedule_minutes),
     ("notebooks/01_fp32_baseline.py", "**ESM-2 language model** ({} transformer layers)",
      lambda: [models.meta_model("random-full").config.num_hidden_layers]),
@@ -410,6 +422,15 @@ CLAIMS = [
      lambda: [_superscript_power_of_two(lean.AUTO_POSITIONS)]),
     ("notebooks/07_lean_trunk.py", "at L = 2,000 each is {:.1f} GiB", lambda: [_pair_gib(2000)]),
     ("notebooks/07_lean_trunk.py", "(about {:.1f} pair tensors at 2,048 and more residues", _lean_trunk_pair_tensors),
+    ("README.md", "*GB* and *GiB*: 10⁹ and 2³⁰ bytes (1 GiB = {:.3f} GB)", lambda: [GIB / 1e9]),
+    ("docs/results.md", "the same fold reads {} GiB more on a T4 (assumed) and {} GiB more on the H100 (measured)",
+     lambda: [gpu.T4.context_gib, *_h100_context_gib()]),
+    ("docs/results.md", "`bf16-lean` folds 1CA2 in {} s in the class table above and in {} s here. They are two runs on "
+     "the same CPU a day apart ({} and {})", _bf16_lean_1ca2),
+    ("notebooks/01_fp32_baseline.py", "nvidia-smi shows a Colab T4 with {:,} MiB", lambda: [figures.T4_NVIDIA_SMI_MIB]),
+    ("notebooks/01_fp32_baseline.py", "PyTorch's out-of-memory message writes the same bytes as \"{:.2f} GiB\"",
+     lambda: [math.floor(gpu.T4.total_gib * 100) / 100]),
+    ("notebooks/01_fp32_baseline.py", "What is left is *PyTorch's budget*, {:.2f} GiB", lambda: [gpu.T4.usable_gib]),
 ]
 
 
@@ -424,3 +445,54 @@ def _folded(page: str) -> str:
 def test_a_number_in_prose_agrees_with_its_source(page, sentence, source):
     expected = sentence.format(*source())
     assert expected in _folded(page), f"{page} should say: {expected}"
+
+
+def test_the_first_figure_s_title_is_read_from_the_grid_it_shows():
+    """The README's first figure carries its title in the PNG's metadata: it names the grid it was predicted on, and
+    its longest bar is the grid's end."""
+    from PIL import Image
+
+    grid = sorted(int(n) for n in _csv("04_predicted_grid.csv")["length"].unique())
+    title = Image.open(figures.figures_dir() / "04_max_length.png").text["Title"]
+    assert title == figures.max_length_title(grid), "run `python -m tools.figures`"
+    assert f"{grid[0]}–{grid[-1]:,} aa grid" in title
+    table = _csv("04_max_length.csv")
+    t4 = next(c for c in table.columns if c.startswith("free T4"))
+    bars = [figures._t4_length(cell) for cell in table[t4]]
+    assert max(length for length, _ in bars) == grid[-1]
+    assert all(length <= grid[-1] for length, _ in bars)
+    assert "(figures/04_max_length.png)" in (ROOT / "README.md").read_text().split("## ")[0]  # the README's first picture
+
+
+def test_the_t4_budget_table_names_each_step_once_and_the_pages_use_those_names():
+    rows = figures.budget_rows()
+    names = [re.match(r"[−= ]*\*\*(.+?)\*\*", step).group(1) for step, _, _ in rows]
+    assert len(set(names)) == len(names)
+    assert rows[0][1].startswith(f"{figures.T4_NVIDIA_SMI_MIB:,} MiB") and figures.T4_NVIDIA_SMI_MIB / 1024 == 15.0
+    assert f"{gpu.T4.total_gib:.2f} GiB" in rows[1][1] and f"{gpu.T4.usable_gib:.2f} GiB" in rows[3][1]
+    assert gpu.T4.total_gib - gpu.T4.context_gib == pytest.approx(gpu.T4.usable_gib)
+    for page in ("notebooks/01_fp32_baseline.py", "docs/results.md"):
+        text = _folded(page)
+        assert "PyTorch's budget" in text and "CUDA total" in text and "CUDA context" in text, page
+
+
+def test_the_3000_residue_fold_is_called_predicted_until_a_gpu_measures_it():
+    """Every phrase that promises ≈ 3,000 residues on a T4 says "predicted" in it, unless a lean fold of 3,000 or
+    more residues fitted under a T4 cap (figures/09_*.csv)."""
+    rows = pd.concat([_csv(n) for n in ("09_gpu_check.csv", "09_gpu_limits.csv", "09_gpu_recheck.csv")])
+    measured = rows[(rows["step"] == "fold") & (rows["status"] == "ok") & (rows["lean trunk"].astype(str) == "True")
+                    & (rows["length"].astype(float) >= 3000)]
+    if not measured.empty:
+        pytest.skip("a GPU has measured it")
+    pages = ["README.md", "notebooks/INSTRUCTOR_GUIDE.md"] + [f"notebooks/{p.name}" for p in
+                                                              sorted((ROOT / "notebooks").glob("0*.py"))]
+    found = 0
+    for page in pages:
+        text = (ROOT / page).read_text()
+        if page.endswith(".py"):  # the notebook's markdown cells only
+            text = "\n".join(re.findall(r"^# %% \[markdown\]\n((?:#.*\n?)*)", text, flags=re.M))
+        for phrase in re.findall(r"[^.;:|\]\[(]*(?:3,000|3,056)[^.;|\])]*", re.sub(r"\s+", " ", re.sub(r"^# ?", "", text, flags=re.M))):
+            if re.search(r"\bT4\b|fold|residues", phrase):
+                found += 1
+                assert "predicted" in phrase, f"{page}: {phrase.strip()}"
+    assert found >= 4

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 import subprocess
 import sys
@@ -14,12 +15,16 @@ import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import pandas as pd
 import torch
 import transformers
 
 from helpers import benchmark, cpu, data, fit, gpu, lean, memory, models, notebook, plots, recipes, structure
 from tools import plan
+
+
+GIB = 2**30
 
 
 def _save(fig, path: Path) -> Path:
@@ -166,8 +171,8 @@ def recipe_weights_figure(out_dir: Path) -> Path:
 def weights_table_markdown() -> str:
     """The README's per-recipe weights table, rendered from figures/03_recipe_weights.csv."""
     table = pd.read_csv(figures_dir() / "03_recipe_weights.csv")
-    lines = ["| recipe | how it loads | weights (GB) | weights (GiB) | of which language model (GiB) | share of a T4's "
-             f"{gpu.T4.usable_gib:.2f} GiB for PyTorch |",
+    lines = ["| recipe | how it loads | weights (GB) | weights (GiB) | of which language model (GiB) | share of PyTorch's budget on a T4 ("
+             f"{gpu.T4.usable_gib:.2f} GiB) |",
              "|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
         lines.append(
@@ -204,25 +209,76 @@ def max_length_table(out_dir: Path) -> Path:
     return path
 
 
+ORIGINAL_SHADE, LEAN_SHADE = "#b8c4cc", "#2b6f9e"
+#: The recipes of the README's first figure, least to most compressed (float8 and torchao fit as int8 does).
+HERO_RECIPES = ("fp32", "fp16", "fp16-offload", "int8-lm", "int8", "int4")
+
+
+def _t4_length(cell: str) -> tuple[int, bool]:
+    """(length, the grid ends there) of a hardware-table cell such as "≥ 3072 aa" or "768 aa (chunk 128)"; (0, False)
+    where nothing fits."""
+    found = re.search(r"(≥\s*)?(\d+) aa", str(cell))
+    return (int(found.group(2)), bool(found.group(1))) if found else (0, False)
+
+
+def measured_t4_limits() -> dict[tuple[str, bool], int]:
+    """{(recipe, lean): the longest fold measured under the T4 cap on the H100 (figures/09_*.csv) that fitted}, for the
+    folds of the original trunk chunked or not and of the lean trunk."""
+    out_dir = figures_dir()
+    rows = pd.concat([pd.read_csv(out_dir / name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV, GPU_RECHECK_CSV)
+                      if (out_dir / name).exists()], ignore_index=True)
+    capped = pd.to_numeric(rows["cap (GiB)"], errors="coerce") <= gpu.T4.total_gib  # "none": uncapped, not a T4
+    rows = rows[(rows["step"] == "fold") & (rows["status"] == "ok") & capped]
+    out: dict[tuple[str, bool], int] = {}
+    for _, r in rows.iterrows():
+        key = (r["recipe"], str(r["lean trunk"]) == "True")
+        out[key] = max(out.get(key, 0), int(r["length"]))
+    return out
+
+
+def max_length_title(grid_lengths) -> str:
+    """The first figure's title, from the grid it was predicted on."""
+    lengths = sorted(int(n) for n in grid_lengths)
+    return (f"On a free Colab T4: the longest protein each recipe folds (predicted on a {lengths[0]}–{lengths[-1]:,} "
+            "aa grid)")
+
+
 def max_length_figure(out_dir: Path) -> Path:
-    """Grouped bars: the longest predicted length per recipe for each GPU size (from figures/04_max_length.csv)."""
-    table = pd.read_csv(out_dir / "04_max_length.csv")
-    budgets = list(gpu.CARDS)
-    fig, ax = plt.subplots(figsize=(10, 4.6))
-    width = 0.8 / len(table)
-    for i, (_, row) in enumerate(table.iterrows()):
-        lengths = [int(re.search(r"(\d+) aa", str(row[b])).group(1)) if "aa" in str(row[b]) else 0 for b in budgets]
-        xs = [j + (i - len(table) / 2 + 0.5) * width for j in range(len(budgets))]
-        ax.bar(xs, lengths, width=width, color=recipes.colour(row["recipe"]), label=row["recipe"])
-    ax.set_xticks(range(len(budgets)), budgets)
-    ax.set_xlabel("GPU memory")
-    ax.set_ylabel("longest protein that fits (residues)")
-    ax.set_title("Which recipe fits my GPU? Longest predicted length (best chunk size), grid 64–1,536 aa")
-    ax.legend(fontsize=8, ncol=4)
-    fig.text(0.01, 0.01, "PREDICTION, not measured: " + table["provenance"].iloc[0].split(": ", 1)[1][:170] + " …",
-             fontsize=6.5, color="0.35")
-    fig.subplots_adjust(bottom=0.2)
-    return _save(fig, out_dir / "04_max_length.png")
+    """The README's first figure: on a free T4, the longest protein each recipe is predicted to fold, original trunk
+    (best chunk size) against notebook 07's lean trunk, with the folds measured under a T4 cap marked."""
+    table = pd.read_csv(out_dir / "04_max_length.csv").set_index("recipe")
+    grid = pd.read_csv(out_dir / "04_predicted_grid.csv")
+    t4 = next(c for c in table.columns if c.startswith("free T4"))
+    measured = measured_t4_limits()
+    fig, ax = plt.subplots(figsize=(9, 4.4))
+    names = [r for r in HERO_RECIPES if r in table.index][::-1]
+    top = max(int(n) for n in grid["length"].unique())
+    for y, name in enumerate(names):
+        for offset, lean, shade in ((0.2, False, ORIGINAL_SHADE), (-0.2, True, LEAN_SHADE)):
+            length, open_ended = _t4_length(table.loc[f"{name} + lean trunk" if lean else name, t4])
+            ax.barh(y + offset, length, height=0.36, color=shade, edgecolor="white")
+            label = ("≥ " if open_ended else "") + (f"{length:,}" if length else "does not fit")
+            ax.text(max(length, measured.get((name, lean), 0)) + 30, y + offset, label, va="center", fontsize=9.5,
+                    fontweight="bold" if lean else "normal")
+            if (name, lean) in measured:
+                ax.plot(measured[name, lean], y + offset, marker="D", color="black", markersize=6, zorder=3)
+    ax.set_yticks(range(len(names)), names, fontsize=10)
+    ax.set_xlim(0, top * 1.12)
+    ax.set_xlabel("residues (amino acids)")
+    ax.set_title(max_length_title(grid["length"].unique()), fontsize=11)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=ORIGINAL_SHADE), plt.Rectangle((0, 0), 1, 1, color=LEAN_SHADE),
+               plt.Line2D([], [], marker="D", color="black", linestyle="none")]
+    ax.legend(handles, ["original trunk (best chunk size), predicted", "lean trunk (notebook 07), predicted",
+                        "longest fold measured: fitted on an H100 capped to a T4"], fontsize=8.5, loc="upper right",
+              framealpha=0.95)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.text(0.01, 0.015, f"Bars: predicted, not measured (a fold fits within the {gpu.T4.usable_gib:.2f} GiB a T4 "
+             "leaves PyTorch). Measured lean folds ran the first seven of its nine changes. Sources: docs/results.md",
+             fontsize=7.5, color="0.35")
+    fig.subplots_adjust(left=0.14, right=0.98, bottom=0.17, top=0.9)
+    fig.savefig(out_dir / "04_max_length.png", dpi=110, metadata={"Title": max_length_title(grid["length"].unique())})
+    plt.close(fig)
+    return out_dir / "04_max_length.png"
 
 
 def max_length_markdown() -> str:
@@ -354,16 +410,23 @@ def lean_steps_figure(out_dir: Path) -> Path:
                       label=f"L = {length:,}", color=["#4C72B0", "#DD8452"][i % 2])
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.axhline(gpu.T4.total_gib, color="red", ls="--", lw=1.2)
-    ax.text(len(steps) - 0.6, gpu.T4.total_gib + 0.5, f"free Colab T4 ({gpu.T4.total_gib:.2f} GiB)", color="red",
+    ax.text(len(steps) - 0.6, gpu.T4.total_gib + 0.5, f"CUDA total of a free T4 ({gpu.T4.total_gib:.2f} GiB)", color="red",
             ha="right", fontsize=8)
-    ax.set_xticks(range(len(steps)), [s.replace("original model, ", "original\n") for s in steps], fontsize=8)
+    labels = [s.replace("original model, ", "original\n").replace("+ ", "+\n").replace("_module", "_\nmodule")
+              for s in steps]
+    ax.set_xticks(range(len(steps)), labels, fontsize=8)
     ax.set_ylabel("predicted GPU memory on a T4,\nas nvidia-smi would show it (GiB)")
     ax.set_yscale("log")
     ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
     ax.legend(fontsize=8)
-    footer = ("PREDICTION, not measured: " + _lean_provenance(table).split(": ", 1)[1]
-              + f"; bars: peak allocated + the allocator's cache ({fit.CACHE_SHARE} × activations, measured on an H100) "
-              f"+ Quanto's {fit.QUANTO_ALLOWANCE_GIB} GiB + a T4's CUDA context ({gpu.T4.context_gib} GiB, assumed).")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks([4, 6, 10, 15, 20, 30, 40])
+    footer = ("PREDICTION, not measured: " + _lean_provenance(table).split(": ", 1)[1].replace(
+        "; values: peak allocated (no CUDA context)", "")
+              + f". Bars: what nvidia-smi would show on a T4 = the predicted peak allocated + the allocator's cache "
+              f"({fit.CACHE_SHARE} × activations, measured on an H100) + Quanto's {fit.QUANTO_ALLOWANCE_GIB} GiB + a "
+              f"T4's CUDA context ({gpu.T4.context_gib} GiB, assumed), against the T4's CUDA total.")
     fig.text(0.01, 0.01, "\n".join(textwrap.wrap(footer, 190)), fontsize=6.5, color="0.35")
     fig.subplots_adjust(bottom=0.24)
     return _save(fig, out_dir / "07_lean_steps.png")
@@ -652,6 +715,17 @@ def seed_cache_markdown() -> str:
 
 def gpu_findings_markdown() -> str:
     """What the GPU check found, rendered from figures/09_gpu_vs_predicted.csv: the trace's agreement over every
+def _one_pass_lower(folds: pd.DataFrame) -> float:
+    """The largest share by which a measured fold with one trunk pass peaked below the same fold (recipe, length,
+    chunk, trunk, measurement) with more passes."""
+    shares = []
+    for _, part in folds.groupby(["check", "recipe", "length", "chunk size", "lean trunk"]):
+        by = part.groupby("trunk passes")["peak allocated (GiB)"].median()
+        if len(by) > 1 and by.index.min() == 1:
+            shares.append(1 - by.iloc[0] / by.iloc[1:].max())
+    return max(shares)
+
+
     fold, then the folds at and around the T4 limits."""
     table = pd.read_csv(figures_dir() / "09_gpu_vs_predicted.csv")
     ok = table[table["status"] == "ok"]
@@ -663,8 +737,8 @@ def gpu_findings_markdown() -> str:
              f"{ratio.max():.3f}.",
              "- Around the T4 limits, each fold either right after a fresh load or after a session of shorter folds, "
              "as in a notebook (column `loaded`). Out of memory (OOM) under the cap is the expected outcome one grid "
-             "step beyond a limit. The peak does not depend on the number of trunk passes: compare the rows that "
-             "differ only in passes.", "",
+             f"step beyond a limit. One trunk pass peaks slightly lower than several: at most {_one_pass_lower(ok):.1%} "
+             "lower (compare the rows that differ only in passes).", "",
              "| recipe | length | chunk | lean | trunk passes | loaded | status | peak allocated (GiB) | predicted (GiB) "
              "| seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in limits.iterrows():
@@ -732,6 +806,52 @@ def cpu_chunks_markdown() -> str:
 
 def time_model_markdown() -> str:
     """The T4 run-time model's terms and their sources, as `tools.plan` holds them."""
+#: A free Colab T4 as nvidia-smi shows it, MiB: Colab's resource panel reads "GPU RAM … / 15.0 GB" (COLAB_PANEL).
+T4_NVIDIA_SMI_MIB = 15_360
+COLAB_PANEL = "https://github.com/googlecolab/colabtools/issues/3909"
+T4_DEVICE_QUERY = "https://github.com/enriicola/high-performance-clowns/blob/main/mandelbrot/report/report.md"
+T4_TORCH_MESSAGE = "https://github.com/zai-org/CogVideo/issues/741"
+CONTEXT_SOURCE = "https://github.com/pytorch/pytorch/issues/109888"
+
+
+def budget_rows() -> list[tuple[str, str, str]]:
+    """(step, value, source) of a free T4's memory, from the card to what a fold may ask of PyTorch: one name per
+    step, used everywhere in the series."""
+    caps = pd.concat([pd.read_csv(figures_dir() / name) for name in (GPU_CHECK_CSV, GPU_LIMITS_CSV, GPU_RECHECK_CSV)
+                      if (figures_dir() / name).exists()])["cap (GiB)"]
+    cap = pd.to_numeric(caps, errors="coerce").dropna().max()
+    t4 = gpu.T4
+    margin_from = t4.usable_gib - gpu.BORDERLINE_GIB
+    return [
+        ("**nvidia-smi total**: the card as Colab shows it", f"{T4_NVIDIA_SMI_MIB:,} MiB = "
+         f"{T4_NVIDIA_SMI_MIB / 1024:.2f} GiB", f"Colab's resource panel, \"GPU RAM … 15.0 GB\" ([colabtools#3909]"
+         f"({COLAB_PANEL}))"),
+        ("**CUDA total**: what CUDA offers one process", f"{round(t4.total_gib * GIB):,} bytes = "
+         f"{t4.total_gib:.2f} GiB", f"deviceQuery on Colab ([report]({T4_DEVICE_QUERY})); PyTorch's out-of-memory "
+         f"message truncates the same bytes to \"{math.floor(t4.total_gib * 100) / 100:.2f} GiB\" ([example]"
+         f"({T4_TORCH_MESSAGE}))"),
+        ("− **CUDA context**: CUDA's and cuBLAS's own memory", f"{t4.context_gib} GiB, assumed",
+         f"\"around 400MB\" ([pytorch#109888]({CONTEXT_SOURCE})); not measured on a T4 (on the H100: "
+         f"{fit.CUDA_CONTEXT_GIB} GiB, [below](#how-good-is-the-predictor))"),
+        ("= **PyTorch's budget**: what a fold's need is held against", f"{t4.usable_gib:.2f} GiB",
+         "CUDA total − CUDA context (`gpu.T4.usable_gib`); a fold's *need* is its peak allocated + the allocator's "
+         "cache (+ Quanto's allowance)"),
+        ("**borderline**: a need this close to the budget", f"{margin_from:.2f}–{t4.usable_gib:.2f} GiB "
+         f"(within {gpu.BORDERLINE_GIB} GiB)", "`gpu.BORDERLINE_GIB`: the context is assumed and the cache "
+         "measured on another GPU"),
+        ("**the H100's T4 cap** of the measurements so far", f"{cap:.2f} GiB = PyTorch's budget + "
+         f"{cap - t4.usable_gib:.2f} GiB", "figures/09_*.csv, column `cap (GiB)` (`make gpu-check` now caps at "
+         "PyTorch's budget)"),
+    ]
+
+
+def budget_markdown() -> str:
+    """The results page's T4 budget table."""
+    lines = ["| step | value | from |", "|---|---|---|"]
+    lines += [f"| {step} | {value} | {source} |" for step, value, source in budget_rows()]
+    return "\n".join(lines)
+
+
     lines = ["| term | value | from |", "|---|---|---|"]
     lines += [f"| {term} | {value} | {source} |" for term, value, source in plan.time_model_rows()]
     return "\n".join(lines)
@@ -741,7 +861,7 @@ _MARKS = {"weights": weights_table_markdown, "hardware": max_length_markdown, "s
           "recipes": recipe_markdown, "nogpu": cpu_markdown, "cpuclasses": cpu_classes_markdown,
           "lean": lean_markdown, "leancheck": lean_check_markdown, "terms": terms_markdown,
           "seedcache": seed_cache_markdown, "gpufindings": gpu_findings_markdown, "cpufindings": cpu_findings_markdown,
-          "cpuchunks": cpu_chunks_markdown, "timemodel": time_model_markdown}
+          "cpuchunks": cpu_chunks_markdown, "timemodel": time_model_markdown, "budget": budget_markdown}
 #: The pages whose <!-- NAME:start --> … <!-- NAME:end --> blocks are rendered from committed CSVs.
 PAGES = ("README.md", "docs/results.md")
 
