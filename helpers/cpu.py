@@ -19,7 +19,8 @@ from transformers.models.esm.modeling_esmfold import EsmFoldTriangularSelfAttent
 
 from helpers import data, lean, memory, models, quantization, recipes, rehearsal
 
-#: RAM of a free Colab CPU runtime, GB (10⁹ bytes) as Colab reports it.
+#: RAM of a free Colab CPU runtime, GB (10⁹ bytes) as Colab reports it: its resource panel reads "System RAM … / 12.7
+#: GB" (https://github.com/googlecolab/colabtools/issues/3909); Colab publishes no fixed figure (its FAQ: resources vary).
 COLAB_RAM_GB = 12.7
 #: The CPU class (`CPU_CLASSES`) a free Colab CPU runtime is planned as: the slowest measured, because Colab does not
 #: say which CPU a runtime gets. The tiny stand-in's rehearsal answers every question about the CPU as this class.

@@ -426,9 +426,9 @@ for recipe, length in [("fp16", 400), ("fp32", 700)]:
               f"({fit.grid_estimate(recipe, length)['how']})")
     except fit.TooLongError as err:
         print(err)
-print(f"fp16, 480 aa: {fit.check_fits('fp16', 480, card=gpu.T4):.2f} GiB with a T4's assumed "
-      f"{gpu.T4.context_gib} GiB CUDA context; section 6's trace: {query['predicted nvidia-smi (GiB)']:.2f} GiB with "
-      f"the H100's {fit.CUDA_CONTEXT_GIB} GiB")
+print(f"fp16, 480 aa, as nvidia-smi would show it: {fit.check_fits('fp16', 480, card=gpu.T4):.2f} GiB on a T4 (CUDA "
+      f"context {gpu.T4.context_gib} GiB, assumed), {query['predicted nvidia-smi (GiB)']:.2f} GiB on the H100 (CUDA "
+      f"context {fit.CUDA_CONTEXT_GIB} GiB, measured; section 6's trace): one need, two CUDA contexts")
 
 # %% tags=["show-output"]
 from IPython.display import Image

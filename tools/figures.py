@@ -417,13 +417,13 @@ def lean_steps_figure(out_dir: Path) -> Path:
     ax.set_xticks(range(len(steps)), labels, fontsize=8)
     ax.set_ylabel("predicted GPU memory on a T4,\nas nvidia-smi would show it (GiB)")
     ax.set_yscale("log")
-    ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
-    ax.legend(fontsize=8)
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks([4, 6, 10, 15, 20, 30, 40])
     footer = ("PREDICTION, not measured: " + _lean_provenance(table).split(": ", 1)[1].replace(
         "; values: peak allocated (no CUDA context)", "")
+    ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
+    ax.legend(fontsize=8)
               + f". Bars: what nvidia-smi would show on a T4 = the predicted peak allocated + the allocator's cache "
               f"({fit.CACHE_SHARE} × activations, measured on an H100) + Quanto's {fit.QUANTO_ALLOWANCE_GIB} GiB + a "
               f"T4's CUDA context ({gpu.T4.context_gib} GiB, assumed), against the T4's CUDA total.")
@@ -713,8 +713,6 @@ def seed_cache_markdown() -> str:
     return "\n".join(lines)
 
 
-def gpu_findings_markdown() -> str:
-    """What the GPU check found, rendered from figures/09_gpu_vs_predicted.csv: the trace's agreement over every
 def _one_pass_lower(folds: pd.DataFrame) -> float:
     """The largest share by which a measured fold with one trunk pass peaked below the same fold (recipe, length,
     chunk, trunk, measurement) with more passes."""
@@ -728,6 +726,8 @@ def _one_pass_lower(folds: pd.DataFrame) -> float:
 
     fold, then the folds at and around the T4 limits."""
     table = pd.read_csv(figures_dir() / "09_gpu_vs_predicted.csv")
+def gpu_findings_markdown() -> str:
+    """What the GPU check found, rendered from figures/09_gpu_vs_predicted.csv: the trace's agreement over every
     ok = table[table["status"] == "ok"]
     ratio = ok["measured / predicted, allocated"]
     lengths = f"{int(ok['length'].min()):,} to {int(ok['length'].max()):,}"
@@ -752,8 +752,8 @@ def _one_pass_lower(folds: pd.DataFrame) -> float:
     lines += ["", f"*measured: {row['device']}, driver {row['driver']}, torch {row['torch']}, transformers "
               f"{row['transformers']}, optimum-quanto {row['optimum-quanto']}, {row['date']}, {row['weights']}; cap "
               f"{cap} GiB, {cap - gpu.T4.usable_gib:.2f} GiB more than the "
-              f"{gpu.T4.usable_gib:.2f} GiB the predictor leaves PyTorch on a T4; lean rows: the first seven "
-              "changes (column `lean changes`); "
+              f"{gpu.T4.usable_gib:.2f} GiB of PyTorch's budget on a T4 (the H100's T4 cap, "
+              "[above](#a-t4s-memory-budget)); lean rows: the first seven changes (column `lean changes`); "
               "predicted: the fake-tensor trace for the same point. An OOM row's peak is what was allocated when it "
               "ran out.*"]
     return "\n".join(lines)
@@ -804,8 +804,6 @@ def cpu_chunks_markdown() -> str:
     return "\n".join(lines)
 
 
-def time_model_markdown() -> str:
-    """The T4 run-time model's terms and their sources, as `tools.plan` holds them."""
 #: A free Colab T4 as nvidia-smi shows it, MiB: Colab's resource panel reads "GPU RAM … / 15.0 GB" (COLAB_PANEL).
 T4_NVIDIA_SMI_MIB = 15_360
 COLAB_PANEL = "https://github.com/googlecolab/colabtools/issues/3909"
@@ -854,6 +852,8 @@ def budget_markdown() -> str:
 
     lines = ["| term | value | from |", "|---|---|---|"]
     lines += [f"| {term} | {value} | {source} |" for term, value, source in plan.time_model_rows()]
+def time_model_markdown() -> str:
+    """The T4 run-time model's terms and their sources, as `tools.plan` holds them."""
     return "\n".join(lines)
 
 
