@@ -420,10 +420,10 @@ def lean_steps_figure(out_dir: Path) -> Path:
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks([4, 6, 10, 15, 20, 30, 40])
-    footer = ("PREDICTION, not measured: " + _lean_provenance(table).split(": ", 1)[1].replace(
-        "; values: peak allocated (no CUDA context)", "")
     ax.set_title("The lean trunk, one change at a time: int8 weights, default recycles (cumulative left to right)")
     ax.legend(fontsize=8)
+    footer = ("PREDICTION, not measured: " + _lean_provenance(table).split(": ", 1)[1].replace(
+        "; values: peak allocated (no CUDA context)", "")
               + f". Bars: what nvidia-smi would show on a T4 = the predicted peak allocated + the allocator's cache "
               f"({fit.CACHE_SHARE} × activations, measured on an H100) + Quanto's {fit.QUANTO_ALLOWANCE_GIB} GiB + a "
               f"T4's CUDA context ({gpu.T4.context_gib} GiB, assumed), against the T4's CUDA total.")
@@ -724,10 +724,10 @@ def _one_pass_lower(folds: pd.DataFrame) -> float:
     return max(shares)
 
 
-    fold, then the folds at and around the T4 limits."""
-    table = pd.read_csv(figures_dir() / "09_gpu_vs_predicted.csv")
 def gpu_findings_markdown() -> str:
     """What the GPU check found, rendered from figures/09_gpu_vs_predicted.csv: the trace's agreement over every
+    fold, then the folds at and around the T4 limits."""
+    table = pd.read_csv(figures_dir() / "09_gpu_vs_predicted.csv")
     ok = table[table["status"] == "ok"]
     ratio = ok["measured / predicted, allocated"]
     lengths = f"{int(ok['length'].min()):,} to {int(ok['length'].max()):,}"
@@ -850,10 +850,10 @@ def budget_markdown() -> str:
     return "\n".join(lines)
 
 
-    lines = ["| term | value | from |", "|---|---|---|"]
-    lines += [f"| {term} | {value} | {source} |" for term, value, source in plan.time_model_rows()]
 def time_model_markdown() -> str:
     """The T4 run-time model's terms and their sources, as `tools.plan` holds them."""
+    lines = ["| term | value | from |", "|---|---|---|"]
+    lines += [f"| {term} | {value} | {source} |" for term, value, source in plan.time_model_rows()]
     return "\n".join(lines)
 
 
