@@ -413,7 +413,7 @@ memory.free_memory()
 
 # %% [markdown]
 # ## Next
-# [03 · Quanto int8 and beyond](03_quantization.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb)) — store weights in 8 (or 4) bits, and learn what that costs in
+# [03 · Quanto int8 and beyond: 8-bit, 4-bit and float8 weights](03_quantization.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb)) — store weights in 8 (or 4) bits, and learn what that costs in
 # time.
 #
-# ← Previous: [01 · The fp32 baseline](01_fp32_baseline.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/01_fp32_baseline.ipynb))
+# ← Previous: [01 · The fp32 baseline: ESMFold at full precision on a GPU](01_fp32_baseline.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/01_fp32_baseline.ipynb))

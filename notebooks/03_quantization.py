@@ -439,7 +439,7 @@ memory.free_memory()
 
 # %% [markdown]
 # ## Next
-# [04 · Memory and time against length — will it fit?](04_memory_vs_length.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/04_memory_vs_length.ipynb)) — how memory and time grow with the
+# [04 · Memory and time against sequence length — and “will it fit?”](04_memory_vs_length.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/04_memory_vs_length.ipynb)) — how memory and time grow with the
 # protein's length, where a T4 runs out for each recipe, and how to predict it before downloading anything.
 #
 # ← Previous: [02 · Half the language model: fp16](02_fp16.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/02_fp16.ipynb))

@@ -477,4 +477,4 @@ print(f"seconds ∝ L^{k:.2f} for {RECIPES[0]} (unchunked) over L = {ok['length'
 # [05 · How much accuracy does each recipe cost?](05_accuracy.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/05_accuracy.ipynb)) — measuring accuracy properly, against fp32 and
 # against experimental structures.
 #
-# ← Previous: [03 · Quanto int8 and beyond](03_quantization.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb))
+# ← Previous: [03 · Quanto int8 and beyond: 8-bit, 4-bit and float8 weights](03_quantization.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/03_quantization.ipynb))

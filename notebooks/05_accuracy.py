@@ -350,4 +350,4 @@ else:
 # ## Next
 # [06 · GPU-poor recipes: long proteins on a T4, CPU offload, batch folding, complexes](06_recipes.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/06_recipes.ipynb))
 #
-# ← Previous: [04 · Memory and time against length — will it fit?](04_memory_vs_length.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/04_memory_vs_length.ipynb))
+# ← Previous: [04 · Memory and time against sequence length — and “will it fit?”](04_memory_vs_length.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/04_memory_vs_length.ipynb))

@@ -495,6 +495,6 @@ for n, table in [(SWEEP_LENGTH, sweep), (CHUNK_LENGTH, mine_chunks)]:
 # ## Next
 # This is the last notebook of the series: on to the [results page](../docs/results.md#which-recipe-fits-my-hardware)
 # for the hardware table, back to the [README](../README.md), or to
-# [01 · The fp32 baseline](01_fp32_baseline.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/01_fp32_baseline.ipynb)) on a GPU runtime.
+# [01 · The fp32 baseline: ESMFold at full precision on a GPU](01_fp32_baseline.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/01_fp32_baseline.ipynb)) on a GPU runtime.
 #
 # ← Previous: [07 · A leaner folding trunk — a predicted 3,000 residues on a free T4 (advanced)](07_lean_trunk.ipynb) ([Colab](https://colab.research.google.com/github/OWNER/gpu-poor-esmfold/blob/v0.1.0/notebooks/07_lean_trunk.ipynb))

@@ -496,3 +496,17 @@ def test_the_3000_residue_fold_is_called_predicted_until_a_gpu_measures_it():
                 found += 1
                 assert "predicted" in phrase, f"{page}: {phrase.strip()}"
     assert found >= 4
+
+
+def test_every_notebook_is_named_by_its_own_title_in_the_readme_and_the_navigation_links():
+    titles = {}
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        found = re.search(r"^# # (\d\d) · (.+)$", path.read_text(), re.M)
+        titles[found.group(1)] = found.group(2)
+    readme = (ROOT / "README.md").read_text()
+    for number, title in titles.items():
+        link = re.search(rf"^\| {number} \| \[([^\]]+)\]", readme, re.M).group(1)
+        assert title.startswith(link), (number, link, title)  # the README may stop at the title's colon
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        for number, text in re.findall(r"\[(\d\d) · ([^\]]+)\]\(\d\d_", path.read_text()):
+            assert text == titles[number], (path.name, number, text)
