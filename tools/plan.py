@@ -506,8 +506,8 @@ def totals(plan: pd.DataFrame) -> pd.DataFrame:
 
 
 def reprice(plan: pd.DataFrame, h100_model: dict | None = None) -> pd.DataFrame:
-    """The plan with every GPU fold's seconds recomputed by today's time model from its own columns (what the
-    notebook does is unchanged: no rehearsal needed)."""
+    """The plan with every GPU fold's seconds recomputed by today's time model from its own columns, and each row's
+    section title as the notebook reads today (what the notebook does is unchanged: no rehearsal needed)."""
     h100_model = h100_model or _per_pass_curves()
     plan = plan.copy()
 
@@ -520,6 +520,10 @@ def reprice(plan: pd.DataFrame, h100_model: dict | None = None) -> pd.DataFrame:
         h100, t4 = gpu_fold_seconds(fold, h100_model)
         plan.loc[index, "H100 seconds (model)"] = h100
         plan.loc[index, "estimated seconds"] = 0.0 if fold.get("verdict") == "over" else t4
+    for path in series():  # section titles as the notebooks read today
+        sections = {c["cell"]: c["section"] for c in _cells(path)}
+        rows = (plan["notebook"] == path.stem) & (plan["cell"] > 0)
+        plan.loc[rows, "section"] = plan.loc[rows, "cell"].map(sections).fillna(plan.loc[rows, "section"])
     plan.loc[(plan["event"] == "fold") & (plan["runtime"] == "gpu"), "basis"] = plan.loc[
         (plan["event"] == "fold") & (plan["runtime"] == "gpu"), "verdict"].map(
         lambda v: "H100 seconds: fixed cost × host factor or GPU work × T4 factors" + (
@@ -675,8 +679,8 @@ def main(argv: list[str]) -> int:
         plan = pd.DataFrame(rows).assign(provenance=provenance())  # rows of notebooks not rehearsed keep theirs
         if names and PLAN_CSV.exists():
             kept = reprice(pd.read_csv(PLAN_CSV), h100_model)
-            plan = pd.concat([kept[~kept["notebook"].str[:2].isin(names)], plan],
-                             ignore_index=True).sort_values(["notebook", "cell"], kind="stable")
+            plan = pd.concat([kept[~kept["notebook"].str[:2].isin(names)], plan],  # each notebook's rows in their order
+                             ignore_index=True).sort_values("notebook", kind="stable")
         plan.to_csv(PLAN_CSV, index=False)
         print(f"wrote {PLAN_CSV}")
     plan = pd.read_csv(PLAN_CSV)
