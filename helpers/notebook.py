@@ -11,7 +11,7 @@ import torch
 import transformers
 from IPython.display import HTML, display
 
-from helpers import cpu, gpu, models, rehearsal
+from helpers import colab, cpu, gpu, models, rehearsal
 
 #: Versions this series was tested with (CI) and the oldest it is meant to accept (Colab's image, 2026-08).
 TESTED = {"torch": ("2.11", "2.13"), "transformers": ("5.15", "5.23")}
@@ -88,7 +88,12 @@ def start(needs_gpu: bool = True) -> str:
     # ≈ 0.3 s a call. What exists now (the libraries) lives as long as the kernel; frozen, it is not walked again.
     gc.collect()
     gc.freeze()
-    device = models.require_gpu(device=None) if needs_gpu else models.default_device()
+    try:
+        device = models.require_gpu(device=None) if needs_gpu else models.default_device()
+    except models.NoGPUError as err:
+        if not colab.in_colab():
+            raise
+        raise SystemExit(str(err).splitlines()[0]) from None  # in Colab: the one sentence that says what to do
     cap = gpu.cap(gpu.session_cap())
     rehearsed = gpu.emulated()
     print(f"device: {device_name(device)}" + (f" (capped at {cap} GiB)" if cap else "")

@@ -191,9 +191,23 @@ def test_without_drive_cache_or_with_drive_refused_the_checkpoint_goes_to_the_ru
     assert files_under(tmp_path / "drive") == []
 
 
+def test_a_colab_runtime_without_a_gpu_stops_with_one_sentence(monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.delenv(models.WEIGHTS_ENV, raising=False)  # the real weights
+    monkeypatch.setattr(models, "default_device", lambda: "cpu")
+    with pytest.raises(SystemExit) as stop:
+        notebook.start()
+    message = str(stop.value)
+    assert "Runtime → Change runtime type → T4 GPU" in message and "\n" not in message
+    assert message.count(": ") == 1 and message.endswith(").")
+
+
 def test_choosing_the_drive_cache_after_transformers_is_imported_says_to_restart(monkeypatch):
     import huggingface_hub  # noqa: F401 — what any helper's import brings in
 
+    assert "huggingface_hub" in sys.modules
     monkeypatch.delenv("HF_HOME", raising=False)
     with pytest.raises(RuntimeError, match=r"restart the session .* run the setup cell first\.$"):
         colab.use_drive_cache()

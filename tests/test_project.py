@@ -132,7 +132,7 @@ def test_readme_states_two_commands_and_ci_runs_the_test_one():
     commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.split("#")[0].strip()]
     assert commands == ["make tutorial", "make test"]
     ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert ci[-2:] == ["make test", "make test-colab"]
+    assert ci[-1] == "make test-colab" and ci.index("make test") < len(ci) - 1
     assert not any(line.startswith(("pip", "pytest", "python")) for line in ci)
 
 

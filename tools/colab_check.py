@@ -31,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tools" / "colab_image.txt"
 RUNTIME = ROOT / "tools" / "colab_runtime"
+#: Where Debian's ccache puts its compiler links: where present, Quanto's C++ kernels, which each fresh runtime
+#: compiles on first use (≈ 45 s), come from the compiler cache after the first notebook.
+CCACHE = "/usr/lib/ccache"
 #: Installed by a setup cell for a path the tiny run does not take (notebook 04 with FULL = True uses torchao).
 PARAMETER_PATHS = {"04": {"torchao"}}
 #: The second run of a setup cell must print this (helpers.colab.setup) and change no installed package.
@@ -113,7 +116,9 @@ def runtime(folder: Path, base: Path, env: dict) -> str:
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [str(folder / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": name, "language": "python", "env": env}))
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(folder / "share" / "jupyter"), os.environ.get("JUPYTER_PATH", "")])
+    if str(folder / "share" / "jupyter") not in os.environ.get("JUPYTER_PATH", ""):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([str(folder / "share" / "jupyter"),
+                                                      os.environ.get("JUPYTER_PATH", "")])
     return name
 
 
@@ -144,17 +149,22 @@ def imported(record: Path) -> set[str]:
     return used
 
 
-def check(path: Path, work: Path, base: Path) -> list[str]:
-    """Run one stamped notebook as a fresh Colab runtime; return what is wrong (nothing when all holds)."""
+def check(path: Path, work: Path, base: Path, timing: dict) -> list[str]:
+    """Run one stamped notebook as a fresh Colab runtime; return what is wrong (nothing when all holds). `timing`
+    gets the seconds of the setup cell (kernel start and installs) and of the whole run."""
     import nbformat
     from nbclient import NotebookClient
 
-    rt, home, record = work / f"runtime-{path.stem[:2]}", work / f"home-{path.stem[:2]}", work / f"{path.stem}.imports"
+    # Each runtime at the same path, so that a compiler cache recognises Quanto's kernels from the last one
+    rt, home, record = work / "runtime", work / "home", work / f"{path.stem}.imports"
+    for folder in (rt, home):
+        shutil.rmtree(folder, ignore_errors=True)
     home.mkdir()
     env = {"HOME": str(home), "PYTHONPATH": str(RUNTIME), "ESMFOLD_IMPORTS_OUT": str(record),
            "COLAB_DRIVE_FOLDER": str(work / "drive"), "ESMFOLD_WEIGHTS": "tiny",
            "ESMFOLD_CACHE": str(work / "esmfold-cache"), "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
-           "PATH": f"{rt / 'bin'}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "agg"}
+           "PATH": os.pathsep.join([str(rt / "bin"), *[CCACHE] * Path(CCACHE).is_dir(), os.environ["PATH"]]),
+           "CCACHE_DIR": str(Path.home() / ".cache" / "ccache"), "CCACHE_BASEDIR": str(work), "MPLBACKEND": "agg"}
     shared = ROOT.parent / "shared"
     if os.environ.get("ESMFOLD_DATA") or shared.is_dir():
         env["ESMFOLD_DATA"] = os.environ.get("ESMFOLD_DATA") or str(shared)
@@ -162,10 +172,12 @@ def check(path: Path, work: Path, base: Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     setup = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "IS_COLAB" in c.source)
     client = NotebookClient(nb, timeout=1800, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}})
-    problems = []
+    problems, started = [], time.perf_counter()
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
+            if index == setup:
+                timing["setup cell"] = time.perf_counter() - started
         probe = nbformat.v4.new_code_cell(_PROBE)
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
@@ -174,6 +186,7 @@ def check(path: Path, work: Path, base: Path) -> list[str]:
         nb.cells.append(again)
         client.execute_cell(again, len(nb.cells) - 1)
         after = installed(rt)
+    timing["run"] = time.perf_counter() - started
     text = "".join(o.get("text", "") for o in again.outputs)
     if before != after or NOTHING_TO_INSTALL not in text:
         problems.append(f"a second run of the setup cell installed {sorted(set(after) - set(before))}: {text.strip()}")
@@ -211,14 +224,16 @@ def main(names: list[str] | None = None) -> int:
         for path in sorted((work / "repo" / "notebooks").glob("[0-9][0-9]_*.ipynb")):
             if names and not any(path.name.startswith(n) for n in names):
                 continue
-            start = time.perf_counter()
+            start, timing = time.perf_counter(), {}
             try:
-                problems = check(path, work, base)
+                problems = check(path, work, base, timing)
             except Exception as err:  # noqa: BLE001 — report every notebook
                 problems = [failure(err)]
             failed += bool(problems)
             status = "ok" if not problems else "FAILED"
-            print(f"{status:>7}  {path.name} ({time.perf_counter() - start:.0f} s): installs {sorted(needs(path))}"
+            seconds = ", ".join(f"{k} {v:.0f} s" for k, v in timing.items())
+            print(f"{status:>7}  {path.name} ({time.perf_counter() - start:.0f} s; {seconds}): installs "
+                  f"{sorted(needs(path))}"
                   + "".join(f"\n         - {p}" for p in problems), flush=True)
             checked += 1
     print(f"colab-check: {checked - failed} passed, {failed} failed")

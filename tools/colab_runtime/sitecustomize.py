@@ -5,6 +5,7 @@ which transformers imports on its own wherever it is installed — which code as
 
 import atexit
 import builtins
+import importlib
 import os
 import sys
 
@@ -22,6 +23,14 @@ if _OUT:
         return _import(name, globals, locals, fromlist, level)
 
     builtins.__import__ = _recording_import
+    _import_module = importlib.import_module
+
+    def _recording_import_module(name, package=None):  # helpers.colab.optional imports this way
+        if name.split(".")[0] == "torchao":
+            _asked.add(sys._getframe(1).f_globals.get("__name__", ""))
+        return _import_module(name, package)
+
+    importlib.import_module = _recording_import_module
 
     def _write():
         modules = sorted({name.split(".")[0] for name in list(sys.modules)})
