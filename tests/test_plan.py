@@ -201,3 +201,22 @@ def test_an_optional_section_stays_outside_the_run_all_total_and_states_its_own_
     for _, total in TOTALS[TOTALS["optional minutes"] > 0].iterrows():
         script = (plan.ROOT / "notebooks" / f"{total['notebook']}.py").read_text()
         assert plan.optional_line(total) in script
+
+
+def test_a_cpu_rehearsal_answers_as_the_class_it_is_told_and_chooses_that_class_s_recipe(tmp_path, monkeypatch):
+    import torch
+
+    from helpers import cpu
+
+    monkeypatch.setenv(rehearsal.LOG_ENV, str(tmp_path))
+    rehearsal.install(on_gpu=False)
+    try:
+        assert cpu.cpu_class() == cpu.COLAB_CPU_CLASS and cpu.choose_recipe()[0] == cpu.FP32_ARITHMETIC_RECIPE
+        monkeypatch.setenv(cpu.REHEARSAL_CLASS_ENV, plan.PLANNED_CPU_CLASSES[-1])
+        cpu.probe_gflops.cache_clear()
+        assert cpu.cpu_class() == plan.PLANNED_CPU_CLASSES[-1]
+        speedup = cpu.matmul_gflops(torch.bfloat16) / cpu.matmul_gflops(torch.float32)
+        assert cpu.choose_recipe(speedup)[0] == cpu.BF16_RECIPE  # the bf16 CPU of the plan's second rehearsal
+    finally:
+        rehearsal.uninstall()
+        cpu.probe_gflops.cache_clear()
