@@ -323,15 +323,16 @@ def rehearse(path: Path, log_dir: Path, timeout: int = 1800, cpu_class: str | No
     return log_dir
 
 
-def rehearse_rows(path: Path, log_dir: Path, h100_model: dict | None = None) -> list[dict]:
-    """A notebook's plan rows from its rehearsal in `log_dir` (rehearsed now if it is not there); a CPU notebook is
-    rehearsed again as each other class of PLANNED_CPU_CLASSES, in a folder of its own."""
+def rehearse_rows(path: Path, log_dir: Path, h100_model: dict | None = None, other_classes: bool = True) -> list[dict]:
+    """A notebook's plan rows from its rehearsal in `log_dir` (rehearsed now if it is not there); with
+    `other_classes`, a CPU notebook is rehearsed again as each other class of PLANNED_CPU_CLASSES, in a folder of its
+    own."""
     events = events_of(path, log_dir)
     if not events:
         rehearse(path, log_dir)
         events = events_of(path, log_dir)
     rows = plan_rows(path, events, h100_model)
-    if rows and rows[0]["runtime"] == "cpu":
+    if rows and rows[0]["runtime"] == "cpu" and other_classes:
         for name in PLANNED_CPU_CLASSES[1:]:
             with tempfile.TemporaryDirectory(prefix="rehearsal-") as other:
                 rehearse(path, Path(other), cpu_class=name)
@@ -524,6 +525,9 @@ def reprice(plan: pd.DataFrame, h100_model: dict | None = None) -> pd.DataFrame:
         sections = {c["cell"]: c["section"] for c in _cells(path)}
         rows = (plan["notebook"] == path.stem) & (plan["cell"] > 0)
         plan.loc[rows, "section"] = plan.loc[rows, "cell"].map(sections).fillna(plan.loc[rows, "section"])
+    # the rehearsal's part of each row's provenance stays; the part that says how seconds are estimated is today's
+    estimate = "; seconds are ESTIMATES" + provenance().split("; seconds are ESTIMATES", 1)[1]
+    plan["provenance"] = plan["provenance"].str.split("; seconds are ESTIMATES").str[0] + estimate
     plan.loc[(plan["event"] == "fold") & (plan["runtime"] == "gpu"), "basis"] = plan.loc[
         (plan["event"] == "fold") & (plan["runtime"] == "gpu"), "verdict"].map(
         lambda v: "H100 seconds: fixed cost × host factor or GPU work × T4 factors" + (

@@ -78,6 +78,8 @@ def h100_seconds(totals_row) -> float:
     the page cache (the H100 loaded in 3–7 s), its CPU work as measured; no download."""
     rows = plan.load_plan()
     part = rows[rows["notebook"] == totals_row["notebook"]]
+    if totals_row["runtime"] == "cpu":  # the CPU class the plan names, not every class it was rehearsed as
+        part = part[part["CPU class"] == totals_row["planned as"]]
     folds = part.loc[part["event"] == "fold", "H100 seconds (model)"].fillna(0).sum()
     if totals_row["runtime"] == "cpu":  # notebook 08 folds on the CPU whatever the machine
         folds = part.loc[part["event"] == "fold", "estimated seconds"].sum()
