@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 #: What the series uses that Colab (2026-08) does not preinstall: distribution → the pinned requirement, the same pins
 #: as requirements.txt (a test checks), and the module a helper imports.
@@ -67,11 +68,28 @@ def to_install(needs: list[str]) -> list[str]:
             found = None
         if found == PINS[name] or (found and name in KEEP_IF_PRESENT):
             continue
-        if found:
-            print(f"{name} {found} is installed; this series is tested with {PINS[name]}, which replaces it"
-                  + (" (restart the session if a cell already used it)." if MODULES[name] in sys.modules else "."))
+        if found and MODULES[name] in sys.modules:
+            print(f"{name} {found} is already loaded, and this series needs {PINS[name]}: after this cell, restart "
+                  "the session (Runtime → Restart session) and run all cells again.")
+        elif found:
+            print(f"{name} {found} is installed; this series is tested with {PINS[name]}, which replaces it.")
         missing.append(f"{name}=={PINS[name]}")
     return missing
+
+
+def keep_colabs() -> str:
+    """A pip constraints file holding the torch, transformers and accelerate this runtime has: installing what Colab
+    lacks never replaces them (their versions match Colab's CUDA and each other)."""
+    lines = []
+    for name in ("torch", "transformers", "accelerate"):
+        try:
+            lines.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    path = os.path.join(tempfile.gettempdir(), "colab-keeps.txt")
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
 
 
 def setup(needs: list[str], drive_cache: bool | str = False) -> list[str]:
@@ -82,11 +100,12 @@ def setup(needs: list[str], drive_cache: bool | str = False) -> list[str]:
     installed = []
     if missing and in_colab():
         print("Installing", ", ".join(missing), flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing, "--constraint", keep_colabs()],
+                       check=True)
         importlib.invalidate_caches()
         installed = missing
     elif missing:
-        print("This notebook also uses", ", ".join(missing), "— install them with pip (or `make setup`).")
+        print(f"This notebook also uses what `pip install {' '.join(missing)}` installs (or `make setup`).")
     else:
         print("Setup: everything this notebook needs is installed.")
     if drive_cache:
@@ -102,8 +121,8 @@ def use_drive_cache(folder: str = DRIVE_CACHE_FOLDER) -> str | None:
     if "huggingface_hub" in sys.modules:
         if os.environ.get("HF_HOME") == folder:
             return folder  # set by an earlier run of the setup cell
-        raise RuntimeError("The download folder can only be chosen before transformers is imported: restart the "
-                           "session (Runtime → Restart session) and run the setup cell first.")
+        raise RuntimeError("DRIVE_CACHE takes effect only in a fresh session, before transformers is imported: "
+                           "Runtime → Restart session, then run all cells again.")
     if not in_colab():
         print("DRIVE_CACHE applies in Colab only: this machine keeps its usual Hugging Face cache.")
         return None
@@ -112,15 +131,16 @@ def use_drive_cache(folder: str = DRIVE_CACHE_FOLDER) -> str | None:
     try:
         drive.mount(DRIVE)
     except Exception as err:  # noqa: BLE001 — a refused sign-in, a timeout: Colab raises several kinds
-        print(f"Google Drive was not mounted ({type(err).__name__}): the checkpoint goes to this runtime's disk "
-              "instead, and a fresh runtime downloads it again.")
+        print("Google Drive was not connected (the permission window was closed or refused), so the checkpoint "
+              f"downloads to this runtime's own disk ({type(err).__name__}).")
         return None
     os.makedirs(hub_cache, exist_ok=True)
     cached = os.path.isdir(os.path.join(hub_cache, "models--facebook--esmfold_v1"))
     free = shutil.disk_usage(folder).free
     if not cached and free < CHECKPOINT_BYTES:
-        print(f"Your Drive has {free / 1e9:.1f} GB free, less than the {CHECKPOINT_BYTES / 1e9:.1f} GB checkpoint: "
-              "the download will fail there; free some space or set DRIVE_CACHE = False.")
+        print(f"Your Drive has {free / 1e9:.1f} GB free, less than the {CHECKPOINT_BYTES / 1e9:.1f} GB checkpoint "
+              "needs, so this runtime keeps it on its own disk.")
+        return None
     os.environ["HF_HOME"] = folder
     print(f"Hugging Face cache: {hub_cache}" + (" (the checkpoint is already there)" if cached else ""))
     return folder

@@ -45,10 +45,12 @@
 
 # %% [markdown]
 # ## Setup
-# On Colab this installs the few packages Colab lacks (it never touches Colab's torch or transformers); on your
-# own machine it does nothing — install with `make setup` or `environment.yml` instead.
-# Choose a GPU runtime first: *Runtime → Change runtime type → T4 GPU*. Every fresh Colab runtime downloads the
-# 8.4 GB checkpoint again (a minute or two); `DRIVE_CACHE = True` keeps it in your Google Drive instead.
+# **First choose a GPU: *Runtime → Change runtime type → T4 GPU*.**
+#
+# In Colab this cell installs the few packages Colab lacks (never its torch or transformers); on your own computer,
+# install them first (README). Every fresh Colab runtime downloads the 8.4 GB checkpoint again, a minute or two.
+# To keep it in your Google Drive instead (folder *MyDrive/hf-cache*, 8.4 GB of a free account's 15 GB), set
+# `DRIVE_CACHE = True` before *Run all*, and click *Connect to Google Drive* when Colab asks.
 
 # %%
 import importlib.metadata

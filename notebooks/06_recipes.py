@@ -36,6 +36,8 @@
 
 # %% [markdown]
 # ## Setup
+# First choose a GPU: *Runtime → Change runtime type → T4 GPU*. Set `DRIVE_CACHE = True` to read the checkpoint from
+# Google Drive ([notebook 01](01_fp32_baseline.ipynb) and the [guide](INSTRUCTOR_GUIDE.md#keeping-the-84-gb-download-across-notebooks) explain it).
 
 # %%
 import importlib.metadata

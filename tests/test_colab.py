@@ -71,7 +71,7 @@ def test_a_package_at_another_version_is_replaced_with_one_sentence(monkeypatch,
     monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
     assert colab.to_install(["biotite", "optimum-quanto", "torchao"]) == [f"biotite=={colab.PINS['biotite']}"]
     said = capsys.readouterr().out.strip()
-    assert said.startswith("biotite 1.5.0 is installed") and len(said.splitlines()) == 1  # Colab's torchao is kept
+    assert said.startswith("biotite 1.5.0 is") and len(said.splitlines()) == 1  # Colab's torchao is kept
 
 
 def test_outside_colab_setup_installs_nothing_and_says_what_is_missing(monkeypatch, capsys):
@@ -184,7 +184,7 @@ def test_with_drive_cache_the_checkpoint_downloads_to_drive_and_a_fresh_runtime_
 def test_without_drive_cache_or_with_drive_refused_the_checkpoint_goes_to_the_runtimes_disk(
         tmp_path, hub, content_drive):
     refused = run_setup_then_load(tmp_path, hub, drive_cache=True, COLAB_DRIVE_REFUSED="1")
-    said = [line for line in refused["stdout"].splitlines() if "Drive was not mounted" in line]
+    said = [line for line in refused["stdout"].splitlines() if "Drive was not connected" in line]
     assert len(said) == 1 and said[0].count(". ") == 0
     default = tmp_path / "home" / ".cache" / "huggingface" / "hub"
     assert refused["hub_cache"] == str(default) and files_under(default)
@@ -209,5 +209,20 @@ def test_choosing_the_drive_cache_after_transformers_is_imported_says_to_restart
 
     assert "huggingface_hub" in sys.modules
     monkeypatch.delenv("HF_HOME", raising=False)
-    with pytest.raises(RuntimeError, match=r"restart the session .* run the setup cell first\.$"):
+    with pytest.raises(RuntimeError, match=r"^DRIVE_CACHE takes effect only in a fresh session.*run all cells again\.$"):
         colab.use_drive_cache()
+
+
+def test_a_drive_too_full_for_the_checkpoint_leaves_it_on_the_runtimes_disk(monkeypatch, tmp_path, capsys,
+                                                                          content_drive):
+    import shutil
+
+    monkeypatch.syspath_prepend(str(colab_check.RUNTIME))
+    monkeypatch.delitem(sys.modules, "huggingface_hub", raising=False)  # as in a fresh session
+    monkeypatch.setitem(sys.modules, "google.colab", importlib.import_module("google.colab"))
+    monkeypatch.setenv("COLAB_DRIVE_FOLDER", str(tmp_path / "drive"))
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(15e9, 14e9, 1e9))
+    assert colab.use_drive_cache() is None and "HF_HOME" not in os.environ
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    assert said.startswith("Your Drive has 1.0 GB free") and said.count(". ") == 0
