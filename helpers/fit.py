@@ -51,6 +51,12 @@ CUDA_CONTEXT_GIB = 1.14
 #: 0.25 keeps the estimate at or above every nvidia-smi reading of the seed article (within +10 %) and gives the
 #: right answer for every fold measured under a T4 cap; under a cap the allocator frees its cache before it fails.
 CACHE_SHARE = 0.25
+#: The allocator settings the estimate is for: `helpers.gpu` sets them (expandable segments) before CUDA starts. The
+#: CACHE_SHARE readings were taken without them; with them the allocator maps freed memory into the segment a larger
+#: block needs instead of caching it beside, which can only lower what it holds beyond the tensors, so the share is
+#: kept, unchanged, as the allowance. A process whose CUDA started first runs without them, and `gpu.configure_allocator`
+#: says so. `make gpu-check` with `--plan t4-3056` measures a 3,056-residue fold with them (figures/09_*).
+ALLOCATOR_SETTINGS = gpu.ALLOCATOR_SETTINGS
 #: Quanto recipes: the seed's int8 readings lie ≈ 0.5 GiB above what its fp32/fp16 readings imply. Not reproduced
 #: here — loading int8 with transformers 5.17, or layer by layer as transformers 4 did, leaves 0.03 GiB in the cache —
 #: so an allowance taken from the seed's readings, not a measurement.
@@ -59,9 +65,9 @@ QUANTO_ALLOWANCE_GIB = 0.4
 
 def nvidia_smi_estimate(recipe: str, allocated_gib, weights_gib, context_gib: float = CUDA_CONTEXT_GIB):
     """What nvidia-smi will show for a fold predicted to peak at `allocated_gib` (weights + activations, GiB): the
-    live tensors, the allocator's cache (CACHE_SHARE of the activations), the CUDA context (default: the H100's, as
-    measured; `gpu.T4.context_gib` for a T4), and for Quanto recipes an allowance. Works on numbers and on pandas
-    columns alike."""
+    live tensors, the allocator's cache (CACHE_SHARE of the activations, with ALLOCATOR_SETTINGS), the CUDA context
+    (default: the H100's, as measured; `gpu.T4.context_gib` for a T4), and for Quanto recipes an allowance. Works on
+    numbers and on pandas columns alike."""
     quanto = recipe in recipes.RECIPES and recipes.RECIPES[recipe].quanto is not None
     activations = allocated_gib - weights_gib
     return (allocated_gib + CACHE_SHARE * activations + context_gib
@@ -245,8 +251,7 @@ def _peak_bytes(recipe: str, source: str | None, traced_weights, activations, pa
         lm = models.expected_weights_bytes(recipe, source)["language model (ESM-2)"]
     else:
         lm = lm_weights  # traced in the recipe's own precision
-    lm_most = float(lm.max()) if hasattr(lm, "max") else float(lm)  # a pandas column holds one value per row
-    if parked and not spec.offload_lm and not parkable(lm_most):
+    if parked and not spec.offload_lm and not parks_recipe_lm(recipe, source):
         parked = False  # too big for CPU RAM: the lean model keeps it on the GPU
     if not parked:
         return weights, weights + activations + extra, weights
@@ -261,6 +266,19 @@ def _peak_bytes(recipe: str, source: str | None, traced_weights, activations, pa
 def parks_lm(lean, length: int) -> bool:
     """True when the lean model (`lean`: a `helpers.lean.LeanOptions`, or None) parks the LM at this length."""
     return lean is not None and lean.parks(length)
+
+
+def lm_bytes(recipe: str, source: str | None = None) -> int:
+    """Bytes of a recipe's language model as loaded, quantized tensors as stored (`models.expected_weights_bytes`,
+    counted by `memory.stored_bytes` as the runtime's parking decision counts a loaded one)."""
+    return models.expected_weights_bytes(recipe, source)["language model (ESM-2)"]
+
+
+def parks_recipe_lm(recipe: str, source: str | None = None) -> bool:
+    """Whether the lean model parks this recipe's language model (where it parks at all: `parks_lm`), as the predictor
+    assumes: the runtime's rule (`lean.parkable`) on the LM's stored bytes; a recipe that offloads its LM has nothing
+    on the GPU to park."""
+    return not recipes.get(recipe).offload_lm and parkable(lm_bytes(recipe, source))
 
 
 def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_recycles: int | None = None,
@@ -292,11 +310,12 @@ def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_re
         "predicted peak allocated (GiB)": peak / gib,
         "predicted nvidia-smi (GiB)": nvidia_smi_estimate(recipe, peak / gib, resident / gib),
         "lean": lean is not None,
-        "LM parked": parked,
+        "LM parked": parked and parks_recipe_lm(recipe, source),
+        "allocator settings assumed": ALLOCATOR_SETTINGS,
         "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "")
         + (" + exact quantized weight bytes" if spec.quantized else "")
         + (" − offloaded LM weights + one LM layer" if spec.offload_lm else "")
-        + (", LM parked in CPU RAM after it ran" if parked and not spec.offload_lm else ""),
+        + (", LM parked in CPU RAM after it ran" if parked and parks_recipe_lm(recipe, source) else ""),
         "seconds to predict": time.perf_counter() - start,
     }
 
@@ -456,7 +475,7 @@ def predicted_grid(source: str | None = None):
             weights, peak, resident = _grid_row_peak(recipe, source, group, bool(is_parked))
             part.loc[group.index, "weights (GiB)"] = weights / 1024**3
             part.loc[group.index, "predicted peak allocated (GiB)"] = peak / 1024**3
-            part.loc[group.index, "LM parked"] = bool(is_parked)
+            part.loc[group.index, "LM parked"] = bool(is_parked) and parks_recipe_lm(recipe, source)
             part.loc[group.index, "predicted nvidia-smi (GiB)"] = nvidia_smi_estimate(
                 recipe, peak / 1024**3, resident / 1024**3)
         part["predicted reserved (GiB)"] = part["predicted nvidia-smi (GiB)"] - CUDA_CONTEXT_GIB
@@ -490,8 +509,33 @@ def hardware_table(source: str | None = None):
             beyond = part["length"].max() == longest
             row[label] = (f"{'≥ ' if beyond else ''}{longest} aa" + (f" (chunk {best})" if best != LEAN else "")
                           + (" (borderline)" if gpu.verdict(need, card.usable_gib) == "borderline" else ""))
+            if card is gpu.T4:
+                row[T4_MARGIN] = round((card.usable_gib - need) / pair_tensor_gib(longest), 2)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: The hardware table's column of what is left of a free T4 at each recipe's T4 limit, in fp32 pair tensors at that
+#: length: the unit in which a fold's need grows with length, so a margin of 0.25 is a quarter of one more tensor.
+T4_MARGIN = "T4 margin at the limit (fp32 pair tensors)"
+
+
+def pair_tensor_gib(length: int, channels: int = 128) -> float:
+    """GiB of one fp32 pair tensor (L × L × 128 channels) of the full-size trunk."""
+    return length**2 * channels * 4 / 1024**3
+
+
+def t4_margin_sentence(table) -> str:
+    """One sentence: the T4 margin at the limit of each lean-trunk row of a hardware table (`hardware_table`), in fp32
+    pair tensors and GiB at that length."""
+    t4 = next(label for label, card in gpu.CARDS.items() if card is gpu.T4)
+    parts = []
+    for _, row in table[table["recipe"].str.endswith(" + lean trunk")].iterrows():
+        length = int(str(row[t4]).split(" aa")[0].lstrip("≥ "))
+        parts.append(f"{row['recipe']} {row[T4_MARGIN]:.2f} at {length:,} aa "
+                     f"({row[T4_MARGIN] * pair_tensor_gib(length):.2f} GiB)")
+    return ("T4 margin at the limit, in fp32 pair tensors (L² × 128 × 4 bytes) at that length — what is left of "
+            f"{gpu.T4.usable_gib:.2f} GiB once the predicted need is met: " + "; ".join(parts) + ".")
 
 
 _CHUNK_ORDER = {"none": 0, "128": 1, "64": 2, "32": 3, LEAN: 4}

@@ -25,6 +25,46 @@ MEMORY_CAP_ENV = "ESMFOLD_MEMORY_CAP_GIB"
 BORDERLINE_GIB = 0.5
 
 
+#: PyTorch's CUDA allocator settings for long folds (≥ 2,000 residues): with expandable segments the allocator grows
+#: one mapped segment instead of reserving new fixed-size blocks, so memory freed by one phase of a fold (the language
+#: model, a trunk block's temporaries) can serve the larger blocks of the next instead of staying cached in pieces too
+#: small to reuse. Without them, a 2,560-residue fold capped to a T4 emptied the cache and retried 12 times before it
+#: ran out of memory (figures/09_gpu_limits.csv; seven lean changes). Read once, when CUDA starts.
+ALLOCATOR_ENV = "PYTORCH_CUDA_ALLOC_CONF"
+ALLOCATOR_SETTINGS = "expandable_segments:True"
+#: Where PyTorch reads its allocator settings (the newer name first); a setting there is the user's and is kept.
+_ALLOCATOR_ENVS = ("PYTORCH_ALLOC_CONF", ALLOCATOR_ENV)
+_allocator_note = ""
+
+
+def configure_allocator() -> str:
+    """Set ALLOCATOR_SETTINGS for PyTorch's CUDA allocator before CUDA starts (the series' helpers call this when
+    they are imported); keep a setting the environment already has. If CUDA has started already, the setting cannot
+    apply: say so once, in one sentence. Returns what is in effect (`allocator_settings`)."""
+    global _allocator_note
+    if any(os.environ.get(name) for name in _ALLOCATOR_ENVS):
+        _allocator_note = "set by the environment"
+    elif torch.cuda.is_initialized():
+        if not _allocator_note:
+            print(f"CUDA started before the helpers were imported, so PyTorch's allocator runs without "
+                  f"{ALLOCATOR_SETTINGS} (folds of 2,000 residues or more may run out of memory early): restart the "
+                  "runtime and import helpers before anything that uses the GPU.", flush=True)
+        _allocator_note = "not set: CUDA had started"
+    else:
+        os.environ[ALLOCATOR_ENV] = ALLOCATOR_SETTINGS
+        _allocator_note = "set by helpers.gpu before CUDA started"
+    return allocator_settings()
+
+
+def allocator_settings() -> str:
+    """The CUDA allocator settings this process asked for ('' for PyTorch's defaults), and who set them."""
+    setting = next((os.environ[name] for name in _ALLOCATOR_ENVS if os.environ.get(name)), "")
+    return f"{setting} ({_allocator_note})" if setting else f"PyTorch's defaults ({_allocator_note or 'not set'})"
+
+
+configure_allocator()
+
+
 @dataclass(frozen=True)
 class GPU:
     """A GPU as the series plans for it: its compute capability and the memory CUDA offers one process."""

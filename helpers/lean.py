@@ -20,8 +20,8 @@ restores them). Each change can be switched on alone (`LeanOptions`), so its eff
   `softmax(ptm_logits)`);
 - `park_lm`: once the language model has run (it runs once per fold, before the trunk), its weights wait in CPU RAM
   until the next fold needs them, so the trunk has the GPU to itself (folds of at least `park_from` residues; a fold on
-  the CPU, a language model that accelerate already offloads, or one too big for CPU RAM (`parkable`) is left as it
-  is).
+  the CPU, a language model that accelerate already offloads, or one too big for CPU RAM (`parkable`; said once, as a
+  warning) is left as it is).
 
 Inference only (in-place updates; no autograd). Padding rows of a padded batch may differ from the original model's —
 they never reach a real residue's output (every use of a padded position is masked).
@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import math
 import types
+import warnings
 from dataclasses import dataclass
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers.models.esm.modeling_esmfold import (EsmFoldingTrunk, EsmFoldTriangularSelfAttentionBlock,
                                                       EsmForProteinFoldingOutput, categorical_lddt, flatten_final_dims,
                                                       permute_final_dims)
@@ -57,10 +59,22 @@ PARK_FROM = 0
 PARK_RAM_BYTES = 9.7e9
 
 
+def park_refusal(lm_bytes: float, available_bytes: float | None = None) -> str | None:
+    """Why `lm_bytes` of LM weights (as stored: `memory.stored_bytes`) may not wait in CPU RAM — more than
+    PARK_RAM_BYTES, or (if `available_bytes` is given) more than what the machine has available now less 1 GB — in one
+    sentence; None if they may. The rule of both the runtime (`CPUParking`) and the predictor (`helpers.fit`)."""
+    if lm_bytes > PARK_RAM_BYTES:
+        return (f"The language model stays on the GPU: its {lm_bytes / 1e9:.1f} GB of weights are more than the "
+                f"{PARK_RAM_BYTES / 1e9:.1f} GB that parking may put in a free Colab runtime's CPU RAM.")
+    if available_bytes is not None and lm_bytes > available_bytes - 1e9:
+        return (f"The language model stays on the GPU: its {lm_bytes / 1e9:.1f} GB of weights would leave less than "
+                f"1 GB of the {available_bytes / 1e9:.1f} GB of CPU RAM available now.")
+    return None
+
+
 def parkable(lm_bytes: float, available_bytes: float | None = None) -> bool:
-    """Whether `lm_bytes` of LM weights may wait in CPU RAM (within PARK_RAM_BYTES and, if given, 1 GB below what
-    the machine has available now)."""
-    return lm_bytes <= PARK_RAM_BYTES and (available_bytes is None or lm_bytes <= available_bytes - 1e9)
+    """Whether `lm_bytes` of LM weights may wait in CPU RAM (`park_refusal` gives no reason against it)."""
+    return park_refusal(lm_bytes, available_bytes) is None
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,40 @@ def _row_chunks(length: int, rows: int | None):
 
 # --- the pair operations --------------------------------------------------------------------------------------------
 
+#: Device types on which the trunk's attention may only use PyTorch's memory-efficient SDPA kernel: its other kernel
+#: that takes an additive bias, the math kernel, materialises the logits (heads × rows × L × L: 4 heads × 85 rows ×
+#: 3,056² × 4 bytes = 12.7 GB at 3,056 residues with the default chunk) — a long fold would run out of memory instead of
+#: saying why. FlashAttention takes no bias, so it never applies here.
+KERNEL_RESTRICTED_ON = ("cuda",)
+KERNEL = SDPBackend.EFFICIENT_ATTENTION
+#: What PyTorch's error says when no allowed kernel takes the inputs (CUDA's wording, then the CPU's).
+_NO_KERNEL = ("No available kernel", "No viable backend")
+
+
+class AttentionKernelError(RuntimeError):
+    """The memory-efficient attention kernel refused the lean trunk's inputs (and the math kernel is not allowed)."""
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ + bias) v by `scaled_dot_product_attention` (q already scaled); on KERNEL_RESTRICTED_ON devices only
+    with the memory-efficient kernel (`KERNEL`), so that a fallback to the math kernel raises AttentionKernelError
+    instead of allocating the logits. Elsewhere (the CPU) PyTorch picks the kernel, as before."""
+    if q.device.type not in KERNEL_RESTRICTED_ON:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+    with sdpa_kernel(KERNEL):
+        try:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        except RuntimeError as error:
+            if not any(words in str(error) for words in _NO_KERNEL):
+                raise
+            logits = math.prod(q.shape[:-1]) * k.shape[-2] * q.element_size()  # rows × heads × L × L
+            raise AttentionKernelError(
+                f"Triangle attention on {q.device} may only use PyTorch's memory-efficient kernel, and it refused "
+                f"these inputs (queries {tuple(q.shape)}, {q.dtype}, bias {tuple(bias.shape)}); the math kernel "
+                f"would hold {logits / 1e9:.1f} GB of attention logits for this chunk, so it is not used "
+                f"(PyTorch said: {str(error).splitlines()[0]})") from error
+
+
 def triangle_attention_(module, z: torch.Tensor, mask: torch.Tensor | None, rows: int | None) -> None:
     """z += EsmFoldTriangleAttention(z), in place: bias computed once (heads × L × L), attention by SDPA, rows at a time."""
     x = z if module.starting else z.transpose(1, 2)  # ending node: the same on the transposed (strided) view
@@ -141,10 +189,7 @@ def triangle_attention_(module, z: torch.Tensor, mask: torch.Tensor | None, rows
 
         q = split(mha.linear_q(xr)) / math.sqrt(width)
         k, v = split(mha.linear_k(xr)), split(mha.linear_v(xr))
-        out = torch.stack([  # SDPA: no heads × L³ logits (on a GPU, a memory-efficient kernel)
-            torch.nn.functional.scaled_dot_product_attention(q[b], k[b], v[b], attn_mask=bias[b:b + 1], scale=1.0)
-            for b in range(batch)
-        ]).transpose(-2, -3)  # (B, r, L, H, d)
+        out = torch.stack([attention(q[b], k[b], v[b], bias[b:b + 1]) for b in range(batch)]).transpose(-2, -3)
         del q, k, v
         gate = torch.sigmoid(mha.linear_g(xr)).view(out.shape)
         out = mha.linear_o((out * gate).flatten(-2))
@@ -491,20 +536,47 @@ def _model_forward(self, input_ids, attention_mask=None, position_ids=None, mask
         return EsmForProteinFoldingOutput(**structure)
 
 
+class ParkingRefused(UserWarning):
+    """The language model could have been parked but is not: CPU RAM would run short (`park_refusal`)."""
+
+
 class CPUParking:
-    """Where `park_lm` keeps the language model between folds: CPU RAM (its weights' bytes: 5.3 GiB in fp16, 2.6 GiB
-    with int8 weights; `parkable`), copied back to the GPU when the next fold starts."""
+    """Where `park_lm` keeps the language model between folds: CPU RAM (its weights as stored: 5.7 GB in fp16, 2.8 GB
+    with int8 weights; `parkable`), copied back to the GPU when the next fold starts.
+
+    `to`: where the weights wait; `sources`: the device types a language model is parked from (a GPU's). Both exist
+    so the tests can run this very path where there is no GPU. `available`: how many bytes of RAM are available now
+    (None: unknown). `last` holds the last decision: parked or not, why not, the bytes moved and, on CUDA, the bytes
+    of GPU memory the move freed."""
+
+    def __init__(self, to="cpu", sources=("cuda",), available=memory.available_ram_bytes):
+        self.to, self.sources, self.available = torch.device(to), tuple(sources), available
+        self.last: dict = {}
+        self._said = False
 
     def park(self, lm: torch.nn.Module) -> bool:
-        """Move the language model's weights to CPU RAM; False (nothing moved) if they are not all on a GPU — a fold
-        on the CPU, or weights accelerate already offloads (they wait on the meta device between its layer hooks)."""
-        tensors = [*lm.parameters(), *lm.buffers()]
-        if any(t.device.type in ("cpu", "meta") for t in tensors):
+        """Move the language model's weights to `to`; False (nothing moved) if they are not all on a `sources` device
+        — a fold on the CPU, or weights accelerate already offloads (they wait on the meta device between its layer
+        hooks) — or if CPU RAM would run short (`park_refusal`: said once, as a ParkingRefused warning)."""
+        devices = {t.device.type for t in [*lm.parameters(), *lm.buffers()]}
+        if not devices or not devices <= set(self.sources):
+            self.last = {"parked": False, "why": f"the language model is on {', '.join(sorted(devices))}"}
             return False
-        if not parkable(sum(t.numel() * t.element_size() for t in tensors), memory.available_ram_bytes()):
-            return False  # CPU RAM would run short: the LM stays on the GPU (the predictor assumes as much)
-        lm.to("cpu")
-        torch.cuda.empty_cache()  # hand the freed blocks back, so nvidia-smi shows the trunk's own need
+        lm_bytes = memory.stored_bytes(lm)
+        why = park_refusal(lm_bytes, self.available())
+        if why is not None:
+            self.last = {"parked": False, "why": why, "bytes": lm_bytes}
+            if not self._said:
+                warnings.warn(why, ParkingRefused, stacklevel=3)
+                self._said = True
+            return False
+        on_cuda = "cuda" in devices
+        before = torch.cuda.memory_allocated() if on_cuda else 0
+        lm.to(self.to)
+        if on_cuda:
+            torch.cuda.empty_cache()  # hand the freed blocks back, so nvidia-smi shows the trunk's own need
+        self.last = {"parked": True, "why": "", "bytes": lm_bytes,
+                     "freed": before - torch.cuda.memory_allocated() if on_cuda else None}
         return True
 
     def unpark(self, lm: torch.nn.Module, device: torch.device) -> None:

@@ -160,6 +160,40 @@ def measure(label: str = "", device: str | None = None, may_run_out: bool = Fals
             free_memory()
 
 
+# --- bytes a model stores ------------------------------------------------------------------------------------
+
+def _inner(tensor: torch.Tensor) -> list | None:
+    """The inner tensors of a quantized tensor subclass (Quanto, torchao), or None for a plain tensor."""
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if flatten is None or type(tensor) in (torch.Tensor, torch.nn.Parameter) or isinstance(tensor, FakeTensor):
+        return None
+    names, _ = flatten()
+    return [getattr(tensor, name) for name in names]
+
+
+def tensor_bytes(tensor: torch.Tensor, device: str | None = None) -> int:
+    """Bytes a tensor really stores (on `device`'s type only, if given): for quantized subclasses (Quanto, torchao),
+    the sum of their inner tensors — not `numel() * element_size()`, which counts a Quanto int8 weight in its
+    scale's dtype (fp32: 4× its bytes)."""
+    inner = _inner(tensor)
+    if inner is not None:
+        return sum(tensor_bytes(t, device) for t in inner)
+    if device is not None and tensor.device.type != torch.device(device).type:
+        return 0
+    return tensor.numel() * tensor.element_size()
+
+
+def stored_bytes(module: torch.nn.Module, device: str | None = None, bytes_of=None, exclude=()) -> int:
+    """Bytes of a module's parameters and buffers, each counted once as stored (`tensor_bytes`; on `device`'s type
+    only, if given), leaving out those of the modules in `exclude`. The one count of a model's weights: the lean
+    model's parking decision (`helpers.lean`) and the predictor (`models.expected_weights_bytes`, `helpers.fit`) both
+    use it; `bytes_of(tensor)` replaces the count of each tensor (the predictor counts tensors not yet quantized as
+    their library will store them)."""
+    skip = {id(t) for m in exclude for t in [*m.parameters(), *m.buffers()]}
+    count = bytes_of or (lambda t: tensor_bytes(t, device))
+    return sum(count(t) for t in [*module.parameters(), *module.buffers()] if id(t) not in skip)
+
+
 # --- counting live tensor bytes (any device, fake tensors too) ---------------------------------------------
 
 def _is_fake(tensor) -> bool:

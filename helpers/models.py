@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 from transformers import (AutoTokenizer, EsmConfig, EsmForProteinFolding, EsmTokenizer, QuantoConfig,
                           TorchAoConfig)
 
-from helpers import data, gpu, lean, recipes
+from helpers import data, gpu, lean, memory, recipes
+from helpers.memory import tensor_bytes  # noqa: F401 — also the learners' name for it (notebook 03)
 
 #: The real model on the Hugging Face hub.
 REAL_MODEL_ID = "facebook/esmfold_v1"
@@ -324,20 +325,10 @@ def component_parameters(model: torch.nn.Module) -> dict[str, int]:
     return counts
 
 
-def tensor_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a tensor really stores: for quantized subclasses (Quanto, torchao), the sum of their inner tensors."""
-    flatten = getattr(tensor, "__tensor_flatten__", None)
-    if flatten is not None and type(tensor) not in (torch.Tensor, torch.nn.Parameter):
-        names, _ = flatten()
-        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
-    return tensor.numel() * tensor.element_size()
-
-
 def _stage_bytes(model: torch.nn.Module, bytes_of) -> dict[str, int]:
     """Bytes per stage and in total, each parameter and buffer counted once as `bytes_of(tensor)` says."""
     def nbytes(module, exclude=()):
-        skip = {id(t) for m in exclude for t in list(m.parameters()) + list(m.buffers())}
-        return sum(bytes_of(t) for t in list(module.parameters()) + list(module.buffers()) if id(t) not in skip)
+        return memory.stored_bytes(module, bytes_of=bytes_of, exclude=exclude)
 
     sm = model.trunk.structure_module
     out = {

@@ -302,3 +302,17 @@ def test_the_t4_limits_of_the_lean_trunk_reach_three_thousand_residues_with_int8
     rows = fit.hardware_table().set_index("recipe")
     for recipe, at_least in (("int8", 3000), ("fp16", 2000), ("fp16-offload", 2500)):
         assert _length(rows.loc[f"{recipe} + lean trunk", T4_COLUMN]) >= at_least, recipe
+
+
+def test_the_hardware_table_states_its_t4_margin_in_pair_tensors_at_the_limit():
+    table = fit.hardware_table()
+    grid = fit.predicted_grid()
+    for _, row in table.iterrows():
+        recipe, lean = row["recipe"].replace(" + lean trunk", ""), row["recipe"].endswith(" + lean trunk")
+        part = grid[(grid["recipe"] == recipe) & ((grid["chunk size"].astype(str) == fit.LEAN) == lean)]
+        length, _, need = fit.longest_fitting(part, gpu.T4)
+        left = row[fit.T4_MARGIN] * length**2 * 128 * 4 / GIB  # pair tensors back to GiB
+        assert left == pytest.approx(gpu.T4.usable_gib - need, abs=0.005 * length**2 * 128 * 4 / GIB), row["recipe"]
+    sentence = fit.t4_margin_sentence(table)
+    int8 = table.set_index("recipe").loc["int8 + lean trunk", fit.T4_MARGIN]
+    assert f"int8 + lean trunk {int8:.2f} at 3,072 aa" in sentence and int8 < 1  # less than one pair tensor to spare

@@ -101,3 +101,41 @@ def test_verdicts_are_fits_borderline_and_over_around_the_budget():
     said, why = fit.verdict("fp32", 259, None, gpu.T4)
     need = fit.grid_estimate("fp32", 259, None)["reserved (GiB)"]
     assert said == gpu.verdict(need, gpu.T4.usable_gib) and f"{need:.2f} GiB" in why
+
+
+@pytest.fixture
+def no_allocator_setting(monkeypatch):
+    for name in gpu._ALLOCATOR_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(gpu, "_allocator_note", "")
+
+
+def test_the_allocator_gets_expandable_segments_before_cuda_starts(no_allocator_setting, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert gpu.configure_allocator().startswith("expandable_segments:True (set by helpers.gpu before CUDA started)")
+    assert gpu.os.environ[gpu.ALLOCATOR_ENV] == gpu.ALLOCATOR_SETTINGS and capsys.readouterr().out == ""
+
+
+def test_an_allocator_setting_of_the_user_is_kept(no_allocator_setting, monkeypatch):
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:128")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert gpu.configure_allocator() == "max_split_size_mb:128 (set by the environment)"
+    assert gpu.ALLOCATOR_ENV not in gpu.os.environ
+
+
+def test_cuda_started_before_the_helpers_is_said_once_and_nothing_is_set(no_allocator_setting, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    gpu.configure_allocator()
+    gpu.configure_allocator()
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "without expandable_segments:True" in said[0] and "restart the runtime" in said[0]
+    assert gpu.ALLOCATOR_ENV not in gpu.os.environ
+    assert gpu.allocator_settings() == "PyTorch's defaults (not set: CUDA had started)"
+
+
+def test_the_helpers_ask_for_expandable_segments_on_import_where_nothing_else_did():
+    """`helpers.gpu` is imported by every helper that touches memory: in this process (no allocator setting in the
+    test environment, CUDA never started here) it has set the allocator."""
+    import os
+
+    assert os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get(gpu.ALLOCATOR_ENV) == gpu.ALLOCATOR_SETTINGS

@@ -1,8 +1,12 @@
 """The lean trunk (notebook 07): the same numbers as the original model, far less memory, understood by the predictor."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from torch.nn.attention import SDPBackend
+from transformers import EsmForProteinFolding
 
 from helpers import fit, folding, gpu, lean, memory, models, recipes
 
@@ -220,3 +224,152 @@ def test_the_equivalence_tool_compares_the_changes_it_is_given():
     table = lean_check.check_equivalence("fp32", "tiny", lengths=(12, 20), options=lean.LeanOptions.only("one_projection"))
     assert len(table) == 4 and set(table["changes"]) == {"one_projection"}
     assert (table["max |Δ position| (Å)"] < POSITIONS_ATOL).all() and (table["max |Δ pLDDT|"] < PLDDT_ATOL).all()
+
+
+# --- parking: one byte count, one rule, a move that moves ---------------------------------------------------------
+
+def _full_size_lm_as_loaded(recipe: str) -> torch.nn.Module:
+    """The full-size esmfold_v1 language model on the meta device (no data) as `recipe` loads it: built in the
+    recipe's dtype (`fp16_esm` halves it), then its Linear layers quantized and frozen by the recipe's library."""
+    spec = recipes.get(recipe)
+    config = models.load_config(models.FULL_SIZE_STAND_IN)
+    config.esmfold_config.fp16_esm = spec.fp16_esm
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(spec.dtype)
+    try:
+        with torch.device("meta"):
+            lm = EsmForProteinFolding(config).esm
+    finally:
+        torch.set_default_dtype(default)
+    if spec.quanto:
+        import optimum.quanto as quanto  # optional package: the quantized recipes' own library
+
+        quanto.quantize(lm, weights={"int8": quanto.qint8, "int4": quanto.qint4, "float8": quanto.qfloat8}[spec.quanto])
+        quanto.freeze(lm)
+    elif spec.torchao_config:
+        import torchao.quantization  # optional package: the torchao recipes' own library
+
+        configs = {"int8-weight-only": "Int8WeightOnlyConfig", "int8-dynamic": "Int8DynamicActivationInt8WeightConfig"}
+        torchao.quantization.quantize_(lm, getattr(torchao.quantization, configs[spec.torchao_config])())
+    return lm
+
+
+@pytest.mark.parametrize("recipe", recipes.shown_in(recipes.HARDWARE_TABLE))
+def test_the_runtime_parks_the_full_size_language_model_exactly_where_the_predictor_assumes(recipe):
+    """Every recipe of the hardware table, whose lean-trunk row assumes the LM parked or not: the runtime's decision
+    (`CPUParking.park`, its byte count and rule) on the full-size LM as that recipe holds it equals the predictor's."""
+    spec = recipes.get(recipe)
+    if spec.quanto:
+        pytest.importorskip("optimum.quanto")
+    if spec.torchao_config:
+        pytest.importorskip("torchao")
+    lm = _full_size_lm_as_loaded(recipe)
+    predicted = fit.parks_recipe_lm(recipe)
+    assert memory.stored_bytes(lm) == fit.lm_bytes(recipe)  # one count: the loaded LM's bytes are the predictor's
+    if spec.offload_lm:  # accelerate keeps an offloaded LM on the meta device between its layer hooks
+        parking = lean.CPUParking(available=lambda: None)
+        assert parking.park(lm) is False and "meta" in parking.last["why"] and predicted is False
+        return
+    # the same code as on a GPU, told that the meta device is where this LM lives (it moves nothing: meta to meta)
+    parking = lean.CPUParking(to="meta", sources=("meta",), available=lambda: None)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        parked = parking.park(lm)
+    assert parked == predicted, (recipe, parking.last)
+    assert parking.last["bytes"] == fit.lm_bytes(recipe)
+    assert [str(w.message) for w in said] == ([] if parked else [parking.last["why"]])
+    grid = fit.predicted_grid()
+    lean_rows = grid[(grid["recipe"] == recipe) & (grid["chunk size"].astype(str) == fit.LEAN)]
+    assert (lean_rows["LM parked"] == parked).all()  # what the hardware table's lean row was computed with
+
+
+def test_a_refused_park_says_why_once_in_one_sentence():
+    lm = _full_size_lm_as_loaded("fp32")  # 11.3 GB: more than parking may put in a free Colab runtime's RAM
+    parking = lean.CPUParking(to="meta", sources=("meta",), available=lambda: None)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert parking.park(lm) is False and parking.park(lm) is False
+    assert len(said) == 1 and issubclass(said[0].category, lean.ParkingRefused)
+    message = str(said[0].message)
+    assert message.count(". ") == 0 and message.endswith(".") and "11.3 GB" in message
+    # RAM available now counts too: an int8 LM (2.8 GB) does not park into 3 GB of free RAM
+    small = lean.CPUParking(to="meta", sources=("meta",), available=lambda: 3e9)
+    with pytest.warns(lean.ParkingRefused, match="available now"):
+        assert small.park(_full_size_lm_as_loaded("int8")) is False
+
+
+@pytest.mark.parametrize("recipe", ["int8", "int4", "fp16"])
+def test_parking_moves_every_stored_byte_of_a_quantized_language_model_out_and_back(recipe):
+    """The real `CPUParking.park` and `unpark` on the tiny model's LM. A machine without a GPU has one device that holds
+    data, so the meta device stands in for the other one in each leg: out, from the CPU (standing in for the GPU) to
+    the meta device; back, a second copy from the CPU (now CPU RAM, where a parked LM waits) to the meta device
+    (the GPU). After each move the bytes left on the source device are counted, quantized tensors' inner ones too."""
+    if recipe != "fp16":
+        pytest.importorskip("optimum.quanto")
+    spec = recipes.get(recipe)
+    lm, parked = (models.load_model(recipe, device="cpu", source="tiny")[0].esm for _ in range(2))
+    stored = memory.stored_bytes(lm)
+    assert stored == models.expected_weights_bytes(recipe, "tiny")["language model (ESM-2)"]
+    if spec.quantized:  # the count parking used to make, numel × element size, takes a Quanto weight in fp32
+        assert sum(t.numel() * t.element_size() for t in [*lm.parameters(), *lm.buffers()]) > 2.5 * stored
+    parking = lean.CPUParking(to="meta", sources=("cpu",), available=lambda: None)
+    assert parking.park(lm) is True and parking.last["bytes"] == stored
+    assert memory.stored_bytes(lm, device="cpu") == 0  # nothing left behind
+    assert memory.stored_bytes(lm, device="meta") == stored  # every tensor moved as stored (not dequantized)
+    parking.unpark(parked, "meta")
+    assert memory.stored_bytes(parked, device="cpu") == 0 and memory.stored_bytes(parked, device="meta") == stored
+    if spec.quantized:
+        assert models.precision_of(lm) == models.precision_of(parked) == spec.precisions[0]  # still quantized
+
+
+# --- the attention kernel: memory-efficient or a clear error --------------------------------------------------------
+
+def _block_and_pair(length=12):
+    """One tiny trunk block and a pair tensor for it."""
+    model, _ = models.load_model("fp32", device="cpu", source="tiny")
+    block = model.trunk.blocks[0]
+    pair = torch.randn(1, length, length, block.tri_att_start.c_in, generator=torch.Generator().manual_seed(0))
+    return block, pair
+
+
+def test_on_the_cpu_the_attention_kernel_is_left_to_pytorch(monkeypatch):
+    block, pair = _block_and_pair()
+    entered = []
+    monkeypatch.setattr(lean, "sdpa_kernel", lambda *a, **k: entered.append(a))
+    with torch.no_grad():
+        lean.triangle_attention_(block.tri_att_start, pair, None, rows=4)
+    assert entered == []  # no restriction where the device is not a GPU
+
+
+def test_on_a_gpu_the_attention_may_only_use_the_memory_efficient_kernel(monkeypatch):
+    """A device type in KERNEL_RESTRICTED_ON gets PyTorch's memory-efficient kernel and no other: the CPU stands in
+    for the GPU, and the SDPA call records which kernels were allowed while it ran (then computes as before)."""
+    block, pair = _block_and_pair()
+    expected = pair.clone()
+    with torch.no_grad():
+        lean.triangle_attention_(block.tri_att_start, expected, None, rows=4)
+    allowed, sdpa = [], torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(*args, **kwargs):
+        allowed.append({"efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
+                        "math": torch.backends.cuda.math_sdp_enabled(), "flash": torch.backends.cuda.flash_sdp_enabled()})
+        with torch.nn.attention.sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):  # the CPU's own
+            return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(lean, "KERNEL_RESTRICTED_ON", ("cpu",))
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
+    with torch.no_grad():
+        lean.triangle_attention_(block.tri_att_start, pair, None, rows=4)
+    assert allowed and all(a == {"efficient": True, "math": False, "flash": False} for a in allowed)
+    assert torch.equal(pair, expected)
+
+
+def test_a_fallback_to_the_math_kernel_raises_a_clear_error(monkeypatch):
+    """The CPU has no memory-efficient kernel: restricted to it, PyTorch finds no kernel — as on a GPU whose kernel
+    refuses the inputs — and the lean trunk says so instead of computing the logits."""
+    block, pair = _block_and_pair()
+    monkeypatch.setattr(lean, "KERNEL_RESTRICTED_ON", ("cpu",))
+    with pytest.raises(lean.AttentionKernelError, match=r"may only use PyTorch's memory-efficient kernel.*math kernel "
+                                                        r"would hold \d+\.\d GB of attention logits"):
+        with torch.no_grad():
+            lean.triangle_attention_(block.tri_att_start, pair, None, rows=4)

@@ -46,3 +46,17 @@ def test_other_errors_propagate():
 def test_is_oom():
     assert memory.is_oom(MemoryError())
     assert not memory.is_oom(RuntimeError("shape mismatch"))
+
+
+def test_stored_bytes_count_quantized_weights_as_stored_and_by_device():
+    quanto = pytest.importorskip("optimum.quanto")
+    layer = torch.nn.Sequential(torch.nn.Linear(64, 32))
+    quanto.quantize(layer, weights=quanto.qint8)
+    quanto.freeze(layer)
+    weight = layer[0].weight
+    # int8 data (32 × 64 bytes), its scales, the fp32 bias (32 × 4) and Quanto's own scalar buffers
+    inner = 32 * 64 + memory.tensor_bytes(weight._scale) + 32 * 4 + sum(b.numel() * 4 for b in layer.buffers())
+    assert memory.stored_bytes(layer) == inner and weight.numel() * weight.element_size() == 32 * 64 * 4
+    assert memory.stored_bytes(layer, device="cpu") == inner and memory.stored_bytes(layer, device="meta") == 0
+    assert memory.stored_bytes(layer, exclude=[layer[0]]) == 0
+    assert memory.stored_bytes(layer, bytes_of=lambda t: 1) == 4  # once per parameter (weight, bias) and buffer (2)

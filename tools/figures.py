@@ -291,6 +291,8 @@ def max_length_markdown() -> str:
     lines.append("")
     lines.append(f"*{table['provenance'].iloc[0]}.*")
     lines.append("")
+    lines.append(f"*{fit.t4_margin_sentence(table)}*")
+    lines.append("")
     lines.append("*A length is the longest grid length that fits (the true limit lies "
                  "between it and the next grid length); “≥” means the grid ends there. Regenerate with "
                  "`python -m tools.grid grid && python -m tools.figures`. No GPU: [No GPU at all]"
