@@ -89,3 +89,20 @@ def test_loading_int8_the_transformers4_way_quantizes_every_linear(tmp_path):
     assert linears and all(isinstance(m, QModuleMixin) for m in linears)
     reference = models.weights_bytes(models.load_model("int8", device="cpu", source="tiny")[0])["total"]
     assert models.weights_bytes(model)["total"] == pytest.approx(reference, rel=0.02)
+
+
+def test_the_3056_plan_folds_int8_lean_twice_in_one_process_and_reads_parking_and_the_kernel(tmp_path):
+    steps = gpu_check.plan_t4_3056()
+    assert [(s.recipe, s.cap) for s in steps] == [("int8", gpu_check.T4_CAP_GIB)]
+    assert [(f.length, f.lean, f.recycles) for f in steps[0].folds] == [(3056, True, 0)] * 2
+    assert gpu_check.PLAN_BUDGETS["t4-3056"] < 8 * 60
+    check = gpu_check.Check(tmp_path, "tiny", budget_s=float("inf"), max_length=40, plan="t4-3056")
+    check.run()
+    table = pd.read_csv(check.csv)
+    folds = table[table["step"] == "fold"]
+    assert len(folds) == 2 and (folds["status"] == "ok").all()
+    # the kernel is read once, when the model is made lean; the second fold reuses the lean model (and its parking)
+    assert folds["attention kernel"].iloc[0].startswith("aten::_scaled_dot_product") and pd.isna(folds["attention kernel"].iloc[1])
+    # on the CPU nothing is parked, and the row says why
+    assert (folds["LM parked"] == False).all() and folds["why"].str.contains("not parked: the language model is on cpu").all()  # noqa: E712
+    assert table["allocator settings"].notna().all() and (table[table["step"] == "context"]["status"] == "skipped").all()

@@ -1,6 +1,6 @@
 """The prepared GPU check: measure what the series teaches on a real GPU, under a free Colab T4's memory cap.
 
-    python -m tools.gpu_check --out DIR [--weights random-full] [--budget-s 430] [--max-length N]
+    python -m tools.gpu_check --out DIR [--weights random-full] [--budget-s 430] [--max-length N] [--plan PLAN]
 
 Writes `DIR/gpu_check.csv` (one row per load or fold, flushed as it goes) and `DIR/gpu_check.log`. Per recipe and
 length: peak allocated and peak reserved (torch), device memory in use as nvidia-smi/NVML reports it (the peak,
@@ -41,8 +41,9 @@ FIELDS = [
     "step", "recipe", "length", "chunk size", "lean trunk", "lean changes", "recycles", "trunk passes", "cap (GiB)",
     "status",
     "seconds", "peak allocated (GiB)", "peak reserved (GiB)", "nvidia-smi peak (GiB)", "nvidia-smi after (GiB)",
-    "allocated after (GiB)", "reserved after (GiB)", "allocator retries", "weights (GiB)", "why", "sequence",
-    "device", "driver", "torch", "transformers", "optimum-quanto", "date", "weights",
+    "allocated after (GiB)", "reserved after (GiB)", "allocator retries", "weights (GiB)", "LM parked",
+    "GiB freed by parking", "attention kernel", "why", "sequence",
+    "device", "driver", "torch", "transformers", "optimum-quanto", "allocator settings", "date", "weights",
 ]
 
 
@@ -138,7 +139,26 @@ def plan_long() -> list[Step]:
     return steps
 
 
-PLANS = {"seed": plan, "limits": plan_limits, "long": plan_long}
+#: The length of notebook 07's longest protein (human ATM, UniProt Q13315), the hardware table's int8 + lean claim.
+T4_LONGEST = 3056
+#: `--plan t4-3056`: no fold starts after this many seconds, so the plan ends within 8 minutes on one H100 (a
+#: 3,056-residue pass predicted ≈ 3.5 minutes there: 49 s measured at 2,000 residues, × (3,056 / 2,000)³).
+T4_LONGEST_BUDGET_S = 270
+
+
+def plan_t4_3056() -> list[Step]:
+    """Fourth check (at most 8 minutes on an H100 capped to a T4): int8 + the lean trunk (every change) at 3,056
+    residues, one trunk pass — whether the language model was parked and the GiB that freed, peak allocated and
+    reserved, allocator retries, the attention kernel — then a second fold in the same process (the language model
+    brought back, and parked again). The CUDA context is the `context` row."""
+    return [Step("int8", T4_CAP_GIB, [
+        Fold(T4_LONGEST, lean=True, recycles=0, why="int8 + lean trunk at notebook 07's longest length, one pass"),
+        Fold(T4_LONGEST, lean=True, recycles=0, why="the same again in the same process: LM brought back, parked")])]
+
+
+PLANS = {"seed": plan, "limits": plan_limits, "long": plan_long, "t4-3056": plan_t4_3056}
+#: Plans with their own default time budget (`--budget-s`).
+PLAN_BUDGETS = {"t4-3056": T4_LONGEST_BUDGET_S}
 
 
 def load_int8_v4(device: str, source: str):
@@ -228,6 +248,20 @@ def python_unpack_for_quanto() -> str:
     return "int4 unpack: Quanto's PyTorch implementation (its CUDA extension is not compiled here)"
 
 
+def attention_kernels(model, device: str) -> str:
+    """The SDPA operators the lean trunk's triangle attention runs on `device`, as PyTorch's profiler names them:
+    one call of the first trunk block's attention on a small pair tensor (`lean.triangle_attention_`, the code of
+    every fold)."""
+    block = model.trunk.blocks[0]
+    pair = torch.randn(1, 64, 64, block.tri_att_start.c_in, device=device)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities) as profile, torch.no_grad():
+        lean.triangle_attention_(block.tri_att_start, pair, None, rows=16)
+    names = sorted({event.key for event in profile.key_averages() if "scaled_dot_product" in event.key
+                    and event.key != "aten::scaled_dot_product_attention"})
+    return ", ".join(names) or "none seen"
+
+
 class Check:
     """Runs the plan, writing one CSV row per load or fold."""
 
@@ -243,7 +277,8 @@ class Check:
         self.csv.unlink(missing_ok=True)
         p = notebook.provenance(self.device, weights)
         self.common = {"device": p["device"], "driver": self.nvml.driver if self.nvml else "", "torch": p["torch"],
-                       "transformers": p["transformers"], "optimum-quanto": quanto_version(), "date": p["date"],
+                       "transformers": p["transformers"], "optimum-quanto": quanto_version(),
+                       "allocator settings": gpu.allocator_settings(), "date": p["date"],
                        "weights": f"{p['weights']} ({p['weights kind']})"}
 
     def elapsed(self) -> float:
@@ -288,6 +323,7 @@ class Check:
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_accumulated_memory_stats()  # allocator retries counted per row
         begin = time.perf_counter()
         try:
             if self.cuda:
@@ -354,12 +390,21 @@ class Check:
                 self.write({**row, "status": "skipped", "why": "time budget spent"})
                 continue
             if fold_.lean:
-                lean.make_lean(model)
+                if lean.is_lean(model) != lean.LeanOptions():  # kept across folds: a parked LM comes back in the fold
+                    lean.make_lean(model)
+                    row["attention kernel"] = attention_kernels(model, self.device)
             else:
                 lean.undo_lean(model)
             model.trunk.set_chunk_size(fold_.chunk)
             sequence, row["sequence"] = data.sequence_of_length(length)
             self.timed(row, lambda: folding.fold(model, tokenizer, sequence, num_recycles=fold_.recycles))
+            if fold_.lean:
+                parking = model._lm_parking.last
+                row["LM parked"] = parking.get("parked", "")
+                if parking.get("freed") is not None:
+                    row["GiB freed by parking"] = parking["freed"] / GIB
+                if parking.get("why"):
+                    row["why"] = f"{row['why']}; not parked: {parking['why']}"
             self.write(row)
         del model, tokenizer, loaded
         memory.free_memory()
@@ -389,19 +434,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="folder for gpu_check.csv and gpu_check.log")
     parser.add_argument("--weights", default=os.environ.get(models.WEIGHTS_ENV, "random-full"),
                         help="random-full (default), tiny, or real weights (a hub id or path)")
-    parser.add_argument("--budget-s", type=float, default=430.0, help="start no row after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="start no row after this many seconds (default 430; t4-3056: T4_LONGEST_BUDGET_S)")
     parser.add_argument("--max-length", type=int, default=None, help="shorten every fold to this (CPU rehearsal)")
     parser.add_argument("--plan", choices=sorted(PLANS), default="seed",
                         help="seed: the seed's recipes and lengths, T4 limits, lean trunk (default); limits: fresh-load "
                              "probes around the T4 limits and the transformers-4 int8 load; long: the lean trunk's "
-                             "T4 limits (notebook 07), after shorter folds and fresh, with seconds per trunk pass")
+                             "T4 limits (notebook 07), after shorter folds and fresh, with seconds per trunk pass; "
+                             "t4-3056: int8 + lean at 3,056 residues, twice in one process (≤ 8 minutes)")
     parser.add_argument("--recipes", default="", help="comma-separated: only these recipes of the plan")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / f"gpu_check{'' if args.plan == 'seed' else '_' + args.plan}.log", "w")
     sys.stdout = _Tee(sys.stdout, log)
     sys.stderr = _Tee(sys.stderr, log)
-    Check(args.out, args.weights, args.budget_s, args.max_length, args.plan,
+    budget = args.budget_s if args.budget_s is not None else PLAN_BUDGETS.get(args.plan, 430.0)
+    Check(args.out, args.weights, budget, args.max_length, args.plan,
           [r for r in args.recipes.split(",") if r]).run()
     return 0
 

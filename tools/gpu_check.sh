@@ -3,6 +3,8 @@
 #   bash tools/gpu_check.sh OUT_DIR [extra tools.gpu_check options]
 # Installs the wheels carried in .gpu/wheels (optimum-quanto), reads data from .gpu/shared (both made here by
 # `make gpu-check-prepare`), builds the random-full stand-in and measures into OUT_DIR (≈ 7 minutes on one H100).
+# One part of at most 8 minutes: int8 + lean trunk at 3,056 residues, twice in one process, under a T4's cap:
+#   bash tools/gpu_check.sh OUT_DIR --plan t4-3056
 set -euo pipefail
 out=${1:?usage: tools/gpu_check.sh OUT_DIR [options]}
 shift
