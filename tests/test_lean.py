@@ -373,3 +373,27 @@ def test_a_fallback_to_the_math_kernel_raises_a_clear_error(monkeypatch):
                                                         r"would hold \d+\.\d GB of attention logits"):
         with torch.no_grad():
             lean.triangle_attention_(block.tri_att_start, pair, None, rows=4)
+
+
+def test_the_wide_equivalence_tool_compares_chunked_padded_and_complex_folds_and_adds_its_rows(tmp_path):
+    from tools import lean_check
+
+    cases = lean_check.wide_cases(lengths=(12, 20), chains_lengths=(8, 9), bf16_length=16)
+    assert [(recipe, mode) for recipe, mode, _, _ in cases] == [
+        ("fp32", "alone"), ("fp32", "padded batch"), ("fp32", "two-chain complex with its linker"),
+        (lean_check.BF16_RECIPE, "alone")]
+    written = []
+    table = lean_check.check_wide("tiny", rows=4, cases=cases, write=written.append)
+    assert sum(len(rows) for rows in written) == len(table) == 5
+    assert (table["rows per chunk"] < table["length"]).all()  # every chunked update compared at full width
+    assert table.loc[table["mode"].str.startswith("two-chain"), "length"].tolist() == [8 + 25 + 9]  # the linker too
+    fp32 = table[table["recipe"] == "fp32"]
+    assert (fp32["max |Δ position| (Å)"] < POSITIONS_ATOL).all() and (fp32["max |Δ pLDDT|"] < PLDDT_ATOL).all()
+    # the rows join an older table (without a chunk-rows column) and replace their own earlier measurement
+    path = tmp_path / "07_lean_check.csv"
+    old = table.drop(columns="rows per chunk").iloc[:1].assign(recipe="fp32", changes="one_projection", provenance="old")
+    old.to_csv(path, index=False)
+    table["provenance"] = "new"
+    lean_check.add_rows(table, path)
+    merged = lean_check.add_rows(table, path)
+    assert len(merged) == 6 and merged.loc[0, "rows per chunk"] == lean_check.WHOLE

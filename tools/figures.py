@@ -675,19 +675,29 @@ def seed_comparison_markdown() -> str:
 
 
 def lean_check_markdown() -> str:
-    """The lean trunk against the original on the same full-size weights, from figures/07_lean_check.csv."""
+    """The lean trunk against the original on the same full-size weights, from figures/07_lean_check.csv: one row per
+    recipe, changes and chunk rows, with the ways it was folded."""
     path = figures_dir() / "07_lean_check.csv"
     if not path.exists():
         return "*Not measured yet: run `python -m tools.lean_check check` (CPU, ≈ 15 GB of RAM, ≈ 15 min).*"
     table = pd.read_csv(path)
-    worst = table.groupby("changes", sort=False)[["max |Δ position| (Å)", "max |Δ pLDDT|", "|Δ pTM|"]].max()
-    lengths = ", ".join(str(n) for n in sorted(table["length"].unique()))
-    lines = ["| changes on | max \\|Δ position\\| (Å) | max \\|Δ pLDDT\\| | max \\|Δ pTM\\| |", "|---|---|---|---|"]
-    for changes, row in worst.iterrows():
-        lines.append(f"| {'every change' if changes == 'all' else '`' + changes + '` alone'} | "
-                     + " | ".join(f"{v:.1e}" if v else "0 (bit for bit)" for v in row) + " |")
-    lines += ["", f"*{table['provenance'].iloc[0]}; lengths {lengths}, each alone and in one padded batch. Regenerate "
-              "with `python -m tools.lean_check check` (then `python -m tools.figures`).*"]
+    if "rows per chunk" not in table:  # written before chunk rows were a column
+        table["rows per chunk"] = "default (one chunk at these lengths)"
+    measured = ["max |Δ position| (Å)", "max |Δ pLDDT|", "|Δ pTM|"]
+    lines = ["| recipe | changes on | pair rows per chunk | folded (residues) | max \\|Δ position\\| (Å) | "
+             "max \\|Δ pLDDT\\| | max \\|Δ pTM\\| |", "|---|---|---|---|---|---|---|"]
+    for (recipe, changes, rows), part in table.groupby(["recipe", "changes", "rows per chunk"], sort=False):
+        folded = "; ".join(f"{mode} ({', '.join(str(n) for n in sorted(group['length'].unique()))})"
+                           for mode, group in part.groupby("mode", sort=False))
+        worst = part[measured].max()
+        label = ("every change" if changes == "all" else changes if changes.startswith("none")
+                 else f"`{changes}` alone")
+        lines.append(f"| `{recipe}` | {label} | {rows} | "
+                     f"{folded} | " + " | ".join(f"{v:.1e}" if v else "0 (bit for bit)" for v in worst) + " |")
+    for provenance in table["provenance"].unique():
+        lines += ["", f"*{provenance}.*"]
+    lines += ["", "*Regenerate with `python -m tools.lean_check check` and `python -m tools.lean_check wide` (then "
+              "`python -m tools.figures`).*"]
     return "\n".join(lines)
 
 
