@@ -155,13 +155,13 @@ def tf32(gpu: GPU | None = None) -> bool:
 
 
 def attention_kernel(gpu: GPU | None = None) -> str:
-    """Which kernel `scaled_dot_product_attention` can use for the lean trunk's triangle attention: FlashAttention needs
-    compute capability 8.0–12.1, the memory-efficient kernel 5.0–12.1 (PyTorch's sdp_utils.cpp); neither stores the
-    L × L logits. Without a GPU: PyTorch's CPU kernels."""
-    capability = _capability(gpu)
-    if capability >= (8, 0):
-        return "flash"
-    return "memory-efficient" if capability >= (5, 0) else "cpu"
+    """Which kernel `scaled_dot_product_attention` runs for the lean trunk's triangle attention: on a GPU only the
+    memory-efficient kernel (compute capability 5.0–12.1, PyTorch's sdp_utils.cpp; `lean.attention` allows no other),
+    which never stores the L × L logits — FlashAttention takes no additive bias, so it never applies; on an older GPU
+    none ('none': the lean trunk raises `lean.AttentionKernelError`). Without a GPU: PyTorch's CPU kernels."""
+    if gpu is None and current() is None:
+        return "cpu"
+    return "memory-efficient" if _capability(gpu) >= (5, 0) else "none"
 
 
 def quantized_matmul(recipe: str) -> str:

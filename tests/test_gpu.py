@@ -80,10 +80,11 @@ def test_check_fits_on_a_t4_plans_against_that_t4(t4):
         fit.check_fits("fp32", 700)
 
 
-def test_an_ampere_gpu_gets_bf16_tf32_and_flash_attention(monkeypatch):
+def test_an_ampere_gpu_gets_bf16_tf32_and_still_the_memory_efficient_attention(monkeypatch):
     present(monkeypatch, "NVIDIA A100-SXM4-40GB", (8, 0), 40 * GIB)
     assert gpu.bf16_arithmetic() and gpu.tf32()
-    assert gpu.attention_kernel() == "flash"
+    assert gpu.attention_kernel() == "memory-efficient"  # FlashAttention takes no bias: the lean trunk never uses it
+    assert gpu.attention_kernel(gpu.GPU("an old card", (3, 7), 12.0, 0.4)) == "none"
 
 
 def test_emulating_a_t4_answers_as_the_mocked_t4_does_without_a_gpu():
