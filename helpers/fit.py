@@ -672,7 +672,7 @@ def check_fits(recipe: str, length: int, chunk_size=None, card=None) -> float:
     asked = grid_estimate(recipe, length, chunk_size)
     if asked["reserved (GiB)"] <= card.usable_gib:
         return asked["reserved (GiB)"] + card.context_gib
-    have = f"{card.name} ({card.usable_gib:.1f} GiB for PyTorch after the CUDA context)"
+    have = f"{card.name} ({card.usable_gib:.2f} GiB, PyTorch's budget after the CUDA context)"
     wanted = (f"{length} residues with '{recipe}' ({_checked_trunk(chunk_size)}) are predicted to need about "
               f"{asked['reserved (GiB)']:.1f} GiB ({_how_read(asked['how'])}), more than {have}.")
     ladder = recipes.ladder()

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from transformers import (AutoTokenizer, EsmConfig, EsmForProteinFolding, EsmTokenizer, QuantoConfig,
                           TorchAoConfig)
 
-from helpers import data, gpu, lean, memory, recipes
+from helpers import colab, data, gpu, lean, memory, recipes
 from helpers.memory import tensor_bytes  # noqa: F401 — also the learners' name for it (notebook 03)
 
 #: The real model on the Hugging Face hub.
@@ -38,16 +38,20 @@ NON_LM_MODULES = ["trunk", "esm_s_mlp", "embedding", "distogram_head", "ptm_head
 _TORCHAO_CONFIGS = {"int8-weight-only": "Int8WeightOnlyConfig", "int8-dynamic": "Int8DynamicActivationInt8WeightConfig"}
 
 
+def _torchao_config(name: str):
+    """A torchao configuration by its `Recipe.torchao` / `Recipe.lm_cast` name (torchao is imported here only: it is
+    optional, slow to import, and noisy where its kernels are missing)."""
+    return getattr(colab.optional("torchao", "torchao.quantization"), _TORCHAO_CONFIGS[name])()
+
+
 def _quantization_config(recipe: recipes.Recipe):
     """The transformers quantization config of a recipe, or None."""
     skip = NON_LM_MODULES if recipe.lm_only else None
     if recipe.quanto:
+        colab.optional("optimum-quanto")  # transformers would say so too, from deep inside its loader
         return QuantoConfig(weights=recipe.quanto, modules_to_not_convert=skip)
     if recipe.torchao:
-        import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
-
-        config = getattr(torchao.quantization, _TORCHAO_CONFIGS[recipe.torchao])()
-        return TorchAoConfig(config, modules_to_not_convert=skip)
+        return TorchAoConfig(_torchao_config(recipe.torchao), modules_to_not_convert=skip)
     return None
 
 
@@ -229,12 +233,11 @@ def require_gpu(source: str | None = None, device: str | None = None) -> str:
     device = device or default_device()
     if device == "cpu" and not is_stand_in(source):
         raise NoGPUError(
-            "No CUDA GPU is visible, and these notebooks would load the real 8.4 GB ESMFold weights on the CPU — "
-            "on a Colab CPU runtime that exhausts the 12.7 GB of RAM and kills the kernel.\n"
-            "Fix: in Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again.\n"
-            "No GPU at all? Notebook 08 folds on a CPU within 12.7 GB of RAM (helpers.cpu.load_cpu).\n"
-            f"To try the notebook without a GPU, use the tiny stand-in: set {WEIGHTS_ENV}=tiny "
-            "(structures will be meaningless)."
+            "No CUDA GPU is visible: in Colab choose Runtime → Change runtime type → T4 GPU, then run all cells again "
+            "(with no GPU at all, notebook 08 folds on a CPU).\n"
+            "Loading the real 8.4 GB weights on a CPU here would exhaust a Colab CPU runtime's RAM and kill the "
+            f"kernel. To try the notebook without a GPU, use the tiny stand-in: set {WEIGHTS_ENV}=tiny (structures "
+            "will be meaningless)."
         )
     return device
 
@@ -303,9 +306,7 @@ def _after_load(model, spec: recipes.Recipe) -> None:
     if spec.lm_cast is not None:
         model.esm.to(torch.bfloat16)  # fp16 → bf16, never fp32 (torchao's int8 recipes compute with bf16 activations)
     if spec.lm_cast in _TORCHAO_CONFIGS:  # then int8 weights, layer by layer
-        import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
-
-        torchao.quantization.quantize_(model.esm, getattr(torchao.quantization, _TORCHAO_CONFIGS[spec.lm_cast])())
+        colab.optional("torchao", "torchao.quantization").quantize_(model.esm, _torchao_config(spec.lm_cast))
 
 
 def component_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -354,15 +355,12 @@ def _quantized_linear_bytes(out_features: int, in_features: int, bias: bool, dty
     layer of that shape on the meta device (shapes and dtypes, no data: milliseconds), so the count is exact."""
     layer = torch.nn.Sequential(torch.nn.Linear(in_features, out_features, bias=bias, device="meta", dtype=dtype))
     if quanto_weights:
-        import optimum.quanto  # optional: Colab lacks it; the notebooks that quantize install it
-
-        qtypes = {"int8": optimum.quanto.qint8, "int4": optimum.quanto.qint4, "float8": optimum.quanto.qfloat8}
-        optimum.quanto.quantize(layer, weights=qtypes[quanto_weights])
-        optimum.quanto.freeze(layer)
+        quanto = colab.optional("optimum-quanto")
+        qtypes = {"int8": quanto.qint8, "int4": quanto.qint4, "float8": quanto.qfloat8}
+        quanto.quantize(layer, weights=qtypes[quanto_weights])
+        quanto.freeze(layer)
     else:
-        import torchao.quantization  # optional: only torchao's recipes need it (slow to import, noisy where kernels lack)
-
-        torchao.quantization.quantize_(layer, getattr(torchao.quantization, _TORCHAO_CONFIGS[torchao_config])())
+        colab.optional("torchao", "torchao.quantization").quantize_(layer, _torchao_config(torchao_config))
     return sum(tensor_bytes(t) for t in list(layer.parameters()) + list(layer.buffers()))
 
 
