@@ -296,6 +296,7 @@ def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_re
     folder = fake_folder(activation_profile(recipe), source, lean)
     trace = folder.trace(length, chunk_size, num_recycles, batch)
     parked = parks_lm(lean, length)
+    lm_parked = parked and parks_recipe_lm(recipe, source)  # where the lean model parks, whether this LM may go
     weights, peak, resident = _peak_bytes(recipe, source, trace.weights, trace.peak - trace.weights, parked,
                                           trace.lm_weights, trace.lm_activations, trace.parked_activations)
     spec = recipes.get(recipe)
@@ -310,12 +311,12 @@ def predict_peak(recipe: str, length: int, chunk_size: int | None = None, num_re
         "predicted peak allocated (GiB)": peak / gib,
         "predicted nvidia-smi (GiB)": nvidia_smi_estimate(recipe, peak / gib, resident / gib),
         "lean": lean is not None,
-        "LM parked": parked and parks_recipe_lm(recipe, source),
+        "LM parked": lm_parked,
         "allocator settings assumed": ALLOCATOR_SETTINGS,
         "method": "fake-tensor trace" + (" of the lean model" if lean is not None else "")
         + (" + exact quantized weight bytes" if spec.quantized else "")
         + (" − offloaded LM weights + one LM layer" if spec.offload_lm else "")
-        + (", LM parked in CPU RAM after it ran" if parked and parks_recipe_lm(recipe, source) else ""),
+        + (", LM parked in CPU RAM after it ran" if lm_parked else ""),
         "seconds to predict": time.perf_counter() - start,
     }
 
